@@ -1,0 +1,164 @@
+"""Deterministic artifact paths, atomic writes and config-keyed caching of expensive stages.
+
+Every artifact lives at ``runs/<profile>/<stage>/<name>`` (no timestamps, so a later notebook finds
+an earlier one's output by name). Beside it, ``<name>.manifest.json`` records the config hash,
+input hashes, seed, package versions and the artifact's own sha256. A stage reruns exactly when
+its key changed or the artifact fails its hash; otherwise it loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from jointsid_utils.config import stable_hash
+from jointsid_utils.errors import StudyInputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def runs_root() -> Path:
+    """``$JOINTSID_RUNS_DIR`` or ``<repo>/runs``."""
+    return Path(os.environ.get("JOINTSID_RUNS_DIR", REPO_ROOT / "runs"))
+
+
+def run_dir(profile: str, *parts: str) -> Path:
+    """``runs/<profile>/<parts...>``, created on demand."""
+    path = runs_root().joinpath(profile, *parts)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StudyInputError(f"Cannot create the output directory {path} ({err.strerror}); "
+                              "set JOINTSID_RUNS_DIR to a writable location.") from err
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it into place only if the block succeeds.
+
+    A reader never sees a half-written file, and a killed writer leaves only a ``.tmp`` file
+    that the next run ignores and overwrites.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise StudyInputError(f"Cannot write to {target.parent} ({err.strerror}); "
+                              "free disk space or point JOINTSID_RUNS_DIR elsewhere.") from err
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        raise StudyInputError(f"Writing {target} failed ({err.strerror}); "
+                              "free disk space or make the directory writable.") from err
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(target: Path | str, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_json(target: Path | str, payload: Any) -> Path:
+    text = json.dumps(payload, indent=1, sort_keys=True, default=str)
+    return write_bytes(target, text.encode())
+
+
+def save_numpy(target: Path | str, array: Any) -> Path:
+    import numpy as np
+
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+    return Path(target)
+
+
+def save_parquet(target: Path | str, frame: Any) -> Path:
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return Path(target)
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions(names: tuple[str, ...] = ("numpy", "pandas", "torch", "faiss-cpu", "scikit-learn",
+                                               "sentence-transformers", "transformers",
+                                               "vector-quantize-pytorch")) -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def manifest_path(artifact: Path | str) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".manifest.json")
+
+
+def cached(artifact: Path | str, key: Any, build: Callable[[Path], None], *,
+           seed: int | None = None, inputs: tuple[Path | str, ...] = ()) -> Path:
+    """Return ``artifact``, building it with ``build(tmp_path)`` unless a valid copy exists.
+
+    ``key`` is anything JSON-serialisable that determines the result (usually the relevant config
+    sections); ``inputs`` are upstream files whose content hashes join the key, so a changed
+    upstream artifact invalidates this one and nothing else.
+    """
+    artifact = Path(artifact)
+    input_hashes = {str(Path(p).name): file_sha256(p) for p in inputs}
+    full_key = stable_hash({"key": key, "inputs": input_hashes, "seed": seed})
+    if is_fresh(artifact, full_key):
+        return artifact
+    started = time.time()
+    with atomic_path(artifact) as tmp:
+        build(tmp)
+    write_json(manifest_path(artifact), {
+        "artifact": artifact.name, "key_hash": full_key, "config": key, "inputs": input_hashes,
+        "seed": seed, "sha256": file_sha256(artifact), "versions": package_versions(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_seconds": round(time.time() - started, 3),
+    })
+    return artifact
+
+
+def is_fresh(artifact: Path | str, key_hash: str) -> bool:
+    """True when the artifact exists, its manifest has ``key_hash`` and its content hash matches."""
+    artifact, manifest = Path(artifact), manifest_path(artifact)
+    if not (artifact.exists() and manifest.exists()):
+        return False
+    try:
+        meta = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        warnings.warn(f"Manifest {manifest} is unreadable; rebuilding {artifact.name}.", stacklevel=3)
+        return False
+    if meta.get("key_hash") != key_hash:
+        return False
+    if meta.get("sha256") != file_sha256(artifact):
+        warnings.warn(f"{artifact} does not match its recorded sha256 (truncated or edited); rebuilding it.",
+                      stacklevel=3)
+        return False
+    return True

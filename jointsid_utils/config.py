@@ -1,0 +1,228 @@
+"""Named, frozen study profiles and validated overrides.
+
+Every notebook starts with ``cfg = load_config(profile, overrides)``. A profile is a frozen
+dataclass tree; an override is a dotted key (``"ids.codebook_size"``) whose value must match the
+type of the default, so a typo or a wrong type fails with one sentence instead of silently running
+the wrong experiment (the nanoGPT configurator habit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Mapping
+
+from jointsid_utils.errors import StudyInputError
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    source: str = "ml-100k"  # "ml-100k" (embedded, offline) or "movielens-csv" (movies.csv + ratings.csv)
+    path: str | None = None  # directory or zip for "movielens-csv" (ML-25M, ML-1M exports, ml-latest)
+    max_items: int | None = None  # keep the most-rated items only (smoke slices the catalogue)
+    max_users: int | None = None  # keep a seeded sample of users (smoke)
+    target_interactions: int | None = None  # paper: sample users until about this many interactions
+    min_interactions: int = 3  # users below this cannot give train, validation and test items
+    enrich: bool = True  # join ggplot2movies attributes and plot summaries into the item text
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryConfig:
+    per_item: int = 20  # the paper generated 20 queries per item
+    train_per_item: int = 10  # the paper: 10 train / 10 test per item
+    backend: str = "template"  # "template" (seeded, offline) or "openai" (any OpenAI-compatible chat API)
+    llm_base_url: str | None = None  # e.g. http://localhost:11434/v1 for Ollama
+    llm_model: str | None = None  # e.g. gemini-2.0-flash, the paper's generator
+    llm_api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
+    llm_max_retries: int = 4
+    llm_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingConfig:
+    base_encoder: str = "all-MiniLM-L6-v2"  # the paper: all-mpnet-base-v2 (selectable offline)
+    encode_batch_size: int = 64
+    finetune_epochs: int = 1  # the paper: 5 (GPU); 1 fits a 2-core CPU, see FEASIBILITY.md
+    finetune_batch_size: int = 64  # the paper: 512
+    finetune_lr: float = 2e-5  # the paper's value; 1e-4 overfits the query templates
+    finetune_max_pairs: int | None = None  # subsample training pairs (smoke)
+    multitask_max_item_pairs: int | None = None  # cap on (item_a, item_b) pairs; None = as many as query pairs
+    enmf_dim: int = 64  # the paper: 256 on ML-25M; d=64 was better on ML-100K (FEASIBILITY.md)
+    enmf_epochs: int = 100  # the paper: 30
+    enmf_batch_size: int = 512
+    enmf_lr: float = 0.05
+    enmf_optimizer: str = "adagrad"  # the paper: adam lr 1e-3 (slow to converge on ML-100K)
+    enmf_c0_grid: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5)  # chosen on validation
+    enmf_dropout: float = 0.3
+    history_k: int = 10  # items in a user's history for the dense rec check and the rec prompt
+    svd_seed_offset: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdConfig:
+    levels: int = 2  # the paper: 2 levels (plus our dedup level)
+    codebook_size: int = 64  # the paper: 256 for 62k items; ML-100K would leave most codes empty
+    rq_vae_steps: int = 3000
+    rq_vae_batch_size: int = 256
+    rq_vae_lr: float = 1e-3
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratorConfig:
+    base_model: str | None = None  # None: a small T5 from scratch; paper: google/flan-t5-base
+    d_model: int = 128
+    d_ff: int = 512
+    num_layers: int = 2
+    num_heads: int = 4
+    epochs: float = 8.0
+    batch_size: int = 128
+    lr: float = 2e-3  # the paper's value
+    weight_decay: float = 0.01  # the paper's value
+    history_k: int = 10
+    rec_windows_per_user: int = 20
+    beam_size: int = 30
+    top_k: int = 30
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    name: str
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    queries: QueryConfig = field(default_factory=QueryConfig)
+    embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    ids: IdConfig = field(default_factory=IdConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+    def section_hash(self, *sections: str) -> str:
+        """A short hash of the named sections (plus the seed), keying a stage's cache."""
+        payload = {s: as_dict(getattr(self, s)) for s in sections}
+        payload["seed"] = self.seed
+        return stable_hash(payload)
+
+
+PROFILES: dict[str, StudyConfig] = {
+    "smoke": StudyConfig(
+        name="smoke",
+        data=DataConfig(max_items=200, max_users=150),
+        embeddings=EmbeddingConfig(finetune_max_pairs=256, finetune_batch_size=32, enmf_epochs=20,
+                                   multitask_max_item_pairs=256),
+        ids=IdConfig(levels=2, codebook_size=8, rq_vae_steps=200),
+        generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
+                                  batch_size=64, rec_windows_per_user=3),
+    ),
+    "default": StudyConfig(name="default"),
+    "paper": StudyConfig(
+        name="paper",
+        data=DataConfig(source="movielens-csv", target_interactions=1_200_000),
+        embeddings=EmbeddingConfig(base_encoder="all-mpnet-base-v2", finetune_epochs=5,
+                                   finetune_batch_size=512, enmf_dim=256, enmf_epochs=30,
+                                   enmf_optimizer="adam", enmf_lr=1e-3),
+        ids=IdConfig(levels=2, codebook_size=256, rq_vae_steps=20000),
+        generator=GeneratorConfig(base_model="google/flan-t5-base", epochs=3.0, seeds=(0, 1, 2, 3, 4)),
+    ),
+}
+
+
+def load_config(profile: str = "default", overrides: Mapping[str, Any] | None = None) -> StudyConfig:
+    """The named profile with dotted-key overrides applied, e.g. ``{"ids.codebook_size": 32}``."""
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise StudyInputError(f"Unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}.")
+    cfg = PROFILES[profile]
+    for key, value in dict(overrides or {}).items():
+        cfg = _override(cfg, key, value)
+    return cfg
+
+
+def valid_keys(cfg: StudyConfig | None = None) -> list[str]:
+    """Every dotted key an override may name."""
+    cfg = cfg or PROFILES["default"]
+    keys: list[str] = []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            keys += [f"{f.name}.{g.name}" for g in fields(value)]
+        elif f.name != "name":
+            keys.append(f.name)
+    return keys
+
+
+def _override(cfg: StudyConfig, key: str, value: Any) -> StudyConfig:
+    if key not in valid_keys(cfg):
+        raise StudyInputError(f"Unknown parameter {key!r}; valid parameters are: {', '.join(valid_keys(cfg))}.")
+    if "." not in key:
+        return replace(cfg, **{key: _coerce(cfg, key, key, value)})
+    section_name, leaf = key.split(".", 1)
+    section = getattr(cfg, section_name)
+    return replace(cfg, **{section_name: replace(section, **{leaf: _coerce(section, leaf, key, value)})})
+
+
+def _coerce(obj: Any, leaf: str, key: str, value: Any) -> Any:
+    """Check ``value`` against the field's annotation; ints pass for floats, lists for tuples."""
+    hint = typing.get_type_hints(type(obj))[leaf]
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for t in allowed:
+        if t is type(None) and value is None:
+            return None
+        origin = typing.get_origin(t) or t
+        if origin is tuple and isinstance(value, (list, tuple)):
+            elem = typing.get_args(t)[0]
+            if all(_is_instance(v, elem) for v in value):
+                return tuple(float(v) if elem is float else v for v in value)
+        elif _is_instance(value, origin):
+            return float(value) if origin is float else value
+    names = " or ".join("None" if t is type(None) else getattr(t, "__name__", str(t)) for t in allowed)
+    raise StudyInputError(f"Parameter {key!r} expects {names}, got {type(value).__name__} {value!r}; "
+                          f"pass e.g. -p {key} {_example(getattr(obj, leaf))}.")
+
+
+def _is_instance(value: Any, t: type) -> bool:
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, t)
+
+
+def _example(default: Any) -> str:
+    return json.dumps(list(default) if isinstance(default, tuple) else default)
+
+
+def as_dict(obj: Any) -> Any:
+    """A JSON-ready copy of a config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj) if is_dataclass(obj) else obj))
+
+
+def stable_hash(payload: Any, length: int = 12) -> str:
+    """sha256 of canonical JSON: the same config always gives the same key."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jointsid_utils.config PROFILE [KEY VALUE ...]``: validate before running notebooks."""
+    import sys
+
+    import yaml
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or len(args) % 2 != 1:
+        print("usage: python -m jointsid_utils.config PROFILE [KEY VALUE ...]", file=sys.stderr)
+        return 2
+    overrides = {k: yaml.safe_load(v) for k, v in zip(args[1::2], args[2::2])}
+    try:
+        cfg = load_config(args[0], overrides)
+    except StudyInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(as_dict(cfg), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

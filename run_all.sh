@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Run the jointsid study, or its tests, from a fresh clone.
+#
+#   ./run_all.sh                          whole study on the default profile
+#   ./run_all.sh --test                   install, then the test suite (incl. a smoke run of every notebook)
+#   ./run_all.sh --profile smoke          another profile: smoke | default | paper
+#   ./run_all.sh --only 01,03             chosen notebooks only (by number)
+#   ./run_all.sh -p ids.codebook_size 32  a parameter override (repeatable), validated before anything runs
+#
+# Creates .venv/ when missing (an active conda env named "jointsid", built from environment.yml, is
+# reused instead), installs the package with CPU torch pinned to 2.13.0, fetches the offline
+# assets, then executes notebooks/NN_*.ipynb in order into runs/<profile>/notebooks/.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+profile=default
+only=""
+mode=study
+params=()
+pytest_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --test) mode=test; shift; pytest_args=("$@"); break ;;
+    --profile) [[ $# -ge 2 ]] || { echo "error: --profile needs a name (smoke, default, paper)." >&2; exit 2; }
+               profile="$2"; shift 2 ;;
+    --only) [[ $# -ge 2 ]] || { echo "error: --only needs notebook numbers, e.g. --only 01,02." >&2; exit 2; }
+            only="$2"; shift 2 ;;
+    -p) [[ $# -ge 3 ]] || { echo "error: -p needs a KEY and a VALUE, e.g. -p seed 1." >&2; exit 2; }
+        params+=("$2" "$3"); shift 3 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown option '$1'; see ./run_all.sh --help." >&2; exit 2 ;;
+  esac
+done
+
+# 1. Environment: reuse an active conda env from environment.yml, else .venv/ in the repo.
+if [[ "${CONDA_DEFAULT_ENV:-}" == "jointsid" ]]; then
+  py=python
+else
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "==> creating .venv/"
+    python3 -m venv .venv
+  fi
+  py=.venv/bin/python
+fi
+
+# 2. Install (skipped when pyproject.toml is unchanged since the last install).
+stamp_dir=$($py -c 'import sys; print(sys.prefix)')
+stamp="$stamp_dir/.jointsid-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  echo "==> installing (CPU torch pinned to 2.13.0; an open range would pull a multi-GB CUDA build)"
+  $py -m pip install --quiet --disable-pip-version-check torch==2.13.0
+  $py -m pip install --quiet --disable-pip-version-check -e ".[lab,test]"
+  $py -m ipykernel install --sys-prefix --name jointsid --display-name "Python (jointsid)" >/dev/null
+  rm -f "$stamp_dir"/.jointsid-installed-*
+  touch "$stamp"
+fi
+
+# Two cores: keep BLAS/OpenMP from spinning against each other (FEASIBILITY.md: 17x slower otherwise).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
+
+if [[ "$mode" == test ]]; then
+  echo "==> test suite"
+  set +e
+  $py -m pytest "${pytest_args[@]}"
+  rc=$?
+  set -e
+  [[ $rc -eq 5 ]] && { echo "error: pytest collected no tests." >&2; exit 1; }
+  exit $rc
+fi
+
+# 3. Validate the profile and overrides before any work, then fetch assets and run the notebooks.
+$py -m jointsid_utils.config "$profile" "${params[@]}" >/dev/null
+echo "==> offline assets for profile '$profile'"
+$py -m jointsid_utils.assets fetch --profile "$profile"
+echo "==> notebooks (profile '$profile')"
+runner_args=(--profile "$profile")
+[[ -n "$only" ]] && runner_args+=(--only "$only")
+for ((i = 0; i < ${#params[@]}; i += 2)); do runner_args+=(-p "${params[i]}" "${params[i+1]}"); done
+exec $py -m jointsid_utils.runner "${runner_args[@]}"
