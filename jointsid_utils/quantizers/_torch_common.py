@@ -1,0 +1,62 @@
+"""Shared pieces of the gradient-trained quantizers: input normalisation, optimisers, code stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NORMALISATIONS = ("none", "l2", "standardise")
+OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
+
+
+class Normaliser:
+    """``none`` | ``l2`` (unit rows) | ``standardise`` (per-dimension z-score, fitted on the training set)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    def fit(self, X: np.ndarray) -> "Normaliser":
+        if self.kind == "standardise":
+            self.mean = X.mean(axis=0, keepdims=True)
+            self.std = X.std(axis=0, keepdims=True) + 1e-6
+        return self
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if self.kind == "l2":
+            return (X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        if self.kind == "standardise":
+            return ((X - self.mean) / self.std).astype(np.float32)
+        return X
+
+
+def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> Any:
+    import torch
+
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+def code_stats(codes: np.ndarray) -> dict[str, Any]:
+    """Per level codes used and perplexity, plus distinct full IDs, for the training log."""
+    from jointsid_utils.quantizers.diagnostics import perplexity
+
+    return {
+        "used": [int(np.unique(codes[:, l]).size) for l in range(codes.shape[1])],
+        "perplexity": [round(perplexity(codes[:, l]), 3) for l in range(codes.shape[1])],
+        "distinct_ids": int(np.unique(codes, axis=0).shape[0]),
+    }
+
+
+def log_subset(n: int, max_items: int | None, seed: int) -> np.ndarray:
+    """A fixed, seeded subset of item rows on which training progress is logged."""
+    if max_items is None or n <= max_items:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_items, replace=False))

@@ -1,0 +1,138 @@
+"""Execute the numbered notebooks with papermill, timing each and recording peak memory.
+
+``python -m jointsid_utils.runner --profile smoke --only 01,02 -p seed 1`` is what ``run_all.sh``
+calls after installing. Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall time
+and the kernel's peak resident memory go to ``runs/<profile>/timings.csv``. The first failing
+notebook stops the run with its name, the failing cell and the error's one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import yaml
+
+from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
+from jointsid_utils.config import load_config
+from jointsid_utils.errors import StudyInputError
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+KERNEL = "jointsid"
+
+
+def numbered_notebooks(only: str | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """``NN_name.ipynb`` files in order, optionally filtered to the numbers in ``only`` ("01,03")."""
+    notebooks = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return notebooks
+    wanted = {n.strip().zfill(2) for n in only.split(",") if n.strip()}
+    found = {p.name[:2] for p in notebooks}
+    missing = sorted(wanted - found)
+    if missing:
+        raise StudyInputError(f"No notebook numbered {', '.join(missing)}; available: {', '.join(sorted(found))}.")
+    return [p for p in notebooks if p.name[:2] in wanted]
+
+
+class PeakMemory:
+    """Samples the summed RSS of this process's children (the notebook kernel) in a thread."""
+
+    def __init__(self, interval_s: float = 0.2):
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_notebook(notebook: Path, out_dir: Path, profile: str, overrides: dict) -> tuple[float, float]:
+    """Execute one notebook; return (seconds, peak RSS in MB) or raise with the failing cell."""
+    import papermill as pm
+
+    started = time.perf_counter()
+    with PeakMemory() as mem:
+        try:
+            pm.execute_notebook(str(notebook), str(out_dir / notebook.name), kernel_name=KERNEL,
+                                parameters={"profile": profile, "overrides": overrides},
+                                cwd=str(notebook.parent), progress_bar=True, log_output=False)
+        except pm.PapermillExecutionError as err:
+            raise NotebookFailed(notebook.name, err.exec_count, err.ename, err.evalue,
+                                 out_dir / notebook.name) from None
+    return time.perf_counter() - started, mem.peak_bytes / 2**20
+
+
+class NotebookFailed(RuntimeError):
+    def __init__(self, name: str, cell: int, ename: str, evalue: str, executed: Path):
+        super().__init__(f"{name} failed in cell [{cell}] with {ename}: {evalue} "
+                         f"(executed copy with the traceback: {executed})")
+
+
+def update_timings(path: Path, rows: list[dict]) -> pd.DataFrame:
+    """Merge this run's rows into timings.csv, keeping other notebooks' last measurements."""
+    new = pd.DataFrame(rows, columns=["notebook", "seconds", "peak_rss_mb"])
+    if path.exists():
+        old = pd.read_csv(path)
+        new = pd.concat([old[~old.notebook.isin(new.notebook)], new]).sort_values("notebook")
+    write_bytes(path, new.to_csv(index=False, float_format="%.1f").encode())
+    return new
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--only", default=None, help="notebook numbers, e.g. 01,03")
+    parser.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="parameter override (repeatable), e.g. -p ids.codebook_size 32")
+    args = parser.parse_args(argv)
+    overrides = {key: yaml.safe_load(value) for key, value in args.p}
+    try:
+        load_config(args.profile, overrides)  # fail before any notebook starts
+        notebooks = numbered_notebooks(args.only, args.notebook_dir)
+        if not notebooks:
+            raise StudyInputError(f"No notebooks found in {args.notebook_dir}.")
+        out_dir = run_dir(args.profile, "notebooks")
+        rows = []
+        try:
+            for i, nb in enumerate(notebooks, 1):
+                print(f"[{i}/{len(notebooks)}] {nb.name}", flush=True)
+                seconds, peak = run_notebook(nb, out_dir, args.profile, overrides)
+                print(f"    done in {seconds:.1f} s, peak kernel memory {peak:.0f} MB", flush=True)
+                rows.append({"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)})
+        finally:
+            if rows:
+                timings = update_timings(run_dir(args.profile) / "timings.csv", rows)
+        print(f"all {len(rows)} notebooks ran; total {timings.seconds.sum():.0f} s "
+              f"(runs/{args.profile}/timings.csv)")
+    except (StudyInputError, NotebookFailed) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

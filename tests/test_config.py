@@ -1,0 +1,69 @@
+import dataclasses
+
+import pytest
+
+from jointsid_utils.config import PROFILES, load_config, main, valid_keys
+from jointsid_utils.errors import StudyInputError
+
+
+def test_profiles_are_named_and_frozen():
+    assert set(PROFILES) == {"smoke", "default", "paper"}
+    for name, cfg in PROFILES.items():
+        assert cfg.name == name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.seed = 3
+    assert PROFILES["paper"].embeddings.base_encoder == "all-mpnet-base-v2"
+    assert PROFILES["paper"].ids.codebook_size == 256 and PROFILES["paper"].ids.levels == 2
+
+
+def test_overrides_apply_without_touching_the_profile():
+    cfg = load_config("default", {"ids.codebook_size": 32, "seed": 7, "embeddings.finetune_lr": 1})
+    assert cfg.ids.codebook_size == 32 and cfg.seed == 7
+    assert cfg.embeddings.finetune_lr == 1.0 and isinstance(cfg.embeddings.finetune_lr, float)
+    assert PROFILES["default"].ids.codebook_size != 32 or PROFILES["default"].seed != 7
+
+
+def test_optional_and_tuple_fields():
+    cfg = load_config("smoke", {"data.max_items": None, "generator.seeds": [1, 2]})
+    assert cfg.data.max_items is None and cfg.generator.seeds == (1, 2)
+    cfg = load_config("default", {"data.path": "/tmp/ml-25m.zip"})
+    assert cfg.data.path == "/tmp/ml-25m.zip"
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(StudyInputError, match="Unknown profile 'fast'; choose one of: smoke, default, paper"):
+        load_config("fast")
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(StudyInputError, match=r"Unknown parameter 'ids\.codebooksize'; valid parameters are: .*ids\.codebook_size"):
+        load_config("default", {"ids.codebooksize": 3})
+
+
+@pytest.mark.parametrize("key,value", [("seed", "one"), ("ids.codebook_size", 2.5), ("data.enrich", 1),
+                                       ("ids.levels", True), ("generator.seeds", ["a"])])
+def test_wrong_type_fails_with_one_sentence(key, value):
+    with pytest.raises(StudyInputError, match=rf"Parameter '{key}' expects"):
+        load_config("default", {key: value})
+
+
+def test_section_hash_changes_only_with_its_section():
+    a, b = load_config("default"), load_config("default", {"generator.lr": 0.1})
+    assert a.section_hash("data", "queries") == b.section_hash("data", "queries")
+    assert a.section_hash("generator") != b.section_hash("generator")
+    assert a.section_hash("data") != load_config("default", {"seed": 1}).section_hash("data")
+
+
+def test_every_key_is_overridable_with_its_own_default():
+    cfg = PROFILES["default"]
+    for key in valid_keys(cfg):
+        section, _, leaf = key.partition(".")
+        value = getattr(getattr(cfg, section), leaf) if leaf else getattr(cfg, section)
+        assert load_config("default", {key: value}) == cfg
+
+
+def test_cli_validates(capsys):
+    assert main(["smoke", "seed", "3"]) == 0
+    assert main(["nope"]) == 2
+    assert "Unknown profile 'nope'" in capsys.readouterr().err
+    assert main(["smoke", "ids.codebook_size", "x"]) == 2

@@ -1,0 +1,60 @@
+"""pyproject.toml is the single source of dependencies; environment.yml and run_all.sh only point at it."""
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_installs_the_package_and_nothing_else():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert {re.split("[=<>]", d)[0] for d in conda} == {"python", "pip"}
+    assert any(line.startswith("-e .") for line in pip)
+    extras = re.search(r"\[(.*)\]", next(line for line in pip if line.startswith("-e ."))).group(1).split(",")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert set(extras) <= set(project["optional-dependencies"])
+    others = [line for line in pip if not line.startswith("-e .")]
+    assert others == ["torch==2.13.0"], "only the CPU torch pin may stand beside the package"
+
+
+def test_torch_pin_satisfies_pyproject_everywhere_it_is_installed():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch = next(Requirement(r) for r in project["dependencies"] if Requirement(r).name == "torch")
+    assert torch.specifier.contains("2.13.0")
+    assert "pip install --quiet --disable-pip-version-check torch==2.13.0" in (ROOT / "run_all.sh").read_text()
+    # every dependency is a named requirement with a lower bound, never an unpinned URL
+    for req in map(Requirement, project["dependencies"]):
+        assert req.url is None and str(req.specifier), f"{req} needs a version bound"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    assert "./run_all.sh --test" in (ROOT / ".ci/run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "./run_all.sh --test" in readme and "./run_all.sh\n" in readme
+
+
+def test_notebooks_are_numbered_thin_and_stored_without_outputs():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks and all(re.match(r"\d\d_[a-z0-9_]+\.ipynb$", p.name) for p in notebooks)
+    for nb in notebooks:
+        cells = json.loads(nb.read_text())["cells"]
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{nb.name} has outputs"
+        params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+        assert len(params) == 1, f"{nb.name} needs exactly one cell tagged 'parameters'"
+        source = "".join(params[0]["source"])
+        assert "profile: str =" in source and "overrides: dict =" in source, f"{nb.name}: typed profile/overrides"
+
+
+def test_run_all_shell_is_valid_and_strict():
+    text = (ROOT / "run_all.sh").read_text()
+    assert "set -euo pipefail" in text
+    subprocess.run(["bash", "-n", str(ROOT / "run_all.sh")], check=True)

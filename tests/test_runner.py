@@ -1,0 +1,82 @@
+"""run_all.sh and the papermill runner: ordering, filtering, failure reporting, timings."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.runner import numbered_notebooks, update_timings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_notebook(path: Path, body: str) -> None:
+    params = nbformat.v4.new_code_cell('profile: str = "default"\noverrides: dict = {}')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "jointsid", "display_name": "Python (jointsid)", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_numbered_notebooks_in_order_and_filtered(tmp_path):
+    for name in ["02_b.ipynb", "01_a.ipynb", "10_c.ipynb", "scratch.ipynb"]:
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in numbered_notebooks(None, tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    assert [p.name for p in numbered_notebooks("10,1", tmp_path)] == ["01_a.ipynb", "10_c.ipynb"]
+    with pytest.raises(StudyInputError, match="No notebook numbered 07; available: 01, 02, 10"):
+        numbered_notebooks("07", tmp_path)
+
+
+def test_timings_keep_other_notebooks(tmp_path):
+    path = tmp_path / "timings.csv"
+    update_timings(path, [{"notebook": "01_a", "seconds": 1.0, "peak_rss_mb": 10.0},
+                          {"notebook": "02_b", "seconds": 2.0, "peak_rss_mb": 20.0}])
+    update_timings(path, [{"notebook": "02_b", "seconds": 3.0, "peak_rss_mb": 30.0}])
+    frame = pd.read_csv(path)
+    assert frame.to_dict("list") == {"notebook": ["01_a", "02_b"], "seconds": [1.0, 3.0], "peak_rss_mb": [10.0, 30.0]}
+
+
+def test_runner_stops_at_first_failure_naming_notebook_and_cell(tmp_path, runs_dir):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    make_notebook(nbs / "01_ok.ipynb", "print(profile, overrides)")
+    make_notebook(nbs / "02_fail.ipynb", "from jointsid_utils import StudyInputError\n"
+                  "raise StudyInputError('items.parquet is missing; run notebook 01 first.')")
+    make_notebook(nbs / "03_never.ipynb", "open('ran', 'w')")
+    result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", "--profile", "smoke",
+                             "--notebook-dir", str(nbs), "-p", "ids.codebook_sise", "4"],
+                            capture_output=True, text=True, cwd=ROOT, env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
+    assert result.returncode == 1
+    assert "Unknown parameter 'ids.codebook_sise'" in result.stderr  # validated before any notebook ran
+    assert not (runs_dir / "smoke" / "notebooks" / "01_ok.ipynb").exists()
+
+    result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", "--profile", "smoke",
+                             "--notebook-dir", str(nbs), "-p", "seed", "3"],
+                            capture_output=True, text=True, cwd=ROOT, env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"error: 02_fail\.ipynb failed in cell \[\d+\] with StudyInputError: "
+                     r"items\.parquet is missing; run notebook 01 first\.", result.stderr)
+    executed = runs_dir / "smoke" / "notebooks"
+    assert "smoke {'seed': 3}" in (executed / "01_ok.ipynb").read_text()
+    assert not (nbs / "ran").exists()
+    timings = pd.read_csv(runs_dir / "smoke" / "timings.csv")
+    assert timings.notebook.tolist() == ["01_ok"] and timings.peak_rss_mb[0] > 10
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--profile", "nope"], "Unknown profile 'nope'; choose one of: smoke, default, paper"),
+    (["--frobnicate"], "unknown option '--frobnicate'"),
+    (["-p", "seed"], "-p needs a KEY and a VALUE"),
+    (["-p", "ids.levels", "two"], "Parameter 'ids.levels' expects int"),
+])
+def test_run_all_rejects_bad_options_in_one_sentence(args, message, runs_dir):
+    result = subprocess.run([str(ROOT / "run_all.sh"), *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not runs_dir.exists()
