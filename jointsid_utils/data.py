@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -23,7 +24,7 @@ import unicodedata
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -192,11 +193,14 @@ class _CsvSource:
                 raise StudyInputError(f"data.path {self.path} has no {name}; give the MovieLens folder or zip "
                                       "that holds movies.csv and ratings.csv.")
 
-    def _open(self, name: str):
+    @contextlib.contextmanager
+    def _open(self, name: str) -> Iterator[io.TextIOBase]:
         if self.path.is_file():
-            zf = zipfile.ZipFile(self.path)
-            return io.TextIOWrapper(zf.open(self.members[name]), encoding="utf-8", newline="")
-        return open(self.members[name], encoding="utf-8", newline="")
+            with zipfile.ZipFile(self.path) as zf, zf.open(self.members[name]) as raw:
+                yield io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        else:
+            with open(self.members[name], encoding="utf-8", newline="") as fh:
+                yield fh
 
     def read(self, name: str, *, required: tuple[str, ...], dtype: Any, optional: bool = False) -> pd.DataFrame | None:
         if name not in self.members:
