@@ -122,7 +122,7 @@ def _raw_ml100k() -> tuple[pd.DataFrame, pd.DataFrame]:
     inter, item = assets.movielens_100k()
     ratings = pd.DataFrame({
         "user": inter["user_id:token"].astype("int64"),
-        "source_id": inter["item_id:token"].astype(str),
+        "movie": inter["item_id:token"].astype("int64"),
         "rating": inter["rating:float"].astype("float32"),
         "timestamp": inter["timestamp:float"].astype(float).astype("int64"),
     })
@@ -133,7 +133,7 @@ def _raw_ml100k() -> tuple[pd.DataFrame, pd.DataFrame]:
         titles.append(title)
         years.append(int(year) if year.isdigit() else title_year)
     items = pd.DataFrame({
-        "source_id": item["item_id:token"].astype(str),
+        "movie": item["item_id:token"].astype("int64"),
         "title": titles,
         "year": pd.array(years, dtype="Int64"),
         "genres": [[g for g in s.split() if g != "unknown"] for s in item["class:token_seq"]],
@@ -150,17 +150,17 @@ def _raw_movielens_csv(path: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
                          dtype={"userId": "int64", "movieId": "int64", "rating": "float32", "timestamp": "int64"})
     parsed = [split_title_year(t) for t in movies["title"].fillna("")]
     items = pd.DataFrame({
-        "source_id": movies["movieId"].astype("int64").astype(str),
+        "movie": movies["movieId"].astype("int64"),
         "title": [t for t, _ in parsed],
         "year": pd.array([y for _, y in parsed], dtype="Int64"),
         "genres": [[] if g in ("", "(no genres listed)") else g.split("|") for g in movies["genres"].fillna("")],
     })
     tags = files.read("tags.csv", required=("movieId", "tag"), dtype={"movieId": "int64", "tag": str},
                       optional=True)
-    items["tags"] = _top_tags(items["source_id"], tags)
-    ratings = pd.DataFrame({"user": ratings["userId"], "source_id": ratings["movieId"].astype(str),
+    items["tags"] = _top_tags(items["movie"], tags)
+    ratings = pd.DataFrame({"user": ratings["userId"], "movie": ratings["movieId"],
                             "rating": ratings["rating"], "timestamp": ratings["timestamp"]})
-    unknown = ~ratings["source_id"].isin(set(items["source_id"]))
+    unknown = ~ratings["movie"].isin(items["movie"].to_numpy())
     if unknown.any():
         log.warning("ratings.csv: dropped %d ratings of movies missing from movies.csv", int(unknown.sum()))
         ratings = ratings[~unknown]
@@ -238,16 +238,15 @@ def _check_numeric(frame: pd.DataFrame, where: str, columns) -> None:
                                   "as in the MovieLens export.")
 
 
-def _top_tags(source_ids: pd.Series, tags: pd.DataFrame | None) -> list[list[str]]:
+def _top_tags(movies: pd.Series, tags: pd.DataFrame | None) -> list[list[str]]:
     if tags is None or tags.empty:
-        return [[] for _ in range(len(source_ids))]
+        return [[] for _ in range(len(movies))]
     clean = tags.assign(tag=tags["tag"].astype(str).str.strip().str.lower())
     clean = clean[clean["tag"].ne("") & clean["tag"].ne("nan")]
     counts = clean.groupby(["movieId", "tag"]).size().rename("n").reset_index()
     counts = counts.sort_values(["movieId", "n", "tag"], ascending=[True, False, True])
     top = counts.groupby("movieId").head(MAX_TAGS).groupby("movieId")["tag"].agg(list)
-    top.index = top.index.astype(str)
-    return [list(top.get(sid, [])) for sid in source_ids]
+    return [list(top.get(m, [])) for m in movies]
 
 
 # ============================================================================ titles
@@ -300,10 +299,9 @@ def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     """max_items (most rated), then a seeded user sample (max_users / target_interactions), then min_interactions."""
     data = cfg.data
     if data.max_items is not None:
-        counts = ratings.groupby("source_id").size().rename("n").reset_index()
-        counts["num"] = pd.to_numeric(counts["source_id"], errors="coerce")
-        counts = counts.sort_values(["n", "num", "source_id"], ascending=[False, True, True])  # ties: lower id
-        ratings = ratings[ratings["source_id"].isin(set(counts["source_id"].head(data.max_items)))]
+        counts = ratings.groupby("movie").size().rename("n").reset_index()
+        counts = counts.sort_values(["n", "movie"], ascending=[False, True], kind="mergesort")  # ties: lower id
+        ratings = ratings[ratings["movie"].isin(counts["movie"].head(data.max_items).to_numpy())]
     if data.max_users is not None or data.target_interactions is not None:
         per_user = ratings.groupby("user").size().sort_index()
         order = rng(cfg.seed, "users").permutation(per_user.index.to_numpy())
@@ -313,8 +311,8 @@ def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
             # Paper: sample users until about this many interactions (1.2M of ML-25M).
             total = per_user.loc[order].cumsum().to_numpy()
             order = order[: int(np.searchsorted(total, data.target_interactions)) + 1]
-        ratings = ratings[ratings["user"].isin(set(order.tolist()))]
-    per_user = ratings.groupby("user")["source_id"].transform("size")
+        ratings = ratings[ratings["user"].isin(order)]
+    per_user = ratings.groupby("user")["movie"].transform("size")
     ratings = ratings[per_user >= data.min_interactions]
     if ratings.empty:
         raise StudyInputError(f"No user has {data.min_interactions}+ interactions after slicing (max_items="
@@ -325,17 +323,16 @@ def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
 
 def _reindex(items: pd.DataFrame, ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep items with interactions; contiguous item ids in source order, user ids in user order."""
-    used = set(ratings["source_id"])
-    items = items[items["source_id"].isin(used)].copy()
-    items["_num"] = pd.to_numeric(items["source_id"], errors="coerce")
-    items = items.sort_values(["_num", "source_id"]).drop(columns="_num").reset_index(drop=True)
+    items = items[items["movie"].isin(ratings["movie"].unique())]
+    items = items.sort_values("movie").reset_index(drop=True)
     items.insert(0, "item_id", np.arange(len(items), dtype="int64"))
-    item_of = dict(zip(items["source_id"], items["item_id"]))
+    item_of = pd.Series(items["item_id"].to_numpy(), index=items["movie"].to_numpy())
+    items.insert(1, "source_id", items.pop("movie").astype(str))
     users = np.sort(ratings["user"].unique())
     user_of = pd.Series(np.arange(len(users), dtype="int64"), index=users)
     interactions = pd.DataFrame({
         "user_id": user_of.loc[ratings["user"].to_numpy()].to_numpy(),
-        "item_id": ratings["source_id"].map(item_of).astype("int64").to_numpy(),
+        "item_id": item_of.loc[ratings["movie"].to_numpy()].to_numpy().astype("int64"),
         "timestamp": ratings["timestamp"].astype("int64").to_numpy(),
         "rating": ratings["rating"].astype("float32").to_numpy(),
     })
