@@ -73,10 +73,11 @@ fi
 
 # 3. Validate the profile and overrides before any work, then fetch assets and run the notebooks.
 $py -m jointsid_utils.config "$profile" "${params[@]}" >/dev/null
+p_args=()
+for ((i = 0; i < ${#params[@]}; i += 2)); do p_args+=(-p "${params[i]}" "${params[i+1]}"); done
 echo "==> offline assets for profile '$profile'"
-$py -m jointsid_utils.assets fetch --profile "$profile"
+$py -m jointsid_utils.assets fetch --profile "$profile" "${p_args[@]}"
 echo "==> notebooks (profile '$profile')"
-runner_args=(--profile "$profile")
+runner_args=(--profile "$profile" "${p_args[@]}")
 [[ -n "$only" ]] && runner_args+=(--only "$only")
-for ((i = 0; i < ${#params[@]}; i += 2)); do runner_args+=(-p "${params[i]}" "${params[i+1]}"); done
 exec $py -m jointsid_utils.runner "${runner_args[@]}"
