@@ -1,0 +1,130 @@
+"""Build, save and cache one ID scheme: ``ids/<embedding>__<quantizer>.npy`` + ``.json`` (STUDY.md §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jointsid_utils.cache import cached, manifest_path, write_json
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.quantizers.base import check_matrix
+from jointsid_utils.quantizers.collisions import deduplicate
+from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
+
+TWO_BLOCK = ("separate", "prefix_share")  # schemes whose items carry a search ID and a rec ID
+
+
+def array_sha256(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(repr((a.shape, str(a.dtype))).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | str,
+              **cfg: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fit ``quantizer_name`` on X, add the dedup level, save ``<out_dir>/<embedding>__<quantizer>.npy``
+    (int64) and ``.json`` atomically; a rerun with the same config and input loads them instead.
+
+    For ``separate`` and ``prefix_share``, X is the pair ``(search_vecs, rec_vecs)`` and the array
+    holds the two blocks side by side, ``[search levels + dedup | rec levels + dedup]`` (JSON
+    ``layout``). ``prefix_share`` is built with residual k-means only (``quantizer_name="rq_kmeans"``).
+    """
+    from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
+
+    if quantizer_name not in QUANTIZERS:
+        make_quantizer(quantizer_name)  # raises the one-sentence error listing valid names
+    if embedding_name in TWO_BLOCK:
+        if not (isinstance(X, (tuple, list)) and len(X) == 2):
+            raise StudyInputError(f"build_ids: embedding {embedding_name!r} needs X=(search_vecs, rec_vecs), "
+                                  f"got {type(X).__name__}; pass the two matrices as a tuple.")
+        arrays = (check_matrix(X[0], "search_vecs"), check_matrix(X[1], "rec_vecs"))
+        if embedding_name == "prefix_share" and quantizer_name != "rq_kmeans":
+            raise StudyInputError(f"build_ids: prefix_share is implemented with residual k-means only; "
+                                  f"use quantizer_name='rq_kmeans', not {quantizer_name!r}.")
+    else:
+        arrays = (check_matrix(X, "X"),)
+    resolved = QUANTIZERS[quantizer_name](**cfg).config  # validates cfg and fills defaults
+    out_dir = Path(out_dir)
+    npy, js = out_dir / f"{embedding_name}__{quantizer_name}.npy", out_dir / f"{embedding_name}__{quantizer_name}.json"
+    key = {"embedding": embedding_name, "quantizer": quantizer_name, "config": resolved,
+           "input_sha256": array_sha256(*arrays), "format": 1}
+    result: dict[str, Any] = {}
+
+    def build(tmp: Path) -> None:
+        codes, diag = _fit_scheme(embedding_name, quantizer_name, arrays, cfg, resolved)
+        with open(tmp, "wb") as fh:
+            np.save(fh, codes, allow_pickle=False)
+        result.update(codes=codes, diag=diag)
+
+    for _ in range(2):
+        cached(npy, key, build, seed=resolved["seed"])
+        key_hash = json.loads(manifest_path(npy).read_text())["key_hash"]
+        if result:  # just built: write the JSON that belongs to this array
+            diag = {**result["diag"], "cache_key": key_hash}
+            write_json(js, diag)
+            return result["codes"], diag
+        try:
+            diag = json.loads(js.read_text())
+        except (OSError, json.JSONDecodeError):
+            diag = {}
+        if diag.get("cache_key") == key_hash:
+            return np.load(npy, allow_pickle=False), diag
+        manifest_path(npy).unlink(missing_ok=True)  # JSON missing or stale: rebuild both
+    raise RuntimeError("unreachable")
+
+
+def _fit_scheme(embedding: str, quantizer_name: str, arrays: tuple[np.ndarray, ...], cfg: dict[str, Any],
+                resolved: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    from jointsid_utils.quantizers import make_quantizer
+    from jointsid_utils.quantizers.prefix_share import prefix_share_fit, separate_quantizers
+
+    K = resolved["codebook_size"]
+    if len(arrays) == 1:
+        q = make_quantizer(quantizer_name, **cfg).fit(arrays[0])
+        codes = q.encode(arrays[0])
+        qd = q.diagnostics()
+        diag = scheme_diagnostics(codes, K, quantizer=quantizer_name, config=resolved,
+                                  reconstruction_mse=qd["reconstruction_mse"], fit_seconds=q.fit_seconds,
+                                  encode_seconds=q.encode_seconds)
+        diag.update(embedding=embedding, dedup_level_size=diag["max_items_per_prefix"],
+                    layout=f"columns 0..{codes.shape[1] - 1}: quantizer levels; column {codes.shape[1]}: dedup counter",
+                    training={k: v for k, v in qd.items() if k not in ("quantizer", "config", "fit_seconds")})
+        return deduplicate(codes), diag
+    s, r = arrays
+    if embedding == "prefix_share":
+        sc, rc, info = prefix_share_fit(s, r, **cfg)
+        fit_s = [info["seconds"] / 2] * 2  # one joint fit: split evenly between the blocks
+        enc_s = [None, None]
+        mse = [info["search_reconstruction_mse"], info["rec_reconstruction_mse"]]
+    else:
+        qs, qr, sc, rc = separate_quantizers(s, r, lambda: make_quantizer(quantizer_name, **cfg))
+        fit_s, enc_s = [qs.fit_seconds, qr.fit_seconds], [qs.encode_seconds, qr.encode_seconds]
+        mse = [qs.diagnostics()["reconstruction_mse"], qr.diagnostics()["reconstruction_mse"]]
+    blocks = {task: scheme_diagnostics(c, K, quantizer=quantizer_name, reconstruction_mse=m, fit_seconds=f,
+                                       encode_seconds=e)
+              for task, c, m, f, e in zip(("search", "rec"), (sc, rc), mse, fit_s, enc_s)}
+    L = sc.shape[1]
+    diag = {
+        "quantizer": quantizer_name, "config": resolved, "embedding": embedding, "n_items": int(len(sc)),
+        # an item's search ID and rec ID are decoded separately: report the worse block
+        "collision_rate": max(b["collision_rate"] for b in blocks.values()),
+        "max_items_per_prefix": max(b["max_items_per_prefix"] for b in blocks.values()),
+        "levels": [{**lv, "block": task} for task, b in blocks.items() for lv in b["levels"]],
+        "reconstruction_mse": None if None in mse else float(np.mean(mse)),
+        "fit_seconds": sum(fit_s), "encode_seconds": None if None in enc_s else sum(enc_s),
+        "blocks": blocks,
+        "layout": {"search": [0, L + 1], "rec": [L + 1, 2 * L + 2],
+                   "description": f"columns [0, {L + 1}) are the search ID (levels 0..{L - 1} + dedup counter), "
+                                  f"columns [{L + 1}, {2 * L + 2}) the rec ID (same layout)"
+                                  + ("; column 0 and column L+1 are the same shared code" if embedding == "prefix_share" else "")},
+        "dedup_level_size": {t: b["max_items_per_prefix"] for t, b in blocks.items()},
+    }
+    if embedding == "prefix_share":
+        diag["layout"]["shared_columns"] = [0, L + 1]
+    return np.concatenate([deduplicate(sc), deduplicate(rc)], axis=1), diag
