@@ -16,6 +16,13 @@ Training: ``steps`` minibatch steps of reconstruction MSE + the library's commit
 fixed subset of up to ``log_max_items`` training items, eval mode), the batch's reconstruction and
 per-level commitment losses, and the number of distinct full IDs.
 ``reconstruction_mse`` is measured in the normalised input space.
+
+Measured collapse (synthetic: 256 Gaussian centres in 768-d, rows l2-normalised, 10k items,
+2 x 256, 300 steps; codes used L1 / L2, distinct IDs): paper-like defaults 1 / 225, 225 IDs
+(level 1 dead from step 100 on; the rotation trick off changes nothing); ``kmeans_init`` +
+``threshold_ema_dead_code=2`` 254 / 200, 3,375 IDs; ``normalize="standardise"`` 60 / 234,
+1,968 IDs. On well-separated low-dimensional clusters (8 clusters in 32-d, unnormalised) the
+defaults use every code, so the collapse comes from the small scale of normalised embeddings.
 """
 
 from __future__ import annotations
