@@ -22,7 +22,8 @@ Measured collapse (synthetic: 256 Gaussian centres in 768-d, rows l2-normalised,
 (level 1 dead from step 100 on; the rotation trick off changes nothing); ``kmeans_init`` +
 ``threshold_ema_dead_code=2`` 254 / 200, 3,375 IDs; ``normalize="standardise"`` 60 / 234,
 1,968 IDs. On well-separated low-dimensional clusters (8 clusters in 32-d, unnormalised) the
-defaults use every code, so the collapse comes from the small scale of normalised embeddings.
+defaults use every code, which suggests (not yet tested) that the small per-coordinate scale of
+normalised embeddings drives the collapse.
 """
 
 from __future__ import annotations
