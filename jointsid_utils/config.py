@@ -66,9 +66,20 @@ class EmbeddingConfig:
 class IdConfig:
     levels: int = 2  # the paper: 2 levels (plus our dedup level)
     codebook_size: int = 64  # the paper: 256 for 62k items; ML-100K would leave most codes empty
+    prefix_share_codebook_size: int | None = None  # None = codebook_size (the paper: 256 shared + 256 per task)
+    rq_kmeans_backend: str = "kmeans"  # "kmeans" (per-level faiss.Kmeans) or "residual_quantizer" (faiss RQ, beam)
+    rq_kmeans_niter: int = 25
     rq_vae_steps: int = 3000
     rq_vae_batch_size: int = 256
     rq_vae_lr: float = 1e-3
+    rq_vae_optimizer: str = "adam"
+    rq_vae_latent_dim: int = 32  # TIGER: 32
+    rq_vae_log_every: int = 100
+    lfq_steps: int = 3000
+    lfq_normalize: str = "none"
+    lfq_entropy_loss_weight: float = 0.1  # library default
+    dict_max_iter: int = 20
+    dict_alpha: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +123,7 @@ PROFILES: dict[str, StudyConfig] = {
         data=DataConfig(max_items=200, max_users=150),
         embeddings=EmbeddingConfig(finetune_max_pairs=256, finetune_batch_size=32, enmf_epochs=20,
                                    multitask_max_item_pairs=256),
-        ids=IdConfig(levels=2, codebook_size=8, rq_vae_steps=200),
+        ids=IdConfig(levels=2, codebook_size=8, rq_vae_steps=200, lfq_steps=200, dict_max_iter=5),
         generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
                                   batch_size=64, rec_windows_per_user=3),
     ),
@@ -123,7 +134,7 @@ PROFILES: dict[str, StudyConfig] = {
         embeddings=EmbeddingConfig(base_encoder="all-mpnet-base-v2", finetune_epochs=5,
                                    finetune_batch_size=512, enmf_dim=256, enmf_epochs=30,
                                    enmf_optimizer="adam", enmf_lr=1e-3),
-        ids=IdConfig(levels=2, codebook_size=256, rq_vae_steps=20000),
+        ids=IdConfig(levels=2, codebook_size=256, rq_vae_steps=20000, lfq_steps=20000),
         generator=GeneratorConfig(base_model="google/flan-t5-base", epochs=3.0, seeds=(0, 1, 2, 3, 4)),
     ),
 }
