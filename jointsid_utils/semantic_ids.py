@@ -1,0 +1,296 @@
+"""The semantic-ID stage (STUDY.md §2.3, §5): every scheme's IDs from the embeddings, cached, with diagnostics.
+
+    ids = prepare_ids(cfg, vectors)                       # (embedding, quantizer) -> (codes, diag)
+    table = diagnostics_table(ids)                        # one row per ID set
+    sid = load_ids(cfg, "separate", "rq_kmeans")          # later stages: sid.search, sid.rec
+
+A scheme is ``(embedding, quantizer)``. ``separate`` and ``prefix_share`` are not vectors but two ID
+sets per item, built from the ``search`` and ``rec`` matrices; their arrays hold the search ID and the
+rec ID side by side (JSON ``layout``). Files: ``runs/<profile>/ids/<embedding>__<quantizer>.npy/.json``,
+written by ``quantizers.build_ids``, which reloads them when config and input are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.cache import manifest_path, run_dir
+from jointsid_utils.config import StudyConfig
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.quantizers import QUANTIZERS, build_ids, make_quantizer, scheme_diagnostics
+from jointsid_utils.quantizers.build import TWO_BLOCK
+
+VECTOR_EMBEDDINGS = ("content", "search", "rec", "fused_concat", "fused_svd", "multitask")
+# STUDY.md §5. Table A: how the IDs are built, all with RQ-KMeans (the paper's Table 2).
+TABLE_A = ("content", "search", "rec", "separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
+# Table B: the quantizers (the paper's Table 3) on multitask, and on content for the diagnostics.
+# rq_vae is the paper-like configuration; rq_vae_fixed is notebook 04's, built once it is registered.
+TABLE_B_QUANTIZERS = ("rq_kmeans", "rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")
+TABLE_B_EMBEDDINGS = ("multitask", "content")
+
+Scheme = tuple[str, str]
+SCHEMES: tuple[Scheme, ...] = tuple(dict.fromkeys(
+    [(e, "rq_kmeans") for e in TABLE_A] + [(e, q) for e in TABLE_B_EMBEDDINGS for q in TABLE_B_QUANTIZERS]))
+
+# IdConfig field -> quantizer config field, per registered method. A method registered later that
+# subclasses one of these (e.g. ``rq_vae_fixed``) gets only the training-budget knobs of its parent,
+# so the profile sets its steps but cannot undo the settings that make it "fixed".
+_KNOBS: dict[str, dict[str, str]] = {
+    "rq_kmeans": {"backend": "rq_kmeans_backend", "niter": "rq_kmeans_niter"},
+    "rq_vae": {"steps": "rq_vae_steps", "batch_size": "rq_vae_batch_size", "lr": "rq_vae_lr",
+               "optimizer": "rq_vae_optimizer", "latent_dim": "rq_vae_latent_dim", "log_every": "rq_vae_log_every"},
+    "residual_lfq": {"steps": "lfq_steps", "normalize": "lfq_normalize",
+                     "entropy_loss_weight": "lfq_entropy_loss_weight"},
+    "dict_learning": {"max_iter": "dict_max_iter", "alpha": "dict_alpha"},
+}
+_BUDGET = ("steps", "batch_size", "log_every", "niter", "max_iter")
+
+
+def default_schemes(include_unregistered: bool = False) -> list[Scheme]:
+    """SCHEMES whose quantizer is registered now (``rq_vae_fixed`` joins when notebook 04's module adds it)."""
+    return [s for s in SCHEMES if include_unregistered or s[1] in QUANTIZERS]
+
+
+def quantizer_kwargs(cfg: StudyConfig, name: str) -> dict[str, Any]:
+    """``cfg.ids`` mapped onto quantizer ``name``'s config: levels, codebook_size, seed and its own knobs."""
+    if name not in QUANTIZERS:
+        make_quantizer(name)  # the registry's one-sentence error listing valid names
+    ids = cfg.ids
+    out: dict[str, Any] = {"levels": ids.levels, "codebook_size": ids.codebook_size, "seed": cfg.seed}
+    cls = QUANTIZERS[name]
+    if name in _KNOBS:
+        knobs = _KNOBS[name]
+    else:  # a later method: the budget knobs of the registered family it derives from, if any
+        parents = [p for p in _KNOBS if p in QUANTIZERS and issubclass(cls, QUANTIZERS[p])]
+        knobs = {k: v for k, v in _KNOBS[parents[0]].items() if k in _BUDGET} if parents else {}
+    fields = set(cls.Config.__dataclass_fields__)
+    out.update({key: getattr(ids, field) for key, field in knobs.items() if key in fields})
+    return out
+
+
+def scheme_kwargs(cfg: StudyConfig, embedding: str, quantizer: str) -> dict[str, Any]:
+    """``quantizer_kwargs`` plus the scheme's own codebook size (``prefix_share``'s shared + task codebooks)."""
+    out = quantizer_kwargs(cfg, quantizer)
+    if embedding == "prefix_share" and cfg.ids.prefix_share_codebook_size is not None:
+        out["codebook_size"] = cfg.ids.prefix_share_codebook_size
+    return out
+
+
+def _check_schemes(requested: Iterable[Scheme], embeddings: Mapping[str, np.ndarray]) -> list[Scheme]:
+    out = []
+    for scheme in requested:
+        if not (isinstance(scheme, (tuple, list)) and len(scheme) == 2):
+            raise StudyInputError(f"Scheme {scheme!r} is not an (embedding, quantizer) pair, e.g. ('content', 'rq_kmeans').")
+        emb, quant = scheme
+        if quant not in QUANTIZERS:
+            raise StudyInputError(f"Scheme {emb}__{quant}: unknown quantizer {quant!r}; registered: {', '.join(QUANTIZERS)}.")
+        if emb not in TABLE_A and emb not in embeddings:
+            raise StudyInputError(f"Scheme {emb}__{quant}: unknown embedding {emb!r}; use one of "
+                                  f"{', '.join(TABLE_A)} or a key of the embeddings passed in.")
+        needed = ("search", "rec") if emb in TWO_BLOCK else (emb,)
+        missing = [m for m in needed if m not in embeddings]
+        if missing:
+            raise StudyInputError(f"Scheme {emb}__{quant} needs the {', '.join(missing)} embedding(s), which were not "
+                                  f"passed; run notebook 02 (prepare_embeddings) for them first.")
+        out.append((emb, quant))
+    return list(dict.fromkeys(out))
+
+
+def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes: Sequence[Scheme] | None = None,
+                *, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
+    """Build (or reload) the IDs of every scheme into ``runs/<profile>/ids/``; (emb, quant) -> (codes, diag).
+
+    ``schemes`` defaults to every scheme of STUDY.md §5 whose quantizer is registered. All schemes are
+    checked before anything is fitted, so a typo fails in a second, not after the RQ-VAE.
+    """
+    from tqdm.auto import tqdm
+
+    todo = _check_schemes(default_schemes() if schemes is None else schemes, embeddings)
+    out_dir = run_dir(cfg.name, "ids")
+    results: dict[Scheme, tuple[np.ndarray, dict[str, Any]]] = {}
+    bar = tqdm(todo, desc="semantic IDs", unit="scheme", disable=not progress)
+    for emb, quant in bar:
+        bar.set_postfix_str(f"{emb}__{quant}")
+        X = (embeddings["search"], embeddings["rec"]) if emb in TWO_BLOCK else embeddings[emb]
+        results[(emb, quant)] = build_ids(emb, quant, X, out_dir, **scheme_kwargs(cfg, emb, quant))
+    return results
+
+
+@dataclass(frozen=True)
+class SemanticIds:
+    """One scheme's IDs for the generator: ``search`` and ``rec`` are (n_items, levels + 1) int64 (the same
+    array for one-block schemes); ``codes`` is the stored array, ``diagnostics`` its JSON."""
+
+    embedding: str
+    quantizer: str
+    codes: np.ndarray
+    search: np.ndarray
+    rec: np.ndarray
+    diagnostics: dict[str, Any]
+
+    @property
+    def two_block(self) -> bool:
+        return self.embedding in TWO_BLOCK
+
+    def for_task(self, task: str) -> np.ndarray:
+        if task not in ("search", "rec"):
+            raise StudyInputError(f"task {task!r} is not 'search' or 'rec'.")
+        return self.search if task == "search" else self.rec
+
+
+def load_ids(cfg: StudyConfig, embedding: str, quantizer: str) -> SemanticIds:
+    """A built scheme from ``runs/<profile>/ids/``; the two-block schemes split by their JSON ``layout``."""
+    ids_dir = run_dir(cfg.name, "ids")
+    npy, js = ids_dir / f"{embedding}__{quantizer}.npy", ids_dir / f"{embedding}__{quantizer}.json"
+    if not (npy.exists() and js.exists()):
+        raise StudyInputError(f"{npy.name} is missing under {ids_dir}; run notebook 03 "
+                              f"(./run_all.sh --profile {cfg.name} --only 03) first.")
+    codes = np.load(npy, allow_pickle=False)
+    diag = json.loads(js.read_text())
+    manifest = manifest_path(npy)
+    if manifest.exists() and diag.get("cache_key") != json.loads(manifest.read_text()).get("key_hash"):
+        raise StudyInputError(f"{js.name} does not belong to {npy.name} (an interrupted build); rerun notebook 03.")
+    layout = diag.get("layout")
+    if isinstance(layout, dict):
+        (s0, s1), (r0, r1) = layout["search"], layout["rec"]
+        search, rec = codes[:, s0:s1], codes[:, r0:r1]
+    else:
+        search = rec = codes
+    return SemanticIds(embedding, quantizer, codes, search, rec, diag)
+
+
+# diagnostics ------------------------------------------------------------------------------------
+
+def _id_sets(diag: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """("", diag) for one-block schemes, ("search", block), ("rec", block) for two-block ones."""
+    blocks = diag.get("blocks")
+    return list(blocks.items()) if blocks else [("", diag)]
+
+
+def diagnostics_table(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per ID set (a two-block scheme has a search row and a rec row): per level codes used,
+    perplexity and top-code share; collision rate, largest prefix group, reconstruction MSE, fit time."""
+    rows = []
+    for (emb, quant), (_, diag) in results.items():
+        for block, d in _id_sets(diag):
+            row: dict[str, Any] = {"embedding": emb, "quantizer": quant, "block": block or "-",
+                                   "codebook": d["levels"][0]["codebook_size"]}
+            for i, lv in enumerate(d["levels"], start=1):
+                row[f"used L{i}"] = lv["used"]
+            for i, lv in enumerate(d["levels"], start=1):
+                row[f"ppl L{i}"] = round(lv["perplexity"], 1)
+            for i, lv in enumerate(d["levels"], start=1):
+                row[f"top L{i}"] = round(lv["top_code_share"], 3)
+            row.update({"collision_rate": d["collision_rate"], "max_per_prefix": d["max_items_per_prefix"],
+                        "recon_mse": d.get("reconstruction_mse"), "fit_s": d.get("fit_seconds")})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def level_codes(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]], scheme: Scheme,
+                      block: str = "search") -> np.ndarray:
+    """Per-level code columns (without the dedup counter) of one ID set, (n_items, levels)."""
+    codes, diag = results[scheme]
+    L = int(diag["config"]["levels"])
+    if scheme[0] in TWO_BLOCK:
+        start = 0 if block == "search" else L + 1
+        return codes[:, start:start + L]
+    return codes[:, :L]
+
+
+# codebook size --------------------------------------------------------------------------------
+
+def codebook_sweep(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray],
+                   sizes: Sequence[int] = (16, 32, 64, 128, 256), quantizer: str = "rq_kmeans") -> pd.DataFrame:
+    """ID diagnostics of ``quantizer`` for each codebook size and embedding (nothing written to ids/).
+
+    One row per (embedding, size, level): used share, perplexity / size, top-code share, plus the
+    scheme's collision rate, largest prefix group and distinct prefixes per item.
+    """
+    from tqdm.auto import tqdm
+
+    rows = []
+    for emb, X in embeddings.items():
+        for K in tqdm(sizes, desc=f"codebook sweep ({emb})", leave=False):
+            if K > len(X):
+                continue
+            q = make_quantizer(quantizer, **{**quantizer_kwargs(cfg, quantizer), "codebook_size": int(K)}).fit(X)
+            d = scheme_diagnostics(q.encode(X), int(K), reconstruction_mse=q.diagnostics()["reconstruction_mse"])
+            for level, lv in enumerate(d["levels"], start=1):
+                rows.append({"embedding": emb, "codebook_size": int(K), "level": level, "used": lv["used"],
+                             "used_share": lv["used"] / K, "perplexity": lv["perplexity"],
+                             "perplexity_share": lv["perplexity"] / K, "top_code_share": lv["top_code_share"],
+                             "items_per_code": len(X) / K, "collision_rate": d["collision_rate"],
+                             "max_items_per_prefix": d["max_items_per_prefix"],
+                             "distinct_prefix_share": d["distinct_prefixes"] / len(X),
+                             "recon_mse": d["reconstruction_mse"]})
+    return pd.DataFrame(rows)
+
+
+def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
+    """One row per (embedding, size): the worst level's used and perplexity shares, and the collisions."""
+    g = sweep.groupby(["embedding", "codebook_size"])
+    return pd.DataFrame({
+        "items_per_code": g["items_per_code"].first().round(1),
+        "min_used_share": g["used_share"].min().round(3),
+        "min_perplexity_share": g["perplexity_share"].min().round(3),
+        "max_top_code_share": g["top_code_share"].max().round(3),
+        "collision_rate": g["collision_rate"].first().round(3),
+        "max_items_per_prefix": g["max_items_per_prefix"].first(),
+        "recon_mse": g["recon_mse"].first(),
+    }).reset_index()
+
+
+# what the IDs group together ---------------------------------------------------------------------
+
+def genre_code_matrix(items: pd.DataFrame, codes: np.ndarray, top: int = 20) -> pd.DataFrame:
+    """Genre x first-level code: share of the genre's items under each of the ``top`` largest codes
+    (rows sum to the share covered by those codes). An item counts once per genre it has."""
+    first = pd.Series(np.asarray(codes)[:, 0], index=items.index, name="code")
+    exploded = pd.DataFrame({"genre": items["genres"], "code": first}).explode("genre").dropna()
+    counts = pd.crosstab(exploded["genre"], exploded["code"])
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    order = first.value_counts().index[:top]
+    return shares.reindex(columns=order, fill_value=0.0)
+
+
+def genre_concentration(items: pd.DataFrame, codes: np.ndarray) -> pd.Series:
+    """Per genre, perplexity of its items' first-level codes divided by the overall perplexity:
+    below 1, the genre sits in fewer codes than the catalogue (IDs group by genre); 1 = genre-blind."""
+    from jointsid_utils.quantizers import perplexity
+
+    first = np.asarray(codes)[:, 0]
+    exploded = pd.DataFrame({"genre": items["genres"].to_numpy(), "code": first}).explode("genre").dropna()
+    overall = perplexity(first)
+    out = exploded.groupby("genre")["code"].agg(lambda c: perplexity(c.to_numpy()) / overall)
+    counts = exploded.groupby("genre").size()
+    return out[counts >= 10].sort_values()
+
+
+def example_ids(items: pd.DataFrame, ids: np.ndarray, anchors: Sequence[str], levels: int,
+                per_anchor: int = 5) -> pd.DataFrame:
+    """For each anchor title, the anchor and up to ``per_anchor`` other items sharing the longest prefix
+    (the full pre-dedup ID first, then the first level), with their ID strings."""
+    ids = np.asarray(ids)
+    titles = items["title"].astype(str).to_numpy()
+    rows = []
+    for anchor in anchors:
+        hits = np.flatnonzero(np.char.find(np.char.lower(titles.astype(str)), anchor.lower()) >= 0)
+        if not len(hits):
+            continue
+        a = int(hits[0])
+        for depth in range(levels, 0, -1):
+            same = np.flatnonzero((ids[:, :depth] == ids[a, :depth]).all(axis=1))
+            same = same[same != a]
+            if len(same):
+                break
+        for i in [a, *same[:per_anchor]]:
+            rows.append({"anchor": titles[a], "shared_levels": depth if i != a else levels,
+                         "id": "-".join(str(c) for c in ids[i]), "title": titles[i],
+                         "genres": ", ".join(items["genres"].iloc[i]) if items["genres"].iloc[i] is not None else ""})
+    return pd.DataFrame(rows)
