@@ -168,8 +168,8 @@ def load_ids(cfg: StudyConfig, embedding: str, quantizer: str) -> SemanticIds:
 
 def _id_sets(diag: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """("", diag) for one-block schemes, ("search", block), ("rec", block) for two-block ones."""
-    blocks = diag.get("blocks")
-    return list(blocks.items()) if blocks else [("", diag)]
+    blocks = diag.get("blocks")  # the JSON stores keys sorted; keep the array's order: search, then rec
+    return [(task, blocks[task]) for task in ("search", "rec")] if blocks else [("", diag)]
 
 
 def diagnostics_table(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]]) -> pd.DataFrame:
@@ -256,6 +256,7 @@ def genre_code_matrix(items: pd.DataFrame, codes: np.ndarray, top: int = 20) -> 
     counts = pd.crosstab(exploded["genre"], exploded["code"])
     shares = counts.div(counts.sum(axis=1), axis=0)
     order = first.value_counts().index[:top]
+    shares.index = [f"{g} ({n})" for g, n in counts.sum(axis=1).items()]
     return shares.reindex(columns=order, fill_value=0.0)
 
 

@@ -148,6 +148,6 @@ def test_codebook_sweep_and_genre_tools():
                           "genres": [["Drama"], ["Drama", "Comedy"], ["Comedy"], ["Drama"], ["Horror"], ["Comedy"]]})
     codes = np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1], [2, 0, 0], [1, 1, 0]])
     m = sid.genre_code_matrix(items, codes, top=2)
-    assert list(m.columns) == [0, 1] and m.loc["Drama", 0] == 1.0 and m.loc["Comedy", 1] == pytest.approx(2 / 3)
+    assert list(m.columns) == [0, 1] and m.loc["Drama (3)", 0] == 1.0 and m.loc["Comedy (3)", 1] == pytest.approx(2 / 3)
     ex = sid.example_ids(items, codes, ["movie 0"], levels=2)
     assert list(ex.title) == ["Movie 0", "Movie 3"] and ex.shared_levels.iloc[1] == 2
