@@ -1,0 +1,70 @@
+"""Baselines on the generator's own test cases: random, most-popular (rec), BM25 over item text (search).
+
+Each returns a predictions frame in the shape of ``generator.predict`` (``case_id``, ``task``,
+``target``, ``ranked``, ``protocol``), so ``metrics.recall_rows`` scores generative schemes and
+baselines the same way. Rec baselines come under both protocols: "all" and "exclude_history" (the
+user's train + validation items removed, FEASIBILITY.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import rng
+
+K = 30
+
+
+def _with_protocols(cases: pd.DataFrame, task: str, rank_fn) -> pd.DataFrame:
+    protocols = ["all", "exclude_history"] if task == "rec" else ["all"]
+    frames = []
+    for protocol in protocols:
+        f = cases.drop(columns=[c for c in ("history", "prompt") if c in cases]).copy()
+        f["task"], f["protocol"] = task, protocol
+        f["ranked"] = [rank_fn(i, cases.iloc[i], protocol == "exclude_history") for i in range(len(cases))]
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def random_baseline(cases: pd.DataFrame, task: str, n_items: int, *, k: int = K, seed: int = 0) -> pd.DataFrame:
+    """``k`` distinct random items per case (history items skipped under "exclude_history")."""
+    def rank(i, row, exclude):
+        gen = rng(seed, "random_baseline", task, str(row["case_id"]))
+        perm = gen.permutation(n_items)
+        if exclude:
+            perm = perm[~np.isin(perm, np.asarray(row["history"], dtype=np.int64))]
+        return perm[:k].tolist()
+
+    return _with_protocols(cases, task, rank).assign(decoding="random")
+
+
+def most_popular(cases: pd.DataFrame, interactions: pd.DataFrame, *, k: int = K) -> pd.DataFrame:
+    """The ``k`` items with the most train interactions; under "exclude_history", the top ``k`` the user has not seen."""
+    if "history" not in cases:
+        raise StudyInputError("most_popular needs rec test cases with a 'history' column (generator.build_examples).")
+    counts = interactions.loc[interactions["split"] == "train", "item_id"].value_counts(sort=False)
+    order = counts.index.to_numpy()[np.lexsort((counts.index.to_numpy(), -counts.to_numpy()))]  # ties by item id
+
+    def rank(i, row, exclude):
+        if not exclude:
+            return order[:k].tolist()
+        return order[~np.isin(order, np.asarray(row["history"], dtype=np.int64))][:k].tolist()
+
+    return _with_protocols(cases, "rec", rank).assign(decoding="most_popular")
+
+
+def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int = K, text_column: str = "text") -> pd.DataFrame:
+    """BM25 (``bm25s``) of each test query against the items' text."""
+    import bm25s
+
+    if "query" not in cases:
+        raise StudyInputError("bm25 needs search test cases with a 'query' column (generator.build_examples).")
+    corpus = items.sort_values("item_id")[text_column].fillna("").astype(str).tolist()
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+    q_tokens = bm25s.tokenize(cases["query"].astype(str).tolist(), stopwords="en", show_progress=False)
+    docs, _ = retriever.retrieve(q_tokens, k=min(k, len(corpus)), show_progress=False, n_threads=1)
+    ranked = {i: docs[i].tolist() for i in range(len(cases))}
+    return _with_protocols(cases, "search", lambda i, row, ex: ranked[i]).assign(decoding="bm25")

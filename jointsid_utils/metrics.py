@@ -1,0 +1,170 @@
+"""Recall@30 with intervals and tests (STUDY.md §2.6), through ``ranx``; predictions and result rows on disk.
+
+A predictions frame has one row per test case: ``case_id``, ``task``, ``target`` (the one relevant
+item), ``ranked`` (item ids, best first), and optionally ``protocol``, ``decoding``, ``seed`` plus
+``query_id``/``query`` or ``user_id``. Every number in ``results/recall_at_30.csv`` can be recomputed
+from the saved predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.cache import atomic_path, run_dir, save_parquet
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import rng
+
+K = 30
+RESULT_COLUMNS = ["embedding", "quantizer", "task", "recall_at_30", "ci_low", "ci_high", "n_cases", "seed"]
+EXTRA_COLUMNS = ["protocol", "decoding", "segment"]
+
+
+def _qrels_run(frame: pd.DataFrame, k: int):
+    from ranx import Qrels, Run
+
+    if frame["case_id"].duplicated().any():
+        raise StudyInputError("The predictions have duplicate case_id values; score one seed, task and protocol "
+                              "at a time.")
+    qrels = Qrels({str(c): {str(int(t)): 1} for c, t in zip(frame["case_id"], frame["target"])})
+    run = Run({str(c): {str(int(i)): float(len(r) - j) for j, i in enumerate(list(r)[:k])} or {"-1": 0.0}
+               for c, r in zip(frame["case_id"], frame["ranked"])})
+    return qrels, run
+
+
+def per_case_recall(frame: pd.DataFrame, k: int = K) -> np.ndarray:
+    """Recall@k of every case (0 or 1 with one relevant item), in the frame's row order, via ranx."""
+    from ranx import evaluate
+
+    qrels, run = _qrels_run(frame, k)
+    evaluate(qrels, run, f"recall@{k}", make_comparable=True)  # per-case scores land in run.scores
+    by_case = run.scores[f"recall@{k}"]
+    return np.array([float(by_case[str(c)]) for c in frame["case_id"]])
+
+
+def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-case values (seeded, so tables reproduce)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    gen = rng(seed, "bootstrap")
+    means = values[gen.integers(0, len(values), size=(n_boot, len(values)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def head_items(interactions: pd.DataFrame, share: float = 0.01) -> np.ndarray:
+    """The ``share`` most popular items by train interactions (the paper's "head": 1%)."""
+    counts = interactions.loc[interactions["split"] == "train", "item_id"].value_counts()
+    n_head = max(1, int(round(share * interactions["item_id"].nunique())))
+    return np.sort(counts.index.to_numpy()[:n_head])
+
+
+def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np.ndarray | None = None,
+                k: int = K, n_boot: int = 1000) -> pd.DataFrame:
+    """Rows for ``results/recall_at_30.csv``: one per (task, protocol, decoding, seed[, segment]).
+
+    With ``head`` (item ids), rec cases are also scored by segment: ``head`` (target in the head) and
+    ``torso`` (the rest), as the paper's Table 2.
+    """
+    frame = frame.copy()
+    for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
+        if col not in frame:
+            frame[col] = default
+    rows = []
+    for (task, protocol, decoding, seed), g in frame.groupby(["task", "protocol", "decoding", "seed"], sort=True):
+        values = per_case_recall(g, k)
+        segments = {"all": np.ones(len(g), dtype=bool)}
+        if head is not None and task == "rec":
+            in_head = np.isin(g["target"].to_numpy(), head)
+            segments.update(head=in_head, torso=~in_head)
+        for segment, mask in segments.items():
+            lo, hi = bootstrap_ci(values[mask], n_boot=n_boot, seed=int(seed))
+            rows.append({"embedding": embedding, "quantizer": quantizer, "task": task,
+                         "recall_at_30": float(values[mask].mean()) if mask.any() else float("nan"),
+                         "ci_low": lo, "ci_high": hi, "n_cases": int(mask.sum()), "seed": int(seed),
+                         "protocol": protocol, "decoding": decoding, "segment": segment})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+
+
+def compare_schemes(frames: dict[str, pd.DataFrame], *, k: int = K, max_p: float = 0.05) -> pd.DataFrame:
+    """Paired t-tests (ranx ``compare``, Student) between schemes on the same cases, Bonferroni-corrected.
+
+    ``frames`` maps a scheme name to its predictions for one task and protocol; with several seeds, a
+    case's ranked list is taken per seed and the case id gets the seed appended, so the test pairs
+    (case, seed) units, the same for every scheme. Returns one row per pair: mean recalls, raw and
+    Bonferroni p-values, and whether the corrected p is below ``max_p``.
+    """
+    from ranx import compare
+
+    names = list(frames)
+    if len(names) < 2:
+        raise StudyInputError("compare_schemes needs predictions of at least two schemes.")
+    runs, qrels = [], None
+    for name in names:
+        f = frames[name].copy()
+        f["case_id"] = f["case_id"].astype(str) + "|s" + f.get("seed", pd.Series(0, index=f.index)).astype(str)
+        q, run = _qrels_run(f, k)
+        run.name = name
+        if qrels is None:
+            qrels = q
+        elif set(q.keys()) != set(qrels.keys()):
+            raise StudyInputError(f"Scheme {name!r} has different test cases from {names[0]!r}; compare schemes "
+                                  "on the same cases and seeds.")
+        runs.append(run)
+    report = compare(qrels, runs=runs, metrics=[f"recall@{k}"], stat_test="student", max_p=max_p,
+                     make_comparable=True)
+    n_pairs = len(names) * (len(names) - 1) // 2
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            p = float(report.comparisons[a, b][f"recall@{k}"]["p_value"])
+            rows.append({"a": a, "b": b, "recall_a": report.results[a][f"recall@{k}"],
+                         "recall_b": report.results[b][f"recall@{k}"], "p_value": p,
+                         "p_bonferroni": min(1.0, p * n_pairs), "significant": min(1.0, p * n_pairs) < max_p})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- files
+
+def predictions_path(profile: str, embedding: str, quantizer: str, task: str) -> Path:
+    """``runs/<profile>/results/predictions/<embedding>__<quantizer>__<task>.parquet``."""
+    return run_dir(profile, "results", "predictions") / f"{embedding}__{quantizer}__{task}.parquet"
+
+
+def save_predictions(frame: pd.DataFrame, profile: str, embedding: str, quantizer: str) -> list[Path]:
+    """One parquet per task (rows of every protocol, decoding and seed), replacing rows of the same seeds."""
+    paths = []
+    cols = [c for c in ("case_id", "task", "protocol", "decoding", "seed", "query_id", "query", "user_id",
+                        "target", "ranked") if c in frame]
+    for task, g in frame.groupby("task"):
+        path = predictions_path(profile, embedding, quantizer, str(task))
+        g = g[cols]
+        if path.exists():
+            old = pd.read_parquet(path)
+            keys = ["seed", "protocol", "decoding"]
+            new_keys = set(map(tuple, g[keys].astype(str).to_numpy()))
+            old = old[[tuple(r) not in new_keys for r in old[keys].astype(str).to_numpy()]]
+            g = pd.concat([old, g], ignore_index=True)
+        save_parquet(path, g.reset_index(drop=True))
+        paths.append(path)
+    return paths
+
+
+def append_results(rows: pd.DataFrame, profile: str) -> Path:
+    """Merge rows into ``results/recall_at_30.csv``, replacing rows with the same key (reruns do not duplicate)."""
+    path = run_dir(profile, "results") / "recall_at_30.csv"
+    key = ["embedding", "quantizer", "task", "seed", "protocol", "decoding", "segment"]
+    rows = rows.reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+    if path.exists():
+        old = pd.read_csv(path).reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+        merged = pd.concat([old, rows], ignore_index=True)
+        merged = merged.drop_duplicates(subset=key, keep="last")
+    else:
+        merged = rows
+    with atomic_path(path) as tmp:
+        merged.to_csv(tmp, index=False)
+    return path

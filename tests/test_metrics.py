@@ -1,0 +1,74 @@
+"""Recall@30 through ranx, bootstrap intervals, paired tests, baselines on toy cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jointsid_utils.baselines import bm25, most_popular, random_baseline
+from jointsid_utils.metrics import (RESULT_COLUMNS, append_results, bootstrap_ci, compare_schemes, head_items,
+                                    per_case_recall, recall_rows, save_predictions)
+
+
+def frame(targets, ranked, task="search", **cols):
+    return pd.DataFrame({"case_id": [f"c{i}" for i in range(len(targets))], "task": task, "target": targets,
+                         "ranked": ranked, **cols})
+
+
+def test_recall_on_a_constructed_case():
+    f = frame([1, 2, 3, 4], [[1, 9], [9, 8], list(range(100, 130)) + [3], []])
+    np.testing.assert_array_equal(per_case_recall(f), [1, 0, 0, 0])  # item at rank 31 does not count
+    rows = recall_rows(f, embedding="e", quantizer="q")
+    assert list(rows.columns[:8]) == RESULT_COLUMNS
+    assert rows.loc[0, "recall_at_30"] == 0.25 and rows.loc[0, "n_cases"] == 4
+
+
+def test_bootstrap_interval_contains_point_and_is_seeded():
+    values = np.random.default_rng(0).random(500) < 0.3
+    lo, hi = bootstrap_ci(values, seed=1)
+    assert lo < values.mean() < hi and hi - lo < 0.12
+    assert (lo, hi) == bootstrap_ci(values, seed=1)
+
+
+def test_head_torso_split_and_results_file(runs_dir):
+    inter = pd.DataFrame({"item_id": [0] * 50 + list(range(1, 100)), "split": "train"})
+    head = head_items(inter)
+    assert list(head) == [0]
+    f = frame([0, 5, 6], [[0], [5], [1]], task="rec", protocol="all")
+    rows = recall_rows(f, embedding="e", quantizer="q", head=head)
+    seg = rows.set_index("segment")["recall_at_30"]
+    assert seg["head"] == 1.0 and seg["torso"] == 0.5
+    path = append_results(rows, "smoke")
+    append_results(rows, "smoke")  # a rerun replaces, not duplicates
+    assert len(pd.read_csv(path)) == len(rows)
+    paths = save_predictions(f.assign(seed=0, decoding="beam"), "smoke", "e", "q")
+    assert paths[0].name == "e__q__rec.parquet" and len(pd.read_parquet(paths[0])) == 3
+
+
+def test_paired_comparison_with_bonferroni():
+    gen = np.random.default_rng(0)
+    targets = gen.integers(0, 100, 400)
+    good = frame(targets, [[t] for t in targets])
+    bad = frame(targets, [[(t + 1) % 100] if gen.random() < 0.8 else [t] for t in targets])
+    mid = frame(targets, [[t] if gen.random() < 0.5 else [] for t in targets])
+    out = compare_schemes({"good": good, "bad": bad, "mid": mid})
+    assert len(out) == 3 and out["significant"].all()
+    assert (out["p_bonferroni"] >= out["p_value"]).all()
+
+
+def test_baselines_are_sane():
+    n = 200
+    items = pd.DataFrame({"item_id": np.arange(n), "text": [f"movie number{i} about topic{i % 7}" for i in range(n)]})
+    cases = pd.DataFrame({"case_id": [f"q{i}" for i in range(50)], "query": [f"number{i}" for i in range(50)],
+                          "target": np.arange(50)})
+    assert per_case_recall(bm25(cases, items)).mean() == 1.0
+    rnd = random_baseline(cases, "search", n, seed=0)
+    assert all(len(set(r)) == 30 for r in rnd["ranked"])
+    assert 0.05 < per_case_recall(rnd).mean() < 0.3  # about 30 / 200
+    inter = pd.DataFrame({"item_id": np.repeat(np.arange(40), np.arange(40, 0, -1)), "split": "train"})
+    rec = pd.DataFrame({"case_id": ["u0", "u1"], "user_id": [0, 1], "target": [0, 35],
+                        "history": [np.array([1, 2]), np.arange(0, 30)]})
+    mp = most_popular(rec, inter)
+    allp = mp[mp.protocol == "all"]["ranked"].tolist()
+    excl = mp[mp.protocol == "exclude_history"]["ranked"].tolist()
+    assert allp[0] == list(range(30))
+    assert excl[1] == list(range(30, 40)) and 1 not in excl[0]
