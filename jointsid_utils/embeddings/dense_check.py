@@ -1,0 +1,98 @@
+"""The dense-retrieval check (STUDY.md §2.2): exact nearest-neighbour Recall@30 on the **test** split,
+with no IDs and no generator, an upper bound for what semantic IDs can keep.
+
+- search: each test query, encoded by the method's own text encoder, against the item vectors
+  (``content``, ``search``, ``multitask``; rec and fused vectors have no query side).
+- rec: each user's test item, from a user vector against the item vectors, for every method:
+  ``history_mean`` = the mean of the last ``history_k`` items before the test item (train + validation),
+  and for ``rec`` also ``enmf_user`` = ENMF's own user vector ``p_u``.
+
+Rec is reported under two protocols (FEASIBILITY.md: they differ by 2x): ``all`` ranks the whole
+catalogue, as the paper's generator does (the primary, paper-style number); ``exclude_history``
+removes the user's train + validation items from the ranking first. Search rows use ``all``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.cache import atomic_path, run_dir
+from jointsid_utils.config import StudyConfig
+from jointsid_utils.embeddings.encoders import encode, load_encoder
+from jointsid_utils.embeddings.inputs import histories, targets
+from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
+
+COLUMNS = ["embedding", "task", "recall_at_30", "n_cases", "protocol", "user_vector"]
+PRIMARY_PROTOCOL = "all"
+
+
+def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
+                       queries: pd.DataFrame, *, query_encoders: Mapping[str, str] | None = None,
+                       user_vectors: Mapping[str, np.ndarray] | None = None, max_queries: int | None = None,
+                       write: bool = True) -> pd.DataFrame:
+    """One row per (embedding, task, protocol, user vector); written to ``results/dense_recall_at_30.csv``.
+
+    ``query_encoders``: method -> encoder (directory or asset name) for the search rows;
+    ``user_vectors``: method -> (n_users, d) own user vectors (ENMF's ``p_u``) for extra rec rows.
+    """
+    rows = []
+    test_q = queries[queries["split"] == "test"].reset_index(drop=True)
+    if max_queries is not None and len(test_q) > max_queries:
+        test_q = test_q.sample(n=max_queries, random_state=cfg.seed).reset_index(drop=True)
+    for method, path in (query_encoders or {}).items():
+        if method not in vectors:
+            continue
+        q = encode(load_encoder(path), test_q["query"].astype(str).tolist(),
+                   batch_size=cfg.embeddings.encode_batch_size)
+        rows.append(_row(method, "search", top_k(q, vectors[method]), test_q["item_id"].to_numpy(), "all", "query"))
+
+    test = targets(interactions, "test")
+    users = test.index.to_numpy()
+    hist = histories(interactions, ("train", "validation"))  # everything before the test item
+    user_hist = [hist.get(int(u), np.empty(0, np.int64)) for u in users]
+    k = cfg.embeddings.history_k
+    for method, items in vectors.items():
+        cases = [(f"history_mean_{k}", history_mean(items, user_hist, k))]
+        if user_vectors and method in user_vectors:
+            cases.append(("enmf_user" if method == "rec" else "own_user", np.asarray(user_vectors[method])[users]))
+        for user_vector, u in cases:
+            for protocol, exclude in (("all", None), ("exclude_history", user_hist)):
+                rows.append(_row(method, "rec", top_k(u, items, exclude=exclude), test.to_numpy(), protocol,
+                                 user_vector))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if write:
+        write_table(cfg, table)
+    return table
+
+
+def _row(method: str, task: str, ranked: np.ndarray, target: np.ndarray, protocol: str, user_vector: str) -> dict:
+    return {"embedding": method, "task": task, "recall_at_30": recall_at_k(ranked, target), "n_cases": len(target),
+            "protocol": protocol, "user_vector": user_vector}
+
+
+def write_table(cfg: StudyConfig, table: pd.DataFrame) -> Path:
+    path = run_dir(cfg.name, "results") / "dense_recall_at_30.csv"
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Wide view: one row per embedding; search, rec (history mean) under both protocols, rec (ENMF user)."""
+    def pick(task, protocol, user_prefix):
+        part = table[(table.task == task) & (table.protocol == protocol) & table.user_vector.str.startswith(user_prefix)]
+        return part.set_index("embedding")["recall_at_30"]
+
+    wide = pd.DataFrame({
+        "search": pick("search", "all", "query"),
+        "rec (history mean, all)": pick("rec", "all", "history_mean"),
+        "rec (history mean, excl. history)": pick("rec", "exclude_history", "history_mean"),
+        "rec (ENMF user, all)": pick("rec", "all", "enmf_user"),
+        "rec (ENMF user, excl. history)": pick("rec", "exclude_history", "enmf_user"),
+    })
+    order = [m for m in table["embedding"].drop_duplicates()]
+    return wide.reindex(order)

@@ -1,0 +1,139 @@
+"""What every embedding method reads: the study's frames, plus the training pairs drawn from them.
+
+Only train data reaches a trainer: train queries (minus a held-out slice of them for choosing
+hyper-parameters) and train interactions. Test queries and validation/test interactions are read
+only by the dense check and by validation respectively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.config import stable_hash
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import rng
+
+
+@dataclass
+class EmbeddingData:
+    """The frames one embedding stage reads; ``resolve(name)`` returns another method's matrix (fusions)."""
+
+    items: pd.DataFrame
+    interactions: pd.DataFrame
+    queries: pd.DataFrame
+    resolve: Callable[[str], np.ndarray] | None = None
+    _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        check_frames(self.items, self.interactions, self.queries)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def texts(self) -> list[str]:
+        return self.items["text"].astype(str).tolist()
+
+    def fingerprint(self, part: str) -> str:
+        """A content hash of the ``items`` text, the ``interactions`` or the ``queries``."""
+        if part not in self._fingerprints:
+            frame = {"items": self.items[["item_id", "text"]],
+                     "interactions": self.interactions[["user_id", "item_id", "timestamp", "split"]],
+                     "queries": self.queries[["item_id", "query", "split"]]}[part]
+            hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+            self._fingerprints[part] = stable_hash([len(frame), hashed.tobytes().hex()])
+        return self._fingerprints[part]
+
+
+def check_frames(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame) -> None:
+    """Fail with one sentence when a frame breaks the STUDY.md §4 schema the embeddings rely on."""
+    for name, frame, cols in (("items", items, {"item_id", "text"}),
+                              ("interactions", interactions, {"user_id", "item_id", "timestamp", "split"}),
+                              ("queries", queries, {"item_id", "query", "split"})):
+        missing = cols - set(frame.columns)
+        if missing:
+            raise StudyInputError(f"The {name} frame lacks column(s) {sorted(missing)}; "
+                                  "build it with jointsid_utils.data / jointsid_utils.queries.")
+    if items["item_id"].tolist() != list(range(len(items))):
+        raise StudyInputError("items.item_id must be 0..n-1 in row order (row i = item i); "
+                              "reload the items with jointsid_utils.data.prepare_data.")
+    for name, frame in (("interactions", interactions), ("queries", queries)):
+        ids = frame["item_id"].to_numpy()
+        if len(ids) and (ids.min() < 0 or ids.max() >= len(items)):
+            raise StudyInputError(f"{name}.item_id holds ids outside 0..{len(items) - 1}; "
+                                  "rebuild it from the same items frame.")
+
+
+# ----------------------------------------------------------------------------- search pairs
+
+def split_train_queries(queries: pd.DataFrame, *, n_val: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train queries split into (fit, held-out validation); the test split is never touched.
+
+    At most ``n_val`` queries and at most one per item are held out, so every item keeps most of
+    its train queries, and a held-out query asks for an item the model has seen (as a test query does).
+    """
+    train = queries[queries["split"] == "train"].reset_index(drop=True)
+    n_val = int(min(n_val, len(train) // 10, train["item_id"].nunique()))
+    if n_val <= 0:
+        return train, train.iloc[:0]
+    gen = rng(seed, "embeddings", "val_queries")
+    one_per_item = train.groupby("item_id").sample(n=1, random_state=int(gen.integers(2**31)))
+    val_index = gen.choice(one_per_item.index.to_numpy(), size=n_val, replace=False)
+    is_val = train.index.isin(val_index)
+    return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
+
+
+def query_item_pairs(fit_queries: pd.DataFrame, items: pd.DataFrame, *, max_pairs: int | None,
+                     seed: int) -> pd.DataFrame:
+    """(query, item text) pairs for MNRL: the anchor is the query, the positive its item's text."""
+    pairs = fit_queries[["query", "item_id"]].copy()
+    if max_pairs is not None and len(pairs) > max_pairs:
+        pairs = pairs.sample(n=max_pairs, random_state=int(rng(seed, "embeddings", "query_pairs").integers(2**31)))
+    texts = items["text"].astype(str).to_numpy()
+    return pd.DataFrame({"anchor": pairs["query"].astype(str).to_numpy(),
+                         "positive": texts[pairs["item_id"].to_numpy()],
+                         "item_id": pairs["item_id"].to_numpy()}).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- item pairs
+
+def consecutive_item_pairs(interactions: pd.DataFrame) -> pd.DataFrame:
+    """(item_a, item_b) for every two consecutive **train** interactions of the same user, in time order."""
+    train = interactions[interactions["split"] == "train"].sort_values(["user_id", "timestamp"], kind="stable")
+    users = train["user_id"].to_numpy()
+    ids = train["item_id"].to_numpy()
+    same_user = users[1:] == users[:-1]
+    pairs = pd.DataFrame({"user_id": users[1:][same_user], "item_a": ids[:-1][same_user],
+                          "item_b": ids[1:][same_user]})
+    return pairs[pairs["item_a"] != pairs["item_b"]].reset_index(drop=True)
+
+
+def item_text_pairs(interactions: pd.DataFrame, items: pd.DataFrame, *, n_pairs: int | None,
+                    seed: int) -> pd.DataFrame:
+    """(item_a text, item_b text) MNRL pairs from consecutive train items, a seeded sample of ``n_pairs``."""
+    pairs = consecutive_item_pairs(interactions)
+    if n_pairs is not None and len(pairs) > n_pairs:
+        pairs = pairs.sample(n=n_pairs, random_state=int(rng(seed, "embeddings", "item_pairs").integers(2**31)))
+    texts = items["text"].astype(str).to_numpy()
+    return pd.DataFrame({"anchor": texts[pairs["item_a"].to_numpy()], "positive": texts[pairs["item_b"].to_numpy()],
+                         "item_a": pairs["item_a"].to_numpy(), "item_b": pairs["item_b"].to_numpy()}
+                        ).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- histories
+
+def histories(interactions: pd.DataFrame, splits: tuple[str, ...]) -> dict[int, np.ndarray]:
+    """user_id -> item ids of the given splits in time order."""
+    part = interactions[interactions["split"].isin(splits)].sort_values(["user_id", "timestamp"], kind="stable")
+    return {int(u): g.to_numpy() for u, g in part.groupby("user_id", sort=True)["item_id"]}
+
+
+def targets(interactions: pd.DataFrame, split: str) -> pd.Series:
+    """user_id -> the held-out item of ``split`` ("validation" or "test")."""
+    part = interactions[interactions["split"] == split]
+    return part.set_index("user_id")["item_id"].sort_index()

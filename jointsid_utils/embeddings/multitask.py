@@ -1,0 +1,59 @@
+"""``multitask``: the base encoder fine-tuned jointly on two MNRL objectives (STUDY.md §2.2).
+
+- search pairs: (train query, item text), as ``search``;
+- rec pairs: (item_a text, item_b text) for two items one user consumed consecutively in **train**.
+
+One set per batch, round robin, so an epoch sums both losses with equal weight; as many item pairs
+as query pairs unless ``multitask_max_item_pairs`` says otherwise. The best checkpoint is the one with
+the best mean of validation search Recall@30 (held-out train queries) and validation rec Recall@30
+(each user's validation item from the mean of their last ``history_k`` train items).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jointsid_utils.config import StudyConfig, as_dict
+from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
+from jointsid_utils.embeddings.inputs import (EmbeddingData, histories, item_text_pairs, query_item_pairs,
+                                              split_train_queries, targets)
+from jointsid_utils.embeddings.search import FIT_KEYS, VAL_QUERIES
+
+METHOD = "multitask"
+
+
+def training_sets(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = VAL_QUERIES):
+    """(train sets for the trainer, held-out train queries)."""
+    emb = cfg.embeddings
+    fit, val = split_train_queries(data.queries, n_val=val_queries, seed=cfg.seed)
+    query_pairs = query_item_pairs(fit, data.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
+    n_item_pairs = emb.multitask_max_item_pairs if emb.multitask_max_item_pairs is not None else len(query_pairs)
+    item_pairs = item_text_pairs(data.interactions, data.items, n_pairs=n_item_pairs, seed=cfg.seed)
+    return {"search": query_pairs, "rec": item_pairs}, val
+
+
+def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = VAL_QUERIES) -> Path:
+    emb = cfg.embeddings
+    sets, val = training_sets(data, cfg, val_queries=val_queries)
+    train_hist = histories(data.interactions, ("train",))
+    val_target = targets(data.interactions, "validation")
+    users = val_target.index.to_numpy()
+    evaluator = ValidationEvaluator(item_texts=data.texts, val_queries=val,
+                                    rec_history=[train_hist.get(int(u), np.empty(0, np.int64)) for u in users],
+                                    rec_target=val_target.to_numpy(), history_k=emb.history_k,
+                                    batch_size=emb.encode_batch_size)
+    key = {"method": METHOD, "embeddings": {k: as_dict(getattr(emb, k)) for k in
+                                            (*FIT_KEYS, "multitask_max_item_pairs", "history_k")},
+           "val_queries": val_queries, "items": data.fingerprint("items"), "queries": data.fingerprint("queries"),
+           "interactions": data.fingerprint("interactions")}
+    return finetune(method=METHOD, cfg=cfg, train_sets=sets, evaluator=evaluator, key=key, item_texts=data.texts)
+
+
+def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
+    return encode_items_with(cfg, train(data, cfg), data.texts)
+
+
+def query_encoder(cfg: StudyConfig) -> str:
+    return str(model_dir(cfg, METHOD))

@@ -1,0 +1,126 @@
+"""The embedding methods by name, and the cached stage that writes ``runs/<profile>/embeddings/<method>.npy``.
+
+A method is ``build(data, cfg) -> float32 matrix`` (row i = item i). Modules are imported when a
+method is built, so reading this registry does not load sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.cache import cached, run_dir, save_numpy
+from jointsid_utils.config import StudyConfig, as_dict
+from jointsid_utils.embeddings.inputs import EmbeddingData
+from jointsid_utils.errors import StudyInputError
+
+VERSION = 1  # bump when a builder's output changes for the same config, so caches rebuild
+
+Builder = Callable[[EmbeddingData, StudyConfig], np.ndarray]
+
+
+def _lazy(module: str, attr: str = "build") -> Builder:
+    def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
+        return getattr(importlib.import_module(f"jointsid_utils.embeddings.{module}"), attr)(data, cfg)
+
+    build.__qualname__ = f"{module}.{attr}"
+    return build
+
+
+EMBEDDING_METHODS: dict[str, Builder] = {
+    "content": _lazy("content"),
+    "search": _lazy("search"),
+    "rec": _lazy("enmf"),
+    "fused_concat": _lazy("fusion", "build_concat"),
+    "fused_svd": _lazy("fusion", "build_svd"),
+    "multitask": _lazy("multitask"),
+}
+# Methods whose search queries can be encoded (the text encoder that made the item vectors).
+QUERY_ENCODERS: dict[str, str] = {"content": "content", "search": "search", "multitask": "multitask"}
+# What each method reads, so its cache key names only that.
+READS: dict[str, tuple[str, ...]] = {
+    "content": ("items",), "search": ("items", "queries"), "rec": ("interactions",),
+    "fused_concat": ("items", "queries", "interactions"), "fused_svd": ("items", "queries", "interactions"),
+    "multitask": ("items", "queries", "interactions"),
+}
+
+
+def embeddings_dir(cfg: StudyConfig) -> Path:
+    return run_dir(cfg.name, "embeddings")
+
+
+def embedding_path(cfg: StudyConfig, method: str) -> Path:
+    return embeddings_dir(cfg) / f"{method}.npy"
+
+
+def query_encoder_path(cfg: StudyConfig, method: str) -> str | None:
+    """The encoder that maps a search query into ``method``'s item space, or None (rec, fusions)."""
+    if method not in QUERY_ENCODERS:
+        return None
+    module = importlib.import_module(f"jointsid_utils.embeddings.{QUERY_ENCODERS[method]}")
+    return module.query_encoder(cfg)
+
+
+def check_matrix(method: str, matrix: np.ndarray, n_items: int) -> np.ndarray:
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != n_items:
+        raise StudyInputError(f"Embedding method {method!r} returned shape {matrix.shape}, expected ({n_items}, d); "
+                              "its builder must give one row per item.")
+    if not np.isfinite(matrix).all():
+        raise StudyInputError(f"Embedding method {method!r} produced non-finite values; lower its learning rate "
+                              "or check its inputs.")
+    return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def cache_key(method: str, cfg: StudyConfig, data: EmbeddingData) -> dict:
+    return {"method": method, "version": VERSION, "embeddings": as_dict(cfg.embeddings),
+            "data": {part: data.fingerprint(part) for part in READS[method]}}
+
+
+def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
+                       methods: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Build (or reload) each method's item matrix; returns name -> float32 (n_items, d).
+
+    Each matrix is cached at ``runs/<profile>/embeddings/<method>.npy`` with a manifest keyed by the
+    method, the embeddings config, the seed and hashes of the data it reads; fine-tuned encoders are
+    cached separately under ``runs/<profile>/models/<method>/``.
+    """
+    methods = list(methods) if methods is not None else list(EMBEDDING_METHODS)
+    unknown = [m for m in methods if m not in EMBEDDING_METHODS]
+    if unknown:
+        raise StudyInputError(f"Unknown embedding method(s) {unknown}; choose from {', '.join(EMBEDDING_METHODS)}.")
+    out: dict[str, np.ndarray] = {}
+
+    def resolve(method: str) -> np.ndarray:
+        if method not in out:
+            out[method] = load_or_build(method, cfg, data)
+        return out[method]
+
+    data = EmbeddingData(items, interactions, queries, resolve=resolve)
+    for method in methods:
+        resolve(method)
+    return {m: out[m] for m in methods}
+
+
+def load_or_build(method: str, cfg: StudyConfig, data: EmbeddingData) -> np.ndarray:
+    def build(tmp: Path) -> None:
+        started = time.time()
+        matrix = check_matrix(method, EMBEDDING_METHODS[method](data, cfg), data.n_items)
+        save_numpy(tmp, matrix)
+        print(f"embeddings: {method} {matrix.shape} built in {time.time() - started:.1f} s", flush=True)
+
+    path = cached(embedding_path(cfg, method), cache_key(method, cfg, data), build, seed=cfg.seed)
+    return np.load(path)
+
+
+def load_embedding(cfg: StudyConfig, method: str) -> np.ndarray:
+    """A built matrix by name, for later stages (raises if the embeddings stage has not run)."""
+    path = embedding_path(cfg, method)
+    if not path.exists():
+        raise StudyInputError(f"{path} is missing; run notebook 02 (./run_all.sh --profile {cfg.name} --only 02) first.")
+    return np.load(path)

@@ -1,0 +1,39 @@
+"""``search``: the base encoder fine-tuned with MNRL on (train query, item text) pairs (STUDY.md §2.2).
+
+Hyper-parameters and the best checkpoint are chosen on a held-out slice of the **train** queries;
+test queries never reach this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jointsid_utils.config import StudyConfig, as_dict
+from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
+from jointsid_utils.embeddings.inputs import EmbeddingData, query_item_pairs, split_train_queries
+
+METHOD = "search"
+VAL_QUERIES = 2000  # held-out train queries for validation (about +-1 point of Recall@30 noise)
+FIT_KEYS = ("base_encoder", "finetune_epochs", "finetune_batch_size", "finetune_lr", "finetune_max_pairs")
+
+
+def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = VAL_QUERIES) -> Path:
+    """The fine-tuned encoder's directory (trained once per config and data, then reused)."""
+    emb = cfg.embeddings
+    fit, val = split_train_queries(data.queries, n_val=val_queries, seed=cfg.seed)
+    pairs = query_item_pairs(fit, data.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
+    key = {"method": METHOD, "embeddings": {k: as_dict(getattr(emb, k)) for k in FIT_KEYS},
+           "val_queries": val_queries, "items": data.fingerprint("items"), "queries": data.fingerprint("queries")}
+    evaluator = ValidationEvaluator(item_texts=data.texts, val_queries=val, batch_size=emb.encode_batch_size)
+    return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key,
+                    item_texts=data.texts)
+
+
+def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
+    return encode_items_with(cfg, train(data, cfg), data.texts)
+
+
+def query_encoder(cfg: StudyConfig) -> str:
+    return str(model_dir(cfg, METHOD))

@@ -1,0 +1,206 @@
+"""Embeddings stage: ENMF's efficient loss, fusions, the dense check, pair construction, fine-tuning, caching.
+
+Kept tiny (a 24-item catalogue, one fine-tune of a few MiniLM steps) so the file runs in well under 90 s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from jointsid_utils.config import load_config
+from jointsid_utils.embeddings import registry
+from jointsid_utils.embeddings.dense_check import dense_recall_at_30
+from jointsid_utils.embeddings.enmf import ENMF, efficient_loss, naive_loss, train_one
+from jointsid_utils.embeddings.fusion import fuse_concat, fuse_svd
+from jointsid_utils.embeddings.inputs import (EmbeddingData, consecutive_item_pairs, histories, item_text_pairs,
+                                              split_train_queries)
+from jointsid_utils.embeddings.retrieval import recall_at_k, top_k
+from jointsid_utils.errors import StudyInputError
+
+GENRES = ["Comedy", "Horror", "Western", "Sci-Fi"]
+
+
+@pytest.fixture
+def tiny():
+    """24 items in 4 genres; 12 users, each watching items of one genre; 2 train + 2 test queries per item."""
+    n_items = 24
+    items = pd.DataFrame({"item_id": np.arange(n_items), "title": [f"Movie {i}" for i in range(n_items)],
+                          "genres": [[GENRES[i % 4]] for i in range(n_items)]})
+    items["text"] = [f"Title: Movie {i}. Genres: {GENRES[i % 4]}." for i in range(n_items)]
+    rows = []
+    for u in range(12):
+        group = [i for i in range(n_items) if i % 4 == u % 4]
+        seq = [group[(u // 4 + j) % len(group)] for j in range(5)]
+        for t, item in enumerate(seq):
+            split = "train" if t < 3 else ("validation" if t == 3 else "test")
+            rows.append({"user_id": u, "item_id": item, "timestamp": 100 * u + t, "rating": 4.0, "split": split})
+    interactions = pd.DataFrame(rows)
+    queries = pd.DataFrame([{"item_id": i, "query": f"{kind} {GENRES[i % 4].lower()} movie number {i}", "split": s}
+                            for i in range(n_items) for kind, s in (("a", "train"), ("b", "train"),
+                                                                    ("c", "test"), ("d", "test"))])
+    return items, interactions, queries
+
+
+# ----------------------------------------------------------------------------- ENMF
+
+def test_enmf_efficient_loss_equals_naive_loss_over_every_pair():
+    gen = torch.Generator().manual_seed(0)
+    n_users, n_items, dim, c0 = 5, 7, 3, 0.2
+    p, q, h = (torch.randn(n_users, dim, generator=gen), torch.randn(n_items, dim, generator=gen),
+               torch.randn(dim, generator=gen))
+    r = (torch.rand(n_users, n_items, generator=gen) < 0.4).float()
+    users, items = r.nonzero(as_tuple=True)
+    efficient = efficient_loss(p, q, h, users, items, c0) + r.sum()  # + |obs|, the dropped constant
+    assert torch.allclose(efficient, naive_loss(p, q, h, r, c0), rtol=1e-5)
+
+
+def test_enmf_item_vectors_reproduce_the_score():
+    model = ENMF(4, 6, 3)
+    torch.nn.init.normal_(model.h)
+    expected = torch.stack([(model.user[u] * model.item * model.h).sum(-1) for u in range(4)])
+    assert torch.allclose(model.scores(), expected, atol=1e-6)
+
+
+def test_enmf_learns_a_planted_structure_better_than_random():
+    # 4 user groups x 10 items each; every user saw 6 of their group's items, validates on a 7th.
+    n_users, n_items = 40, 40
+    rng = np.random.default_rng(0)
+    train, val = {}, []
+    for u in range(n_users):
+        group = np.arange(10) + 10 * (u % 4)
+        picks = rng.permutation(group)[:7]
+        train[u], _ = picks[:6], val.append(picks[6])
+    fit = train_one(train, n_users, n_items, c0=0.1, dim=8, epochs=60, batch_size=16, lr=0.05, optimizer="adagrad",
+                    dropout=0.0, seed=0, val_users=np.arange(n_users), val_items=np.array(val), progress=False)
+    model = ENMF(n_users, n_items, 8)
+    model.load_state_dict(fit.state)
+    with torch.no_grad():
+        ranked = top_k(model.user.numpy(), model.item_vectors().numpy(), k=5, exclude=list(train.values()))
+    assert recall_at_k(ranked, np.array(val)) > 0.9  # random: 5 / 34 = 0.15
+    assert fit.curve[-1]["loss"] < fit.curve[0]["loss"]
+
+
+# ----------------------------------------------------------------------------- fusions
+
+def test_fusions_shapes_and_norms():
+    rng = np.random.default_rng(0)
+    search, rec = rng.normal(size=(30, 12)) * 5, rng.normal(size=(30, 4))
+    concat = fuse_concat(search, rec)
+    assert concat.shape == (30, 16) and concat.dtype == np.float32
+    assert np.allclose(np.linalg.norm(concat[:, :12], axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(concat[:, 12:], axis=1), 1, atol=1e-5)
+    svd = fuse_svd(search, rec)
+    assert svd.shape == (30, 4) and svd.dtype == np.float32 and np.isfinite(svd).all()
+    assert fuse_svd(rec, search).shape == (30, 4)  # argument order does not matter
+    # equal dimensions: no SVD, just the sum of unit vectors
+    assert np.allclose(fuse_svd(rec, rec), 2 * rec / np.linalg.norm(rec, axis=1, keepdims=True), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- dense check
+
+def test_dense_recall_on_a_constructed_case(tiny, runs_dir):
+    items, interactions, queries = tiny
+    cfg = load_config("smoke", {"embeddings.history_k": 2})
+    # Item i's vector is one-hot on its genre: a user's history mean points at their genre.
+    vectors = {"genre": np.eye(4, dtype=np.float32)[np.arange(24) % 4]}
+    table = dense_recall_at_30(cfg, vectors, interactions, queries)
+    rec = table.set_index("protocol")
+    assert set(table.columns) >= {"embedding", "task", "recall_at_30", "n_cases", "protocol"}
+    assert (table.n_cases == 12).all()
+    # 6 items per genre, all tie at the top, so every test item is within the 30 returned
+    assert rec.loc["all", "recall_at_30"] == 1.0 and rec.loc["exclude_history", "recall_at_30"] == 1.0
+    assert (runs_dir / "smoke" / "results" / "dense_recall_at_30.csv").exists()
+
+
+def test_exclusion_removes_history_items_from_the_ranking():
+    items = np.eye(5, dtype=np.float32)
+    users = np.array([[1, 0.9, 0, 0, 0]], dtype=np.float32)
+    assert top_k(users, items, k=2).tolist() == [[0, 1]]
+    assert top_k(users, items, k=2, exclude=[np.array([0])])[0, 0] == 1
+
+
+# ----------------------------------------------------------------------------- training pairs
+
+def test_validation_queries_come_from_train_only(tiny):
+    _, _, queries = tiny
+    fit, val = split_train_queries(queries, n_val=5, seed=0)
+    assert (fit.split == "train").all() and (val.split == "train").all()
+    assert len(val) == 4 and val.item_id.is_unique  # at most 10% of the 48 train queries, one per item
+    assert not set(fit["query"]) & set(val["query"])
+
+
+def test_multitask_item_pairs_are_consecutive_train_items_of_one_user(tiny):
+    items, interactions, _ = tiny
+    pairs = consecutive_item_pairs(interactions)
+    train = histories(interactions, ("train",))
+    expected = {(u, int(a), int(b)) for u, seq in train.items() for a, b in zip(seq[:-1], seq[1:])}
+    assert set(zip(pairs.user_id, pairs.item_a, pairs.item_b)) == expected
+    held_out = set(interactions.loc[interactions.split != "train", "item_id"]) - set(
+        interactions.loc[interactions.split == "train", "item_id"])
+    assert not held_out & (set(pairs.item_a) | set(pairs.item_b))
+    text = item_text_pairs(interactions, items, n_pairs=5, seed=0)
+    assert len(text) == 5 and (text.anchor == items.text.to_numpy()[text.item_a]).all()
+
+
+# ----------------------------------------------------------------------------- cache and registry
+
+def test_prepare_embeddings_reuses_the_cache_and_rebuilds_on_change(tiny, runs_dir, monkeypatch):
+    items, interactions, queries = tiny
+    calls = []
+
+    def fake(data, cfg):
+        calls.append(cfg.embeddings.enmf_dim)
+        return np.ones((data.n_items, 3), dtype=np.float32)
+
+    monkeypatch.setitem(registry.EMBEDDING_METHODS, "fake", fake)
+    monkeypatch.setitem(registry.READS, "fake", ("interactions",))
+    cfg = load_config("smoke")
+    first = registry.prepare_embeddings(cfg, items, interactions, queries, methods=["fake"])["fake"]
+    registry.prepare_embeddings(cfg, items, interactions, queries, methods=["fake"])
+    assert calls == [cfg.embeddings.enmf_dim] and first.shape == (24, 3)
+    assert (runs_dir / "smoke" / "embeddings" / "fake.npy").exists()
+    registry.prepare_embeddings(load_config("smoke", {"embeddings.enmf_dim": 8}), items, interactions, queries,
+                                methods=["fake"])
+    assert calls[-1] == 8 and len(calls) == 2
+    with pytest.raises(StudyInputError, match="Unknown embedding method"):
+        registry.prepare_embeddings(cfg, items, interactions, queries, methods=["nope"])
+
+
+def test_a_builder_with_the_wrong_shape_fails_clearly(tiny, runs_dir, monkeypatch):
+    items, interactions, queries = tiny
+    monkeypatch.setitem(registry.EMBEDDING_METHODS, "bad", lambda data, cfg: np.full((3, 2), np.nan))
+    monkeypatch.setitem(registry.READS, "bad", ())
+    with pytest.raises(StudyInputError, match="one row per item"):
+        registry.prepare_embeddings(load_config("smoke"), items, interactions, queries, methods=["bad"])
+
+
+def test_items_must_be_in_row_order(tiny):
+    items, interactions, queries = tiny
+    with pytest.raises(StudyInputError, match="row i = item i"):
+        EmbeddingData(items.iloc[::-1], interactions, queries)
+
+
+# ----------------------------------------------------------------------------- fine-tuning (MiniLM, a few steps)
+
+def test_finetune_smoke_runs_changes_the_vectors_and_is_reused(tiny, runs_dir):
+    from jointsid_utils.embeddings import search
+    from jointsid_utils.embeddings.encoders import encode, load_encoder
+
+    items, interactions, queries = tiny
+    queries = pd.concat([queries, queries.assign(query=queries["query"] + " please")], ignore_index=True)
+    cfg = load_config("smoke", {"embeddings.finetune_max_pairs": 32, "embeddings.finetune_batch_size": 16,
+                                "embeddings.finetune_lr": 1e-4})
+    data = EmbeddingData(items, interactions, queries)
+    path = search.train(data, cfg, val_queries=8)
+    log = (path / "training_log.json").read_text()
+    assert '"steps": 2' in log and (path / "jointsid_model.json").exists()
+    before = encode(load_encoder(cfg.embeddings.base_encoder), data.texts)
+    after = encode(load_encoder(path), data.texts)
+    assert after.shape == before.shape and np.abs(after - before).max() > 1e-4
+    assert not list(path.parent.glob(".search-checkpoints-*"))  # cleaned up after saving
+    mtime = (path / "model.safetensors").stat().st_mtime_ns
+    assert search.train(data, cfg, val_queries=8) == path  # same config: reused, not retrained
+    assert (path / "model.safetensors").stat().st_mtime_ns == mtime
