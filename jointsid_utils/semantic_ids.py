@@ -246,6 +246,14 @@ def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
+def recommend_codebook_size(summary: pd.DataFrame, min_perplexity_share: float = 1 / 3) -> int:
+    """The largest swept size at which every level of every embedding keeps a perplexity of at least
+    ``min_perplexity_share`` x size (no level mostly unused in effect); larger sizes only lower collisions
+    further by leaving more of level 2 idle. Falls back to the smallest size swept."""
+    ok = summary.groupby("codebook_size")["min_perplexity_share"].min() >= min_perplexity_share
+    return int(ok[ok].index.max()) if ok.any() else int(summary.codebook_size.min())
+
+
 # what the IDs group together ---------------------------------------------------------------------
 
 def genre_code_matrix(items: pd.DataFrame, codes: np.ndarray, top: int = 20) -> pd.DataFrame:
@@ -291,7 +299,10 @@ def example_ids(items: pd.DataFrame, ids: np.ndarray, anchors: Sequence[str], le
             if len(same):
                 break
         for i in [a, *same[:per_anchor]]:
-            rows.append({"anchor": titles[a], "shared_levels": depth if i != a else levels,
+            rows.append({"anchor": titles[a], "shared_levels": depth if i != a else None,
                          "id": "-".join(str(c) for c in ids[i]), "title": titles[i],
                          "genres": ", ".join(items["genres"].iloc[i]) if items["genres"].iloc[i] is not None else ""})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["shared_levels"] = out["shared_levels"].astype("Int64")  # <NA> on the anchor's own row
+    return out

@@ -151,3 +151,11 @@ def test_codebook_sweep_and_genre_tools():
     assert list(m.columns) == [0, 1] and m.loc["Drama (3)", 0] == 1.0 and m.loc["Comedy (3)", 1] == pytest.approx(2 / 3)
     ex = sid.example_ids(items, codes, ["movie 0"], levels=2)
     assert list(ex.title) == ["Movie 0", "Movie 3"] and ex.shared_levels.iloc[1] == 2
+
+
+def test_recommend_codebook_size_takes_the_largest_size_with_every_level_in_use():
+    summary = pd.DataFrame({"embedding": ["a", "a", "a", "b", "b", "b"], "codebook_size": [16, 32, 64] * 2,
+                            "min_perplexity_share": [0.8, 0.5, 0.1, 0.7, 0.3, 0.2]})
+    assert sid.recommend_codebook_size(summary) == 16
+    assert sid.recommend_codebook_size(summary, min_perplexity_share=0.25) == 32
+    assert sid.recommend_codebook_size(summary, min_perplexity_share=0.95) == 16
