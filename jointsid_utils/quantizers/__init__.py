@@ -21,12 +21,14 @@ from jointsid_utils.quantizers.prefix_share import prefix_share_ids, separate_id
 from jointsid_utils.quantizers.residual_lfq import ResidualLFQQuantizer
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
 from jointsid_utils.quantizers.rq_vae import RQVAE
+from jointsid_utils.quantizers.rq_vae_fixed import RQVAEFixed
 
 QUANTIZERS: dict[str, type[Quantizer]] = {
     "rq_kmeans": RQKMeans,
     "rq_vae": RQVAE,
     "residual_lfq": ResidualLFQQuantizer,
     "dict_learning": DictLearning,
+    "rq_vae_fixed": RQVAEFixed,  # notebook 04: k-means init + dead-code replacement
 }
 
 
@@ -37,7 +39,7 @@ def make_quantizer(name: str, **config: Any) -> Quantizer:
     return QUANTIZERS[name](**config)
 
 
-__all__ = ["QUANTIZERS", "DictLearning", "Quantizer", "QuantizerConfig", "RQKMeans", "RQVAE",
+__all__ = ["QUANTIZERS", "DictLearning", "Quantizer", "QuantizerConfig", "RQKMeans", "RQVAE", "RQVAEFixed",
            "ResidualLFQQuantizer", "build_ids", "collision_rate", "deduplicate", "level_stats",
            "make_quantizer", "max_items_per_prefix", "perplexity", "prefix_share_ids", "scheme_diagnostics",
            "separate_ids"]

@@ -1,0 +1,83 @@
+"""The RQ-VAE diagnosis runner (notebook 04): caching and resume, the registered fix, history fields."""
+
+import numpy as np
+import pytest
+
+from jointsid_utils import rqvae_diagnosis as rd
+from jointsid_utils.quantizers import QUANTIZERS, RQVAE, make_quantizer
+
+TINY = dict(levels=2, codebook_size=8, steps=40, batch_size=128, hidden_dims=(64, 32), latent_dim=16, log_every=10)
+
+
+@pytest.fixture(scope="module")
+def unit_vectors():
+    """Sentence-embedding-like data: 400 unit vectors in 64-d around 16 nearby directions, so the
+    per-coordinate scale is small (about 0.1), as for MiniLM item vectors."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(16, 64)) * 0.3 + rng.normal(size=(1, 64))
+    X = centres[rng.integers(0, 16, 400)] + 0.1 * rng.normal(size=(400, 64))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_grid_caches_and_resumes(unit_vectors, tmp_path, monkeypatch):
+    names = ["paper_like", "kmeans_init+dead_code"]
+    first = rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, names, seeds=[0, 1], progress=False)
+    assert [(r["name"], r["seed"]) for r in first] == [(n, s) for n in names for s in (0, 1)]
+    files = sorted((tmp_path / "toy").glob("*.json"))
+    assert len(files) == 4
+
+    calls = []
+    real = rd._fit_record
+    monkeypatch.setattr(rd, "_fit_record", lambda X, cfg: calls.append(cfg["seed"]) or real(X, cfg))
+    again = rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, names, seeds=[0, 1], progress=False)
+    assert calls == []  # a second call loads every run instead of retraining
+    assert [r["collision_rate"] for r in again] == [r["collision_rate"] for r in first]
+
+    files[0].unlink()  # a killed run leaves nothing behind (atomic writes): only that run recomputes
+    rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, names, seeds=[0, 1], progress=False)
+    assert len(calls) == 1
+
+    rd.run_grid({"toy": unit_vectors}, {**TINY, "steps": 20}, tmp_path, names[:1], seeds=[0], progress=False)
+    assert len(calls) == 2  # a changed config is a new run, not a stale cache hit
+
+
+def test_tables_and_history_fields(unit_vectors, tmp_path):
+    records = rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, ["paper_like", "residual_only"], seeds=[0, 1],
+                          progress=False)
+    for r in records:
+        assert {"collision_rate", "max_items_per_prefix", "levels", "reconstruction_mse", "history",
+                "probe_init", "probe_final"} <= set(r)
+        for row in r["history"]:
+            assert {"step", "loss", "recon_loss", "commit_loss", "used", "perplexity", "distinct_ids"} <= set(row)
+            assert len(row["used"]) == len(row["perplexity"]) == len(row["commit_loss"]) == TINY["levels"]
+        assert r["history"][-1]["step"] == TINY["steps"]
+    runs = rd.runs_table(records)
+    assert len(runs) == 2 * 2 * TINY["levels"]
+    summary = rd.summary_table(runs)
+    assert set(summary.seeds) == {2} and (summary.used_sd >= 0).all()
+    table = rd.pretty_table(summary, "toy")
+    assert list(table.index) == ["paper_like", "residual_only"] and "±" in table.loc["paper_like", "L1 used"]
+    history = rd.history_table(records)
+    assert {"embedding", "config", "seed", "step", "level", "used", "perplexity", "distinct_ids", "recon_loss",
+            "commit_loss"} <= set(history.columns)
+    assert len(rd.death_steps(history)) == 2 * 2 * TINY["levels"]
+
+
+def test_rq_vae_fixed_is_registered_and_uses_more_codes(unit_vectors):
+    assert "rq_vae_fixed" in QUANTIZERS and issubclass(QUANTIZERS["rq_vae_fixed"], RQVAE)
+    cfg = dict(levels=2, codebook_size=16, steps=150, seed=0, log_every=50)
+    fixed = make_quantizer("rq_vae_fixed", **cfg)
+    assert fixed.cfg.kmeans_init and fixed.cfg.threshold_ema_dead_code > 0
+    used = {}
+    for name in ("rq_vae", "rq_vae_fixed"):
+        codes = make_quantizer(name, **cfg).fit(unit_vectors).encode(unit_vectors)
+        used[name] = [np.unique(codes[:, level]).size for level in range(2)]
+    assert used["rq_vae"][0] <= 2  # the paper-like first level collapses on unit-norm inputs
+    assert used["rq_vae_fixed"][0] >= 12 and sum(used["rq_vae_fixed"]) > sum(used["rq_vae"])
+
+
+def test_unknown_configuration_fails_with_a_sentence():
+    with pytest.raises(Exception, match="choose from"):
+        rd.resolve_config("no_such_fix", TINY)
+    assert rd.resolve_config("steps_x3", TINY)["steps"] == 3 * TINY["steps"]
+    assert rd.resolve_config("codebook_half", TINY)["codebook_size"] == 4
