@@ -95,10 +95,12 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--vocab", type=int, default=4155, help="model vocabulary (the default profile's tokenizer: 4,155)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    trie_ids, vocab = synthetic_trie()
+    trie_ids, id_vocab = synthetic_trie()
+    vocab = max(id_vocab, args.vocab)
     model = default_model(vocab, args.device)
     if args.model:
         from transformers import T5ForConditionalGeneration

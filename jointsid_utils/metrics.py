@@ -168,3 +168,12 @@ def append_results(rows: pd.DataFrame, profile: str) -> Path:
     with atomic_path(path) as tmp:
         merged.to_csv(tmp, index=False)
     return path
+
+
+def score_and_save(preds: pd.DataFrame, profile: str, embedding: str, quantizer: str,
+                   interactions: pd.DataFrame) -> pd.DataFrame:
+    """Save a scheme's (or baseline's) predictions, add its rows to ``recall_at_30.csv``, return the rows."""
+    save_predictions(preds, profile, embedding, quantizer)
+    rows = recall_rows(preds, embedding=embedding, quantizer=quantizer, head=head_items(interactions))
+    append_results(rows, profile)
+    return rows

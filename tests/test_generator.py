@@ -114,3 +114,14 @@ def test_bad_codes_fail_with_one_sentence():
         make_id_scheme("content", np.array([[0, 1], [0, 1]]))
     with pytest.raises(ValueError, match="share column 0"):
         make_id_scheme("prefix_share", (np.array([[0, 1], [1, 1]]), np.array([[1, 1], [0, 1]])))
+
+
+def test_task_block_sampler_gives_one_task_per_batch():
+    from jointsid_utils.generator import TaskBlockSampler
+
+    tasks = np.array(["search"] * 70 + ["rec"] * 45)
+    sampler = TaskBlockSampler(tasks, block=16, seed=0)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 16 * (5 + 3) and set(first) == set(range(115)) and first != second
+    batches = np.array(first).reshape(-1, 16)
+    assert all(len(set(tasks[b])) == 1 for b in batches)
