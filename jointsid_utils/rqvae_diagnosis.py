@@ -66,13 +66,13 @@ FIXED = "kmeans_init+dead_code"  # what rq_vae_fixed registers (quantizers/rq_va
 # What each profile runs (steps per ablation run, seeds, configurations per embedding); measured to
 # fit the notebook's budget on a 2-core CPU: smoke < 2 min, default < 20 min with the cache empty.
 PLANS: dict[str, dict[str, Any]] = {
-    "smoke": {"steps": 100, "seeds": (0,), "configs": {"content": CORE, "multitask": CORE}},
-    "default": {"steps": 500, "seeds": (0, 1, 2),
+    "smoke": {"steps": 100, "seeds": (0,), "workers": 1, "configs": {"content": CORE, "multitask": CORE}},
+    "default": {"steps": 500, "seeds": (0, 1, 2), "workers": 2,
                 # l2_input is the identity on unit-norm sentence vectors; the two extra variants are for paper
                 "configs": {"content": tuple(c for c in CONFIGS if c not in
                                              ("l2_input", "ema_decay_0.99", "kmeans+dead+commit_0.25")),
                             "multitask": CORE}},
-    "paper": {"steps": 3000, "seeds": (0, 1, 2),
+    "paper": {"steps": 3000, "seeds": (0, 1, 2), "workers": 2,
               "configs": {"content": tuple(CONFIGS), "multitask": tuple(CONFIGS)}},
 }
 
@@ -332,12 +332,13 @@ def plot_usage_over_training(history: pd.DataFrame, configs: Sequence[str], *, e
     for i, emb in enumerate(embeddings):
         for j, lvl in enumerate(levels):
             ax = axes[i, j]
-            for name in configs:
+            for k, name in enumerate(configs):
                 h = history[(history.embedding == emb) & (history.level == lvl) & (history.config == name)]
                 if h.empty:
                     continue
                 g = h.groupby("step").used
-                ax.plot(g.mean().index, g.mean().values, color=colours[name], lw=1.8, label=name)
+                ax.plot(g.mean().index, g.mean().values, color=colours[name], lw=2.6 if k == 0 else 1.6,
+                        ls="--" if k == 0 else "-", label=name, zorder=3 if k == 0 else 2)
                 ax.fill_between(g.min().index, g.min().values, g.max().values, color=colours[name], alpha=0.15, lw=0)
             if codebook_size:
                 ax.axhline(codebook_size, color="grey", ls=":", lw=1)
@@ -345,9 +346,10 @@ def plot_usage_over_training(history: pd.DataFrame, configs: Sequence[str], *, e
             ax.set_xlabel("training step")
             ax.set_ylabel("codes used")
             ax.set_ylim(0, (codebook_size or ax.get_ylim()[1]) * 1.05)
-    axes[0, -1].legend(loc="lower right", fontsize=8, frameon=True)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.suptitle("RQ-VAE codebook usage over training (mean over seeds, band = min..max)", y=1.0)
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(5, len(labels)), fontsize=9)
     return fig
 
 
