@@ -11,7 +11,7 @@ from jointsid_utils.embeddings.inputs import EmbeddingData
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
     model = load_encoder(cfg.embeddings.base_encoder)
-    return encode(model, data.texts, batch_size=cfg.embeddings.encode_batch_size, progress=True)
+    return encode(model, data.texts, batch_size=cfg.embeddings.encode_batch_size)
 
 
 def query_encoder(cfg: StudyConfig) -> str:

@@ -25,16 +25,11 @@ import pandas as pd
 
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
+from jointsid_utils.embeddings import defaults
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
 
 INFO = "jointsid_model.json"
-# Token budget while fine-tuning (the base MiniLM allows 256). Title, year, genres, runtime, rating and
-# certificate fit in about 40 tokens (p90 of the ML-100K item texts is 41); a batch pads to its longest
-# text, so the 6% of items with a plot summary made every batch about 160 tokens long and a step 2.5x
-# slower on 2 cores. 48 keeps the metadata and the plot's first words. Suggested config field:
-# ``embeddings.finetune_max_seq_length``.
-MAX_SEQ_LENGTH = 48
 LOG = "training_log.json"
 
 
@@ -94,7 +89,8 @@ class ValidationEvaluator(_base_evaluator()):
 
 def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataFrame],
              evaluator: ValidationEvaluator, key: Mapping[str, Any], item_texts: list[str],
-             evals_per_epoch: int = 2, min_eval_steps: int = 50, max_seq_length: int = MAX_SEQ_LENGTH) -> Path:
+             evals_per_epoch: int = defaults.EVALS_PER_EPOCH, min_eval_steps: int = defaults.MIN_EVAL_STEPS,
+             max_seq_length: int = defaults.FINETUNE_MAX_SEQ_LENGTH) -> Path:
     """Train (or reuse) ``method``'s encoder on MNRL over ``train_sets`` (name -> anchor/positive frame).
 
     Several sets are trained jointly, one set per batch in round-robin order (the multi-task objective
@@ -131,9 +127,10 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
     batches = [len(frame) // emb.finetune_batch_size for frame in train_sets.values()]
     steps_per_epoch = max(1, len(batches) * min(batches) if len(batches) > 1 else batches[0])
     total_steps = max(1, int(math.ceil(steps_per_epoch * emb.finetune_epochs)))
-    # Validate (and checkpoint) a few times per epoch but not more often than every ``min_eval_steps``:
-    # each evaluation encodes the catalogue and each checkpoint writes the optimizer state.
     eval_steps = min(total_steps, max(min_eval_steps, int(math.ceil(steps_per_epoch / evals_per_epoch))))
+    # An even logging interval with several sets, so each logged loss averages both tasks equally.
+    log_steps = max(1, total_steps // 40)
+    log_steps += len(datasets) > 1 and log_steps % 2
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=emb.finetune_epochs,
@@ -145,7 +142,7 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
         eval_strategy="steps", eval_steps=eval_steps,
         save_strategy="steps", save_steps=eval_steps, save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="score", greater_is_better=True,
-        logging_steps=max(1, total_steps // 40), logging_first_step=True,
+        logging_steps=log_steps, logging_first_step=True,
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=True, dataloader_num_workers=0,
         report_to="none", disable_tqdm=False,
     )
@@ -179,4 +176,4 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
 
 def encode_items_with(cfg: StudyConfig, path: Path, item_texts: list[str]) -> np.ndarray:
     """Item vectors from a trained encoder directory."""
-    return encode(load_encoder(path), item_texts, batch_size=cfg.embeddings.encode_batch_size, progress=True)
+    return encode(load_encoder(path), item_texts, batch_size=cfg.embeddings.encode_batch_size)

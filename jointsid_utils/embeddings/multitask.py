@@ -19,12 +19,13 @@ from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
 from jointsid_utils.embeddings.inputs import (EmbeddingData, histories, item_text_pairs, query_item_pairs,
                                               split_train_queries, targets)
-from jointsid_utils.embeddings.search import FIT_KEYS, VAL_QUERIES
+from jointsid_utils.embeddings import defaults
+from jointsid_utils.embeddings.search import FIT_KEYS
 
 METHOD = "multitask"
 
 
-def training_sets(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = VAL_QUERIES):
+def training_sets(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.VAL_QUERIES):
     """(train sets for the trainer, held-out train queries)."""
     emb = cfg.embeddings
     fit, val = split_train_queries(data.queries, n_val=val_queries, seed=cfg.seed)
@@ -34,7 +35,7 @@ def training_sets(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = V
     return {"search": query_pairs, "rec": item_pairs}, val
 
 
-def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = VAL_QUERIES) -> Path:
+def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.VAL_QUERIES) -> Path:
     emb = cfg.embeddings
     sets, val = training_sets(data, cfg, val_queries=val_queries)
     train_hist = histories(data.interactions, ("train",))

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from jointsid_utils.config import StudyConfig, as_dict
+from jointsid_utils.embeddings import defaults
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
 from jointsid_utils.embeddings.inputs import EmbeddingData, query_item_pairs, split_train_queries
 
 METHOD = "search"
-VAL_QUERIES = 2000  # held-out train queries for validation (about +-1 point of Recall@30 noise)
 FIT_KEYS = ("base_encoder", "finetune_epochs", "finetune_batch_size", "finetune_lr", "finetune_max_pairs")
 
 
-def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = VAL_QUERIES) -> Path:
+def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.VAL_QUERIES) -> Path:
     """The fine-tuned encoder's directory (trained once per config and data, then reused)."""
     emb = cfg.embeddings
     fit, val = split_train_queries(data.queries, n_val=val_queries, seed=cfg.seed)
