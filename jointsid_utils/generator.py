@@ -362,7 +362,13 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
         train_ds = encode_examples(examples.train, tokenizer, labels, max_len)
         val_ds = encode_examples(examples.validation, tokenizer, labels, max_len)
-        # 2. model, 3. training
+        # 2. model, 3. training (checkpoints of a run with other inputs or settings are not resumed)
+        ckpt_key = out / "checkpoints" / "key.txt"
+        if ckpt_key.parent.exists() and (not ckpt_key.exists() or ckpt_key.read_text() != key or retrain):
+            import shutil
+            shutil.rmtree(ckpt_key.parent)
+        ckpt_key.parent.mkdir(parents=True, exist_ok=True)
+        ckpt_key.write_text(key)
         model = build_model(tokenizer, gcfg, dropout=_opt(gcfg, "dropout", options))
         run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed,
                               warmup_steps=_opt(gcfg, "warmup_steps", options),

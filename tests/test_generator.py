@@ -125,3 +125,14 @@ def test_task_block_sampler_gives_one_task_per_batch():
     assert len(first) == len(sampler) == 16 * (5 + 3) and set(first) == set(range(115)) and first != second
     batches = np.array(first).reshape(-1, 16)
     assert all(len(set(tasks[b])) == 1 for b in batches)
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(runs_dir):
+    items, inter, queries, codes = toy_data()
+    cfg = GeneratorConfig(**{**TINY.__dict__, "epochs": 2.0})
+    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke", val_queries=10)
+    out = runs_dir / "smoke/models/generator/content__seed0"
+    (out / "train_info.json").unlink()  # as if killed after the last checkpoint, before the final save
+    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke", val_queries=10)
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["resumed"] is True
