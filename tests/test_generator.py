@@ -136,3 +136,14 @@ def test_interrupted_training_resumes_from_its_checkpoint(runs_dir):
     train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke", val_queries=10)
     info = json.loads((out / "train_info.json").read_text())
     assert info["resumed"] is True
+
+
+@pytest.mark.parametrize("scheme", ["separate", "prefix_share"])
+def test_two_id_schemes_end_to_end(runs_dir, scheme):
+    items, inter, queries, codes = toy_data()
+    rec = codes.copy()
+    rec[:, 1:] = codes[::-1, 1:]  # same column 0 (prefix_share's shared level), other task-specific codes
+    cfg = GeneratorConfig(**{**TINY.__dict__, "epochs": 1.0})
+    preds = train_and_predict(scheme, np.hstack([codes, rec]), items, inter, queries, cfg, 0, profile="smoke",
+                              val_queries=10)
+    assert all(len(set(r)) == len(r) == 10 and max(r) < N_ITEMS for r in preds["ranked"])
