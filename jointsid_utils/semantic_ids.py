@@ -246,10 +246,13 @@ def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
-def recommend_codebook_size(summary: pd.DataFrame, min_perplexity_share: float = 1 / 3) -> int:
-    """The largest swept size at which every level of every embedding keeps a perplexity of at least
-    ``min_perplexity_share`` x size (no level mostly unused in effect); larger sizes only lower collisions
-    further by leaving more of level 2 idle. Falls back to the smallest size swept."""
+def recommend_codebook_size(summary: pd.DataFrame, min_perplexity_share: float = 1 / 3,
+                            embeddings: Sequence[str] | None = None) -> int:
+    """The largest swept size at which every level of every embedding (or of ``embeddings`` only) keeps a
+    perplexity of at least ``min_perplexity_share`` x size (no level mostly unused in effect); larger
+    sizes lower collisions further only by leaving more of level 2 idle. Falls back to the smallest size."""
+    if embeddings is not None:
+        summary = summary[summary.embedding.isin(list(embeddings))]
     ok = summary.groupby("codebook_size")["min_perplexity_share"].min() >= min_perplexity_share
     return int(ok[ok].index.max()) if ok.any() else int(summary.codebook_size.min())
 

@@ -159,3 +159,4 @@ def test_recommend_codebook_size_takes_the_largest_size_with_every_level_in_use(
     assert sid.recommend_codebook_size(summary) == 16
     assert sid.recommend_codebook_size(summary, min_perplexity_share=0.25) == 32
     assert sid.recommend_codebook_size(summary, min_perplexity_share=0.95) == 16
+    assert sid.recommend_codebook_size(summary, embeddings=["a"]) == 32
