@@ -98,6 +98,22 @@ class GeneratorConfig:
     beam_size: int = 30
     top_k: int = 30
     seeds: tuple[int, ...] = (0,)
+    vocab_size: int = 4000  # word-piece vocabulary of the from-scratch tokenizer (plus task and ID tokens)
+    tokenizer_kind: str = "wordpiece"  # or "word" (FEASIBILITY.md's prototype)
+    max_prompt_tokens: int = 64  # search prompts are ~10-20 tokens, rec prompts 2 + K * L
+    warmup_steps: int = 100
+    max_grad_norm: float = 1.0
+    dropout: float = 0.1
+    val_queries: int = 500  # held-out train queries in the validation set (checkpoint choice)
+    search_eval_cases: int | None = 2000  # test queries decoded (None = all); about +-1.6 points at 1,000
+    decoding: str = "beam"  # "beam" (ours) or "diverse" (the paper's: beam 60, 30 groups, penalty 0.25)
+    decode_batch_size: int = 64
+    # DSI-style indexing examples (Tay et al. 2022): each item's title and text -> its search ID. Not in
+    # the paper; measured on default (content IDs, 8 epochs): search 0.083 -> 0.059 with 1 copy, so 0 (off).
+    item_text_examples: int = 0
+    # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
+    # (11% faster, slightly worse on both tasks on default).
+    task_batching: str = "mixed"
 
 
 @dataclass(frozen=True, kw_only=True)

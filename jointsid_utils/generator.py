@@ -38,32 +38,16 @@ from jointsid_utils.tokenization import (EOS, IdScheme, build_tokenizer, check_t
 
 log = logging.getLogger(__name__)
 
-# Settings not (yet) in GeneratorConfig; read through ``_opt`` so a config field of the same name wins.
-DEFAULTS = {
-    "vocab_size": 4000,  # word-piece vocabulary of the from-scratch tokenizer (plus task and ID tokens)
-    "tokenizer_kind": "wordpiece",  # or "word" (FEASIBILITY.md's prototype)
-    "max_prompt_tokens": 64,  # search prompts are ~10-20 tokens, rec prompts 2 + K * L
-    "warmup_steps": 100,
-    "max_grad_norm": 1.0,
-    "val_queries": 500,  # held-out train queries in the validation set (checkpoint choice)
-    "search_eval_cases": 2000,  # test queries decoded (None = all); about +-1.6 points at 1,000
-    "decoding": "beam",  # "beam" (ours) or "diverse" (the paper's: beam 60, 30 groups, penalty 0.25)
-    "decode_batch_size": 64,
-    "dropout": 0.1,
-    # DSI-style indexing examples (Tay et al. 2022): each item's title and its text -> its search ID,
-    # so title words are learned beyond the ~10 train queries per item. Not in the paper: 0 turns it off.
-    "item_text_examples": 0,  # measured on default (content IDs, 8 epochs): search 0.083 -> 0.059 with 1 copy
-    # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task (less
-    # padding: search prompts are ~12 tokens, rec prompts 33), batches of both tasks interleaved at random.
-    "task_batching": "mixed",
-}
+# Generator settings a caller may override per run (``train_and_predict(..., search_eval_cases=500)``).
+OPTIONS = ("vocab_size", "tokenizer_kind", "max_prompt_tokens", "warmup_steps", "max_grad_norm", "val_queries",
+           "search_eval_cases", "decoding", "decode_batch_size", "dropout", "item_text_examples", "task_batching")
 DIVERSE = {"beam_size": 60, "num_beam_groups": 30, "diversity_penalty": 0.25}  # the paper's decoding
 
 
 def _opt(gcfg: GeneratorConfig, name: str, overrides: dict[str, Any]) -> Any:
     if name in overrides:
         return overrides[name]
-    return getattr(gcfg, name, DEFAULTS[name])
+    return getattr(gcfg, name)
 
 
 # ============================================================================ examples
@@ -320,16 +304,16 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
                       retrain: bool = False, **options: Any) -> pd.DataFrame:
     """Train (or reload) the scheme's generator and return the ranked top-30 lists of every test case.
 
-    ``options`` override the settings in ``DEFAULTS`` (e.g. ``search_eval_cases=500``,
+    ``options`` override the settings in ``OPTIONS`` (e.g. ``search_eval_cases=500``,
     ``decoding="diverse"``). The trained model, tokenizer and a ``train_info.json`` (examples, times,
     loss curve) are saved under ``runs/<profile>/models/generator/<scheme>__seed<k>/``; an existing model
     trained with the same inputs and settings is reloaded instead of retrained.
     """
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    unknown = set(options) - set(DEFAULTS)
+    unknown = set(options) - set(OPTIONS)
     if unknown:
-        raise StudyInputError(f"Unknown generator option(s) {sorted(unknown)}; valid: {', '.join(DEFAULTS)}.")
+        raise StudyInputError(f"Unknown generator option(s) {sorted(unknown)}; valid: {', '.join(OPTIONS)}.")
     gcfg = cfg.generator if isinstance(cfg, StudyConfig) else cfg
     if _opt(gcfg, "task_batching", options) not in ("mixed", "per_task"):
         raise StudyInputError(f"task_batching {_opt(gcfg, 'task_batching', options)!r} is not 'mixed' or 'per_task'.")
@@ -346,7 +330,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
                               items=items, item_text_examples=_opt(gcfg, "item_text_examples", options),
                               case_seed=cfg.seed if isinstance(cfg, StudyConfig) else 0)
     out = model_dir(profile, scheme_name, seed)
-    key = stable_hash({"generator": as_dict(gcfg), "options": {k: _opt(gcfg, k, options) for k in DEFAULTS
+    key = stable_hash({"generator": as_dict(gcfg), "options": {k: _opt(gcfg, k, options) for k in OPTIONS
                                                                  if k not in ("decoding", "search_eval_cases", "decode_batch_size")},
                        "codes": [stable_hash(np.ascontiguousarray(c).tobytes().hex()) for c in scheme.codes.values()],
                        "train": stable_hash(pd.util.hash_pandas_object(examples.train).sum()), "seed": seed})
@@ -378,7 +362,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         info = {"key": key, "scheme": scheme_name, "seed": seed, "generator": as_dict(gcfg),
-                "options": {k: _opt(gcfg, k, options) for k in DEFAULTS}, "examples": examples.stats,
+                "options": {k: _opt(gcfg, k, options) for k in OPTIONS}, "examples": examples.stats,
                 "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()), **run}
         write_json(info_path, info)
     # 4. prediction
