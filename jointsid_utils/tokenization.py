@@ -75,7 +75,8 @@ def make_id_scheme(name: str, codes: np.ndarray | Sequence[np.ndarray]) -> IdSch
     ``separate`` and ``prefix_share`` take two arrays (search codes, rec codes), or one array with the
     two side by side (search columns first, as ``ids/<scheme>.npy`` stores them); other schemes one.
     """
-    if name in TWO_ID_SCHEMES:
+    # ``name`` may carry the quantizer (``separate__rq_kmeans``, the generator's model directory name).
+    if name.split("__")[0] in TWO_ID_SCHEMES:
         if isinstance(codes, np.ndarray) and codes.ndim == 2:
             if codes.shape[1] % 2:
                 raise StudyInputError(f"The {name} codes have {codes.shape[1]} columns; pass search and rec "
@@ -89,7 +90,7 @@ def make_id_scheme(name: str, codes: np.ndarray | Sequence[np.ndarray]) -> IdSch
             raise StudyInputError(f"The {name} search codes {search.shape} and rec codes {rec.shape} differ in "
                                   "shape; build both with the same number of items and levels.")
         levels = search.shape[1]
-        if name == "separate":
+        if name.split("__")[0] == "separate":
             ns = {"search": ("s",) * levels, "rec": ("r",) * levels}
         else:
             if not np.array_equal(search[:, 0], rec[:, 0]):

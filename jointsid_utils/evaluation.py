@@ -1,0 +1,237 @@
+"""Tables, flags, findings and the trade-off figure of notebook 06, computed from the result files.
+
+Inputs are the frames of ``study.load_results``: ``recall_at_30.csv`` (generative schemes) and
+``baselines.csv`` (random, most-popular, BM25, dense bounds). Nothing here trains or decodes.
+Rec is reported under both protocols (FEASIBILITY.md): "all" (the ranked list as decoded, the
+paper-style number) and "exclude_history" (the user's seen items removed). Never compare across them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reference import reference_table
+
+Scheme = tuple[str, str]
+JOINT = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
+COLUMNS = {("search", "all", "all"): "search", ("rec", "all", "all"): "rec",
+           ("rec", "exclude_history", "all"): "rec_excl", ("rec", "all", "head"): "rec_head",
+           ("rec", "all", "torso"): "rec_torso"}
+
+
+def _cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of recall and interval bounds per (embedding, quantizer, column)."""
+    f = frame.copy()
+    f["col"] = [COLUMNS.get((t, p, s)) for t, p, s in zip(f.task, f.protocol, f.segment)]
+    f = f.dropna(subset=["col"])
+    g = f.groupby(["embedding", "quantizer", "col"], sort=False)
+    return g.agg(r=("recall_at_30", "mean"), lo=("ci_low", "mean"), hi=("ci_high", "mean"),
+                 n=("n_cases", "first"), seeds=("seed", "nunique")).reset_index()
+
+
+def scheme_table(results: pd.DataFrame, schemes: Sequence[Scheme], *, decoding: str = "beam") -> pd.DataFrame:
+    """One row per scheme: Recall@30 (mean over seeds) with 95% bootstrap bounds for search, rec (both
+    protocols) and rec head/torso ("all"), beside the paper's numbers. With several seeds the bounds are
+    the seeds' mean bounds (the per-seed interval, not an interval of the mean)."""
+    if results.empty:
+        raise StudyInputError("recall_at_30.csv is empty; run notebook 05 first.")
+    cells = _cells(results[results.decoding == decoding])
+    rows = []
+    for emb, quant in schemes:
+        c = cells[(cells.embedding == emb) & (cells.quantizer == quant)].set_index("col")
+        row = {"embedding": emb, "quantizer": quant, "seeds": int(c.seeds.max()) if len(c) else 0}
+        for col in COLUMNS.values():
+            have = col in c.index
+            row[col] = c.r[col] if have else np.nan
+            row[f"{col}_lo"] = c.lo[col] if have else np.nan
+            row[f"{col}_hi"] = c.hi[col] if have else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.merge(reference_table().drop(columns="table"), on=["embedding", "quantizer"], how="left")
+
+
+def baseline_value(baselines: pd.DataFrame, method: str, task: str, protocol: str = "all",
+                   segment: str = "all") -> float:
+    hit = baselines[(baselines.method == method) & (baselines.task == task) & (baselines.protocol == protocol)
+                    & (baselines.segment == segment)]
+    return float(hit.recall_at_30.mean()) if len(hit) else np.nan
+
+
+def add_flags(table: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """``beats_bm25`` (search), ``beats_most_popular`` (rec, "all") and ``beats_most_popular_excl``
+    ("exclude_history"): a scheme is compared with the baseline on the same cases and protocol."""
+    out = table.copy()
+    out["beats_bm25"] = out.search > baseline_value(baselines, "bm25", "search")
+    out["beats_most_popular"] = out.rec > baseline_value(baselines, "most_popular", "rec")
+    out["beats_most_popular_excl"] = out.rec_excl > baseline_value(baselines, "most_popular", "rec", "exclude_history")
+    notes = []
+    for r in out.itertuples():
+        n = [] if r.beats_bm25 else ["search <= BM25"]
+        n += [] if r.beats_most_popular else ["rec <= most-popular"]
+        n += [] if r.beats_most_popular_excl else ["rec (excl.) <= most-popular"]
+        notes.append("; ".join(n) or "beats both")
+    out["flag"] = notes
+    return out
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """Strings ``0.083 [0.071, 0.095]`` for display, paper columns beside ours."""
+    def ci(r, col):
+        v = r[col]
+        return "-" if pd.isna(v) else f"{v:.3f} [{r[col + '_lo']:.3f}, {r[col + '_hi']:.3f}]"
+
+    def num(v):
+        return "-" if pd.isna(v) else f"{v:.3f}"
+
+    rows = []
+    for _, r in table.iterrows():
+        row = {"scheme": f"{r.embedding} / {r.quantizer}", "search": ci(r, "search"), "paper search": num(r.paper_search),
+               "rec (all)": ci(r, "rec"), "paper rec": num(r.paper_rec), "rec (excl. history)": ci(r, "rec_excl"),
+               "rec head": num(r.rec_head), "rec torso": num(r.rec_torso), "paper head": num(r.paper_rec_head),
+               "paper torso": num(r.paper_rec_torso)}
+        if "flag" in r:
+            row["flag"] = r.flag
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("scheme")
+
+
+def baselines_table(baselines: pd.DataFrame) -> pd.DataFrame:
+    """Baselines and dense bounds, one row per method: search, rec (all), rec (excl. history)."""
+    b = baselines[baselines.segment == "all"]
+    col = np.where(b.task == "search", "search", np.where(b.protocol == "all", "rec (all)", "rec (excl. history)"))
+    out = b.assign(col=col).pivot_table(index="method", columns="col", values="recall_at_30", aggfunc="mean")
+    return out.reindex(columns=[c for c in ("search", "rec (all)", "rec (excl. history)") if c in out.columns])
+
+
+# ----------------------------------------------------------------------------- findings
+
+def _get(table: pd.DataFrame, emb: str, quant: str, col: str, paper: bool = False) -> float:
+    hit = table[(table.embedding == emb) & (table.quantizer == quant)]
+    name = f"paper_{col}" if paper else col
+    return float(hit[name].iloc[0]) if len(hit) and name in hit else np.nan
+
+
+def _normalised_mean(table: pd.DataFrame, names: Sequence[str], paper: bool) -> pd.Series:
+    s = pd.Series({e: _get(table, e, "rq_kmeans", "search", paper) for e in names})
+    r = pd.Series({e: _get(table, e, "rq_kmeans", "rec", paper) for e in names})
+    return (s / s.max() + r / r.max()) / 2
+
+
+def findings(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's findings F1-F4, checked on the paper's numbers and on ours (rec: protocol "all").
+
+    F1: search-tuned IDs best on search and rec-tuned IDs best on rec among content/search/rec.
+    F2: multitask has the best trade-off among the joint constructions (highest mean of the two recalls,
+        each divided by the best joint scheme's value on that task).
+    F3: RQ-KMeans beats every other quantizer on multitask, on both tasks.
+    F4: rq_vae_fixed (ours: k-means init + dead-code replacement) closes the gap to RQ-KMeans (both
+        recalls within the RQ-KMeans interval) and beats the paper-like rq_vae.
+    """
+    rows = []
+    for who, paper in (("paper", True), ("ours", False)):
+        single = {e: (_get(table, e, "rq_kmeans", "search", paper), _get(table, e, "rq_kmeans", "rec", paper))
+                  for e in ("content", "search", "rec")}
+        best_s = max(single, key=lambda e: -np.inf if np.isnan(single[e][0]) else single[e][0])
+        best_r = max(single, key=lambda e: -np.inf if np.isnan(single[e][1]) else single[e][1])
+        rows.append({"finding": "F1 task-specific IDs best on own task", "who": who,
+                     "holds": best_s == "search" and best_r == "rec",
+                     "evidence": f"best search IDs: {best_s} ({single[best_s][0]:.3f}); best rec IDs: {best_r} "
+                                 f"({single[best_r][1]:.3f})"})
+        joint = [e for e in JOINT if not np.isnan(_get(table, e, "rq_kmeans", "search", paper))]
+        nm = _normalised_mean(table, joint, paper).sort_values(ascending=False)
+        rows.append({"finding": "F2 multitask best trade-off among joint IDs", "who": who,
+                     "holds": bool(len(nm)) and nm.index[0] == "multitask",
+                     "evidence": ", ".join(f"{e} {v:.2f}" for e, v in nm.items()) + " (normalised mean)"})
+        quants = [q for q in ("rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")
+                  if not np.isnan(_get(table, "multitask", q, "search", paper))]
+        km = (_get(table, "multitask", "rq_kmeans", "search", paper), _get(table, "multitask", "rq_kmeans", "rec", paper))
+        wins = {q: (km[0] > _get(table, "multitask", q, "search", paper), km[1] > _get(table, "multitask", q, "rec", paper))
+                for q in quants}
+        rows.append({"finding": "F3 RQ-KMeans beats the other quantizers", "who": who,
+                     "holds": bool(wins) and all(a and b for a, b in wins.values()),
+                     "evidence": f"rq_kmeans {km[0]:.3f}/{km[1]:.3f} (search/rec); " + ", ".join(
+                         f"{q} {_get(table, 'multitask', q, 'search', paper):.3f}/"
+                         f"{_get(table, 'multitask', q, 'rec', paper):.3f}" for q in quants)})
+        fx = (_get(table, "multitask", "rq_vae_fixed", "search", paper), _get(table, "multitask", "rq_vae_fixed", "rec", paper))
+        if np.isnan(fx[0]):
+            rows.append({"finding": "F4 rq_vae_fixed vs rq_kmeans", "who": who, "holds": None,
+                         "evidence": "not in the paper" if paper else "rq_vae_fixed not trained"})
+        else:
+            within = all(_get(table, "multitask", "rq_kmeans", f"{c}_lo") <= v or v >= km[i]
+                         for i, (c, v) in enumerate(zip(("search", "rec"), fx)))
+            vae = (_get(table, "multitask", "rq_vae", "search"), _get(table, "multitask", "rq_vae", "rec"))
+            rows.append({"finding": "F4 rq_vae_fixed vs rq_kmeans", "who": who,
+                         "holds": bool(within and fx[0] + fx[1] > vae[0] + vae[1]),
+                         "evidence": f"rq_vae_fixed {fx[0]:.3f}/{fx[1]:.3f}, rq_kmeans {km[0]:.3f}/{km[1]:.3f}, "
+                                     f"rq_vae {vae[0]:.3f}/{vae[1]:.3f}"})
+    out = pd.DataFrame(rows)
+    return out.pivot(index="finding", columns="who", values=["holds", "evidence"])
+
+
+# ----------------------------------------------------------------------------- tests
+
+def paired_tests(profile: str, schemes: Sequence[Scheme], task: str, *, protocol: str = "all",
+                 decoding: str = "beam") -> pd.DataFrame:
+    """ranx paired t-tests (Bonferroni over all pairs) on the saved predictions; cases x seeds are the units."""
+    from jointsid_utils.metrics import compare_schemes, predictions_path
+
+    frames = {}
+    for emb, quant in schemes:
+        path = predictions_path(profile, emb, quant, task)
+        if not path.exists():
+            continue
+        f = pd.read_parquet(path)
+        f = f[(f.protocol == protocol) & (f.decoding == decoding)]
+        frames[f"{emb}/{quant}"] = f
+    if len(frames) < 2:
+        return pd.DataFrame()
+    seeds = set.intersection(*(set(f.seed) for f in frames.values()))
+    return compare_schemes({k: f[f.seed.isin(seeds)] for k, f in frames.items()})
+
+
+# ----------------------------------------------------------------------------- figure
+
+def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
+    """Search vs rec Recall@30, one point per scheme with 95% intervals, one panel per rec protocol;
+    BM25, most-popular and random as reference lines."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(table), 2)))
+    for ax, (rec_col, protocol, title) in zip(axes, (("rec", "all", "rec: ranked list as decoded (paper-style)"),
+                                                     ("rec_excl", "exclude_history", "rec: history items removed"))):
+        for i, r in enumerate(table.itertuples()):
+            x, y = getattr(r, rec_col), r.search
+            if np.isnan(x) or np.isnan(y):
+                continue
+            xerr = [[x - getattr(r, f"{rec_col}_lo")], [getattr(r, f"{rec_col}_hi") - x]]
+            yerr = [[y - r.search_lo], [r.search_hi - y]]
+            marker = "o" if r.quantizer == "rq_kmeans" else "s"
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, color=colours[i], ms=7, capsize=2, lw=1,
+                        label=f"{r.embedding} / {r.quantizer}")
+            ax.annotate(r.embedding if r.quantizer == "rq_kmeans" else f"mt/{r.quantizer}", (x, y),
+                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+        bm = baseline_value(baselines, "bm25", "search")
+        mp = baseline_value(baselines, "most_popular", "rec", protocol)
+        rs, rr = baseline_value(baselines, "random", "search"), baseline_value(baselines, "random", "rec", protocol)
+        if not np.isnan(bm):
+            ax.axhline(bm, color="k", ls="--", lw=1)
+            ax.text(ax.get_xlim()[0], bm, " BM25 (search)", va="bottom", fontsize=8)
+        if not np.isnan(mp):
+            ax.axvline(mp, color="firebrick", ls="--", lw=1)
+            ax.text(mp, ax.get_ylim()[1], " most-popular (rec)", va="top", rotation=90, fontsize=8, color="firebrick")
+        if not np.isnan(rs):
+            ax.axhline(rs, color="grey", ls=":", lw=1)
+            ax.axvline(rr, color="grey", ls=":", lw=1)
+            ax.text(rr, 0, " random", rotation=90, fontsize=8, color="grey", va="bottom")
+        ax.set_xlabel(f"rec Recall@30 ({protocol})")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("search Recall@30")
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="scheme (o RQ-KMeans, s other)")
+    fig.suptitle("Search vs recommendation trade-off (95% bootstrap intervals)", y=1.0)
+    fig.tight_layout()
+    return fig

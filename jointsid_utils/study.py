@@ -1,0 +1,267 @@
+"""The generator experiment over every scheme (STUDY.md §5, notebooks 05 and 06).
+
+    runs = train_all_schemes(cfg, workers=2)      # train + decode + score every scheme x seed, cached
+    base = run_baselines(cfg)                     # random, most-popular, BM25, dense bounds -> baselines.csv
+
+Each (scheme, seed) job calls ``generator.train_and_predict`` (which caches the model) and the parent
+process scores it with ``metrics.score_and_save`` (``results/recall_at_30.csv`` and
+``results/predictions/``). A finished job leaves ``results/generator_runs/<scheme>__seed<k>.json``
+keyed on everything that decides its lists (generator settings, options, codes, data, case seed); a
+rerun with the same key skips the job without loading the model.
+
+Parallelism: FEASIBILITY.md measured two 1-thread processes side by side at ~1.4x the throughput of one
+2-thread process on this 2-core machine, so ``workers`` jobs run in spawned processes, one torch thread
+each, with ``OMP_WAIT_POLICY=PASSIVE`` (busy-waiting OpenMP threads made a step 17x slower).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.cache import run_dir, write_json
+from jointsid_utils.config import StudyConfig, as_dict, stable_hash
+from jointsid_utils.errors import StudyInputError
+
+Scheme = tuple[str, str]
+SEARCH_OPTIONS = ("search_eval_cases",)  # options that change the test cases (baselines must use the same)
+
+# Per-profile plan (like ``rqvae_diagnosis.plan``): options passed to ``train_and_predict``.
+# smoke decodes 300 of its 2,000 test queries so that 12 schemes fit the tests' time budget.
+PLANS: dict[str, dict[str, Any]] = {
+    "smoke": {"workers": 1, "options": {"search_eval_cases": 300}},  # spawn costs more than a smoke job
+    "default": {"workers": 0, "options": {}},  # 0: auto_workers()
+    "paper": {"workers": 1, "options": {}},
+}
+
+
+def auto_workers() -> int:
+    """2 only on an otherwise idle machine. Measured on this 2-core VM with one other busy process (two
+    default-profile jobs, 0.25 epoch + decoding): 1 worker 78-89 s, 2 workers 95 s (each job 2x slower);
+    FEASIBILITY.md's 1.4x gain from two 1-thread runs was on an idle machine."""
+    cores = os.cpu_count() or 1
+    return 2 if cores >= 2 and os.getloadavg()[0] < 0.5 * cores else 1
+
+
+def plan(cfg: StudyConfig) -> dict[str, Any]:
+    """The profile's workers and generator options (a copy; unknown profiles get the default plan)."""
+    p = PLANS.get(cfg.name, PLANS["default"])
+    return {"workers": p["workers"] or auto_workers(), "options": dict(p["options"])}
+
+
+def study_schemes(include_content_quantizers: bool = False) -> list[Scheme]:
+    """STUDY.md §5: Table A (RQ-KMeans) and Table B on multitask: 12 schemes; content's Table B on request."""
+    from jointsid_utils.semantic_ids import TABLE_A, TABLE_B_QUANTIZERS
+
+    out = [(e, "rq_kmeans") for e in TABLE_A] + [("multitask", q) for q in TABLE_B_QUANTIZERS]
+    if include_content_quantizers:
+        out += [("content", q) for q in TABLE_B_QUANTIZERS]
+    return list(dict.fromkeys(out))
+
+
+def scheme_name(scheme: Scheme) -> str:
+    return f"{scheme[0]}__{scheme[1]}"
+
+
+def runs_dir(profile: str) -> Path:
+    return run_dir(profile, "results", "generator_runs")
+
+
+def _data_hash(interactions: pd.DataFrame, queries: pd.DataFrame) -> str:
+    a = pd.util.hash_pandas_object(interactions[["user_id", "item_id", "split"]], index=False).to_numpy()
+    b = pd.util.hash_pandas_object(queries[["item_id", "query", "split"]], index=False).to_numpy()
+    return stable_hash([int(a.sum() % (1 << 62)), len(a), int(b.sum() % (1 << 62)), len(b)])
+
+
+def job_key(cfg: StudyConfig, scheme: Scheme, seed: int, codes: np.ndarray, data_hash: str,
+            options: dict[str, Any]) -> str:
+    """Everything that decides a job's ranked lists."""
+    from jointsid_utils.generator import OPTIONS, _opt
+
+    resolved = {k: _opt(cfg.generator, k, options) for k in OPTIONS}
+    return stable_hash({"generator": as_dict(cfg.generator), "options": resolved, "scheme": scheme_name(scheme),
+                        "codes": stable_hash(np.ascontiguousarray(codes).tobytes().hex()), "data": data_hash,
+                        "case_seed": cfg.seed, "seed": int(seed)})
+
+
+def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One (scheme, seed): train (or reload) and decode. Runs in a worker process or inline."""
+    from jointsid_utils.generator import train_and_predict
+
+    started = time.time()
+    preds = train_and_predict(scheme_name(job["scheme"]), job["codes"], job["items"], job["interactions"],
+                              job["queries"], job["cfg"], job["seed"], threads=job["threads"],
+                              retrain=job["retrain"], **job["options"])
+    info = dict(preds.attrs.get("train_info", {}))
+    info.update(decode_seconds=preds.attrs.get("decode_seconds"), job_seconds=round(time.time() - started, 1),
+                pid=os.getpid())
+    preds.attrs = {}
+    return preds, info
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _load_inputs(cfg: StudyConfig):
+    from jointsid_utils.data import prepare_data
+    from jointsid_utils.queries import prepare_queries
+
+    items, interactions = prepare_data(cfg)
+    return items, interactions, prepare_queries(items, cfg, run_dir(cfg.name, "data"))
+
+
+def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None, seeds: Sequence[int] | None = None,
+                      *, workers: int | None = None, items: pd.DataFrame | None = None,
+                      interactions: pd.DataFrame | None = None, queries: pd.DataFrame | None = None,
+                      retrain: bool = False, progress: bool = True, **options: Any) -> pd.DataFrame:
+    """Train, decode and score every scheme x seed; one summary row per job (status, times, examples).
+
+    ``schemes`` defaults to ``study_schemes()`` (12), ``seeds`` to ``cfg.generator.seeds``, ``workers`` and
+    ``options`` to the profile's ``plan`` (explicit ``options`` win). Data frames default to the cached
+    stage outputs (notebook 01); IDs come from ``semantic_ids.load_ids`` (notebooks 03, 04). Finished jobs
+    are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    from jointsid_utils.metrics import score_and_save
+    from jointsid_utils.semantic_ids import load_ids
+
+    p = plan(cfg)
+    options = {**p["options"], **options}
+    workers = p["workers"] if workers is None else int(workers)
+    schemes = study_schemes() if schemes is None else [tuple(s) for s in schemes]
+    seeds = list(cfg.generator.seeds if seeds is None else seeds)
+    if not seeds:
+        raise StudyInputError("train_all_schemes needs at least one seed (generator.seeds is empty).")
+    if items is None or interactions is None or queries is None:
+        items, interactions, queries = _load_inputs(cfg)
+    codes = {s: load_ids(cfg, *s).codes for s in schemes}  # fail on a missing scheme before any training
+    data_hash = _data_hash(interactions, queries)
+    out = runs_dir(cfg.name)
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows, jobs = [], []
+    for s in schemes:
+        for seed in seeds:
+            key = job_key(cfg, s, seed, codes[s], data_hash, options)
+            decoding = options.get("decoding", cfg.generator.decoding)
+            suffix = "" if decoding == "beam" else f"__{decoding}"  # the paper's decoding is a separate job
+            marker = out / f"{scheme_name(s)}__seed{seed}{suffix}.json"
+            if not retrain and marker.exists() and json.loads(marker.read_text()).get("key") == key:
+                rows.append({**json.loads(marker.read_text()), "status": "cached"})
+                continue
+            jobs.append({"scheme": s, "seed": int(seed), "codes": codes[s], "items": items,
+                         "interactions": interactions, "queries": queries, "cfg": cfg, "options": options,
+                         "retrain": retrain, "threads": 1 if workers > 1 else None, "key": key, "marker": marker})
+
+    bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run", disable=not progress)
+
+    def finish(job, preds, info):
+        scored = score_and_save(preds, cfg.name, job["scheme"][0], job["scheme"][1], interactions)
+        summary = {"key": job["key"], "embedding": job["scheme"][0], "quantizer": job["scheme"][1],
+                   "seed": job["seed"], "decoding": str(preds["decoding"].iloc[0]), "workers": workers,
+                   **{k: info.get(k) for k in ("train_seconds", "decode_seconds", "job_seconds", "examples",
+                                               "parameters", "vocab_size", "best_checkpoint", "resumed")},
+                   "recall": {f"{r.task}/{r.protocol}": r.recall_at_30 for r in scored.itertuples()
+                              if r.segment == "all" and r.decoding == preds["decoding"].iloc[0]}}
+        write_json(job["marker"], summary)
+        rows.append({**summary, "status": "trained"})
+        bar.set_postfix_str(scheme_name(job["scheme"]))
+        bar.update()
+
+    if workers <= 1:
+        for job in jobs:
+            bar.set_postfix_str(f"{scheme_name(job['scheme'])} seed {job['seed']}")
+            finish(job, *_run_job(job))
+    elif jobs:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spawned workers inherit the environment
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+            futures = {pool.submit(_run_job, {k: v for k, v in job.items() if k != "marker"}): job for job in jobs}
+            for fut in as_completed(futures):
+                finish(futures[fut], *fut.result())
+    bar.close()
+    order = {(s, seed): i for i, (s, seed) in enumerate((s, seed) for s in schemes for seed in seeds)}
+    table = pd.DataFrame(rows)
+    table["_o"] = [order[((e, q), int(sd))] for e, q, sd in zip(table.embedding, table.quantizer, table.seed)]
+    return table.sort_values("_o").drop(columns=["_o", "key"]).reset_index(drop=True)
+
+
+def run_summaries(cfg: StudyConfig) -> pd.DataFrame:
+    """Every finished job's summary (``results/generator_runs/*.json``)."""
+    rows = [json.loads(p.read_text()) for p in sorted(runs_dir(cfg.name).glob("*.json"))]
+    return pd.DataFrame(rows).drop(columns=["key"], errors="ignore")
+
+
+# ============================================================================ baselines
+
+def test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
+               **options: Any):
+    """The generator's test cases (the same for every scheme: the study seed picks the queries)."""
+    from jointsid_utils.generator import _opt, build_examples
+    from jointsid_utils.tokenization import make_id_scheme
+
+    options = {**plan(cfg)["options"], **options}
+    dummy = make_id_scheme("baseline", np.arange(len(items)).reshape(-1, 1))
+    ex = build_examples(dummy, interactions, queries, history_k=cfg.generator.history_k, rec_windows_per_user=1,
+                        val_queries=0, search_eval_cases=_opt(cfg.generator, "search_eval_cases", options), seed=0,
+                        case_seed=cfg.seed)
+    return ex.test_search, ex.test_rec
+
+
+def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
+                  queries: pd.DataFrame | None = None, **options: Any) -> pd.DataFrame:
+    """Random, most-popular (rec) and BM25 (search) on the generator's test cases, plus the dense upper
+    bounds of notebook 02; written to ``results/baselines.csv`` (predictions to ``results/predictions/``
+    as ``baseline__<name>__<task>.parquet``). Column ``method``; dense rows have no interval and their
+    own test cases (``n_cases``)."""
+    from jointsid_utils.baselines import bm25, most_popular, random_baseline
+    from jointsid_utils.metrics import EXTRA_COLUMNS, RESULT_COLUMNS, head_items, recall_rows, save_predictions
+
+    if items is None or interactions is None or queries is None:
+        items, interactions, queries = _load_inputs(cfg)
+    search, rec = test_cases(cfg, items, interactions, queries, **options)
+    head = head_items(interactions)
+    frames = {"random": pd.concat([random_baseline(search, "search", len(items), seed=cfg.seed),
+                                   random_baseline(rec, "rec", len(items), seed=cfg.seed)], ignore_index=True),
+              "most_popular": most_popular(rec, interactions), "bm25": bm25(search, items)}
+    parts = []
+    for name, frame in frames.items():
+        frame = frame.assign(seed=cfg.seed)
+        save_predictions(frame, cfg.name, "baseline", name)
+        parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head).assign(method=name))
+    table = pd.concat(parts, ignore_index=True)
+    dense_path = run_dir(cfg.name, "results") / "dense_recall_at_30.csv"
+    if dense_path.exists():
+        dense = pd.read_csv(dense_path)
+        if "user_vector" in dense:  # rec: keep the mean-of-history check (the ENMF user vector is rec's own)
+            dense = dense[(dense.task == "search") | (dense.user_vector != "enmf_user")]
+        table = pd.concat([table, pd.DataFrame({
+            "embedding": dense.embedding, "quantizer": "dense", "task": dense.task,
+            "recall_at_30": dense.recall_at_30, "n_cases": dense.n_cases, "seed": cfg.seed,
+            "protocol": dense.get("protocol", "all"), "decoding": "dense", "segment": "all",
+            "method": "dense_" + dense.embedding})], ignore_index=True)
+    table = table.reindex(columns=["method", *RESULT_COLUMNS, *EXTRA_COLUMNS])
+    table.to_csv(run_dir(cfg.name, "results") / "baselines.csv", index=False)
+    return table
+
+
+def load_results(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``recall_at_30.csv``, ``baselines.csv``) of the profile; empty frames where missing."""
+    res = run_dir(cfg.name, "results")
+    read = lambda name: pd.read_csv(res / name) if (res / name).exists() else pd.DataFrame()  # noqa: E731
+    return read("recall_at_30.csv"), read("baselines.csv")
