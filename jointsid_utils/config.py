@@ -114,6 +114,7 @@ class GeneratorConfig:
     # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
     # (11% faster, slightly worse on both tasks on default).
     task_batching: str = "mixed"
+    workers: int = 0  # schemes trained side by side, 1 thread each; 0 = 2 on an idle machine, else 1 (study.auto_workers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +142,8 @@ PROFILES: dict[str, StudyConfig] = {
                                    multitask_max_item_pairs=256),
         ids=IdConfig(levels=2, codebook_size=8, rq_vae_steps=200, lfq_steps=200, dict_max_iter=5),
         generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
-                                  batch_size=64, rec_windows_per_user=3),
+                                  batch_size=64, rec_windows_per_user=3, search_eval_cases=300,
+                                  workers=1),  # spawning a worker costs more than a smoke job
     ),
     "default": StudyConfig(name="default"),
     "paper": StudyConfig(

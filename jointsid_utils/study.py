@@ -34,13 +34,6 @@ SEARCH_OPTIONS = ("search_eval_cases",)  # options that change the test cases (b
 
 # Per-profile plan (like ``rqvae_diagnosis.plan``): options passed to ``train_and_predict``.
 # smoke decodes 300 of its 2,000 test queries so that 12 schemes fit the tests' time budget.
-PLANS: dict[str, dict[str, Any]] = {
-    "smoke": {"workers": 1, "options": {"search_eval_cases": 300}},  # spawn costs more than a smoke job
-    "default": {"workers": 0, "options": {}},  # 0: auto_workers()
-    "paper": {"workers": 1, "options": {}},
-}
-
-
 def auto_workers() -> int:
     """2 only on an otherwise idle machine. Measured on this 2-core VM with one other busy process (two
     default-profile jobs, 0.25 epoch + decoding): 1 worker 78-89 s, 2 workers 95 s (each job 2x slower);
@@ -50,9 +43,9 @@ def auto_workers() -> int:
 
 
 def plan(cfg: StudyConfig) -> dict[str, Any]:
-    """The profile's workers and generator options (a copy; unknown profiles get the default plan)."""
-    p = PLANS.get(cfg.name, PLANS["default"])
-    return {"workers": p["workers"] or auto_workers(), "options": dict(p["options"])}
+    """Workers for this run (``generator.workers``, 0 = auto) and per-run generator options (none: the
+    profile's ``GeneratorConfig`` carries them)."""
+    return {"workers": cfg.generator.workers or auto_workers(), "options": {}}
 
 
 def study_schemes(include_content_quantizers: bool = False) -> list[Scheme]:
