@@ -29,7 +29,7 @@ def plot_codebook_usage(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, 
             rows.append((name + (f" ({block})" if block else ""), codes[:, start:start + L], d["levels"]))
     n_levels = max(c.shape[1] for _, c, _ in rows)
     fig, axes = plt.subplots(len(rows), n_levels, figsize=(4.2 * n_levels, 1.25 * len(rows) + 0.6),
-                             sharey=True, squeeze=False)
+                             sharey="row", squeeze=False)  # per-row scale: a collapsed row would flatten the rest
     for r, (name, codes, levels) in enumerate(rows):
         for lvl in range(n_levels):
             ax = axes[r, lvl]
@@ -96,12 +96,14 @@ def plot_genre_spread(matrices: Mapping[str, pd.DataFrame]):
     import seaborn as sns
 
     genres = sorted(set().union(*(m.index for m in matrices.values())))
+    # one colour scale for all panels, set by the data (64 codes spread a genre thinner than 8 do)
+    vmax = max(0.05, float(np.quantile(np.concatenate([m.to_numpy().ravel() for m in matrices.values()]), 0.99)))
     fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 6), sharey=True, squeeze=False)
     for ax, (name, m) in zip(axes[0], matrices.items()):
         m = m.reindex(index=genres, fill_value=0.0)
         # codes ordered by the genre they hold most of, so genre-pure codes form a rough diagonal
         m = m[sorted(m.columns, key=lambda c: (genres.index(m[c].idxmax()), -m[c].max()))]
-        sns.heatmap(m, ax=ax, cmap="mako_r", vmin=0, vmax=0.5, cbar=ax is axes[0, -1],
+        sns.heatmap(m, ax=ax, cmap="mako_r", vmin=0, vmax=vmax, cbar=ax is axes[0, -1],
                     cbar_kws={"label": "share of the genre's items"}, xticklabels=True, yticklabels=True)
         ax.set_title(f"{name}: {m.shape[1]} largest first-level codes", fontsize=10)
         ax.set_xlabel("first-level code (ordered by its main genre)")
