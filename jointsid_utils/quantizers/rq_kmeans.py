@@ -67,6 +67,7 @@ class RQKMeans(Quantizer):
         for level in range(cfg.levels):
             km = faiss.Kmeans(X.shape[1], cfg.codebook_size, niter=cfg.niter, nredo=cfg.nredo,
                               seed=cfg.seed + level, max_points_per_centroid=cfg.max_points_per_centroid,
+                              min_points_per_centroid=1,  # only silences faiss's small-catalogue warning
                               verbose=False)
             km.train(residual)
             centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
