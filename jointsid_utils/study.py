@@ -238,7 +238,7 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
         save_predictions(frame, cfg.name, "baseline", name)
         parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head).assign(method=name))
     table = pd.concat(parts, ignore_index=True)
-    dense_path = run_dir(cfg.name, "results") / "dense_recall_at_30.csv"
+    dense_path = run_dir(cfg.name, "results") / "dense_recall_at_30_detail.csv"  # both protocols
     if dense_path.exists():
         dense = pd.read_csv(dense_path)
         if "user_vector" in dense:  # rec: keep the mean-of-history check (the ENMF user vector is rec's own)

@@ -112,7 +112,10 @@ def test_dense_recall_on_a_constructed_case(tiny, runs_dir):
     assert (table.n_cases == 12).all()
     # 6 items per genre, all tie at the top, so every test item is within the 30 returned
     assert rec.loc["all", "recall_at_30"] == 1.0 and rec.loc["exclude_history", "recall_at_30"] == 1.0
-    assert (runs_dir / "smoke" / "results" / "dense_recall_at_30.csv").exists()
+    results = runs_dir / "smoke" / "results"
+    assert len(pd.read_csv(results / "dense_recall_at_30_detail.csv")) == len(table)
+    contract = pd.read_csv(results / "dense_recall_at_30.csv")  # STUDY.md §4: one row per (embedding, task)
+    assert not contract.duplicated(["embedding", "task"]).any() and set(contract.protocol) == {"all"}
 
 
 def test_exclusion_removes_history_items_from_the_ranking():

@@ -34,7 +34,7 @@ def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], inte
                        queries: pd.DataFrame, *, query_encoders: Mapping[str, str] | None = None,
                        user_vectors: Mapping[str, np.ndarray] | None = None, max_queries: int | None = None,
                        write: bool = True) -> pd.DataFrame:
-    """One row per (embedding, task, protocol, user vector); written to ``results/dense_recall_at_30.csv``.
+    """One row per (embedding, task, protocol, user vector); written by ``write_table``.
 
     ``query_encoders``: method -> encoder (directory or asset name) for the search rows;
     ``user_vectors``: method -> (n_users, d) own user vectors (ENMF's ``p_u``) for extra rec rows.
@@ -75,9 +75,17 @@ def _row(method: str, task: str, ranked: np.ndarray, target: np.ndarray, protoco
 
 
 def write_table(cfg: StudyConfig, table: pd.DataFrame) -> Path:
-    path = run_dir(cfg.name, "results") / "dense_recall_at_30.csv"
-    with atomic_path(path) as tmp:
+    """Every row to ``dense_recall_at_30_detail.csv``; the contract file ``dense_recall_at_30.csv`` (STUDY.md
+    §4) gets one row per (embedding, task): the primary protocol, with the query (search) or the mean of the
+    history (rec) as the user side, so every method is read the same way."""
+    results = run_dir(cfg.name, "results")
+    with atomic_path(results / "dense_recall_at_30_detail.csv") as tmp:
         table.to_csv(tmp, index=False)
+    primary = table[(table.protocol == PRIMARY_PROTOCOL)
+                    & ((table.user_vector == "query") | table.user_vector.str.startswith("history_mean"))]
+    path = results / "dense_recall_at_30.csv"
+    with atomic_path(path) as tmp:
+        primary.to_csv(tmp, index=False)
     return path
 
 
