@@ -325,7 +325,8 @@ def plot_usage_over_training(history: pd.DataFrame, configs: Sequence[str], *, e
     import matplotlib.pyplot as plt
 
     embeddings = list(embeddings or history.embedding.unique())
-    levels = sorted(history.level.unique())
+    shown = history[history.config.isin(configs)]  # levels of the plotted configs only (no empty panels)
+    levels = sorted(shown.level.unique())
     fig, axes = plt.subplots(len(embeddings), len(levels), figsize=(5.2 * len(levels), 3.4 * len(embeddings)),
                              squeeze=False, sharex=True, sharey=True)
     colours = dict(zip(configs, plt.get_cmap("tab10").colors))
