@@ -44,6 +44,20 @@ def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> A
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
 
 
+def minibatches(n: int, batch_size: int, steps: int, generator: Any) -> Any:
+    """Yield ``(step, row indices)`` for ``steps`` minibatches: a seeded shuffle per pass over the data,
+    reshuffled when the next batch would run past the end (the short tail of a pass is skipped)."""
+    import torch
+
+    batch = min(batch_size, n)
+    order, cursor = torch.randperm(n, generator=generator), 0
+    for step in range(1, steps + 1):
+        if cursor + batch > len(order):
+            order, cursor = torch.randperm(n, generator=generator), 0
+        yield step, order[cursor:cursor + batch]
+        cursor += batch
+
+
 def code_stats(codes: np.ndarray) -> dict[str, Any]:
     """Per level codes used and perplexity, plus distinct full IDs, for the training log."""
     from jointsid_utils.quantizers.diagnostics import perplexity

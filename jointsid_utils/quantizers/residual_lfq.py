@@ -24,7 +24,7 @@ import numpy as np
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers._torch_common import (NORMALISATIONS, OPTIMIZERS, Normaliser, code_stats,
-                                                     log_subset, make_optimizer)
+                                                     log_subset, make_optimizer, minibatches)
 from jointsid_utils.quantizers.base import Quantizer, QuantizerConfig, choice
 
 
@@ -79,14 +79,9 @@ class ResidualLFQQuantizer(Quantizer):
                                  soft_clamp_input_value=cfg.soft_clamp_input_value)
         optimizer = make_optimizer(cfg.optimizer, list(self.model.parameters()), cfg.lr, cfg.weight_decay)
         log_rows = log_subset(len(data), cfg.log_max_items, cfg.seed)
-        batch = min(cfg.batch_size, len(data))
-        order, cursor = torch.randperm(len(data), generator=generator), 0
         # 2. minibatch steps: reconstruction + entropy/commitment auxiliary loss
-        for step in range(1, cfg.steps + 1):
-            if cursor + batch > len(order):
-                order, cursor = torch.randperm(len(data), generator=generator), 0
-            x = data[order[cursor:cursor + batch]]
-            cursor += batch
+        for step, rows in minibatches(len(data), cfg.batch_size, cfg.steps, generator):
+            x = data[rows]
             self.model.train()
             recon, _, aux = self.model(x[:, None, :])
             recon_loss = F.mse_loss(recon[:, 0], x)

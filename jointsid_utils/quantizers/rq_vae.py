@@ -35,7 +35,7 @@ import numpy as np
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers._torch_common import (NORMALISATIONS, OPTIMIZERS, Normaliser, code_stats,
-                                                     log_subset, make_optimizer)
+                                                     log_subset, make_optimizer, minibatches)
 from jointsid_utils.quantizers.base import Quantizer, QuantizerConfig, choice
 
 
@@ -131,15 +131,9 @@ class RQVAE(Quantizer):
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = make_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay) if params else None
         log_rows = log_subset(len(data), cfg.log_max_items, cfg.seed)
-        batch = min(cfg.batch_size, len(data))
-        order = torch.randperm(len(data), generator=generator)
-        cursor = 0
         # 2. minibatch steps: reconstruction + commitment loss
-        for step in range(1, cfg.steps + 1):
-            if cursor + batch > len(order):
-                order, cursor = torch.randperm(len(data), generator=generator), 0
-            x = data[order[cursor:cursor + batch]]
-            cursor += batch
+        for step, rows in minibatches(len(data), cfg.batch_size, cfg.steps, generator):
+            x = data[rows]
             self.model.train()
             with torch.set_grad_enabled(optimizer is not None):
                 recon, _, commit = self._forward(x)
