@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from jointsid_utils.cache import atomic_path, file_sha256, write_bytes
+from jointsid_utils.cache import atomic_path, ensure_dir, file_sha256, write_bytes
 from jointsid_utils.errors import StudyInputError
 
 MINILM = "all-MiniLM-L6-v2"
@@ -59,12 +59,7 @@ def _quiet(_: str) -> None:
 def data_dir() -> Path:
     """``$JOINTSID_DATA_DIR`` or ``~/.cache/jointsid``, created on demand."""
     path = Path(os.environ.get("JOINTSID_DATA_DIR") or Path.home() / ".cache" / "jointsid").expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise StudyInputError(f"Cannot create the asset directory {path} ({err.strerror}); "
-                              "set JOINTSID_DATA_DIR to a writable location.") from err
-    return path
+    return ensure_dir(path, "asset", "JOINTSID_DATA_DIR")
 
 
 def verify(path: Path | str, expected: str, *, delete: bool = True) -> Path:

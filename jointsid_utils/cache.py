@@ -31,12 +31,16 @@ def runs_root() -> Path:
 
 def run_dir(profile: str, *parts: str) -> Path:
     """``runs/<profile>/<parts...>``, created on demand."""
-    path = runs_root().joinpath(profile, *parts)
+    return ensure_dir(runs_root().joinpath(profile, *parts), "output", "JOINTSID_RUNS_DIR")
+
+
+def ensure_dir(path: Path, what: str, env_var: str) -> Path:
+    """Create ``path`` or fail with one sentence naming the variable that relocates it."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise StudyInputError(f"Cannot create the output directory {path} ({err.strerror}); "
-                              "set JOINTSID_RUNS_DIR to a writable location.") from err
+        raise StudyInputError(f"Cannot create the {what} directory {path} ({err.strerror}); "
+                              f"set {env_var} to a writable location.") from err
     return path
 
 
