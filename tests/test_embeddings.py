@@ -13,7 +13,7 @@ import torch
 from jointsid_utils.config import load_config
 from jointsid_utils.embeddings import registry
 from jointsid_utils.embeddings.dense_check import dense_recall_at_30
-from jointsid_utils.embeddings.enmf import ENMF, efficient_loss, naive_loss, train_one
+from jointsid_utils.embeddings.enmf import ENMF, batch_pair_index, efficient_loss, naive_loss, pairs_of, train_one
 from jointsid_utils.embeddings.fusion import fuse_concat, fuse_svd
 from jointsid_utils.embeddings.inputs import (EmbeddingData, consecutive_item_pairs, histories, item_text_pairs,
                                               split_train_queries)
@@ -81,6 +81,17 @@ def test_enmf_learns_a_planted_structure_better_than_random():
         ranked = top_k(model.user.numpy(), model.item_vectors().numpy(), k=5, exclude=list(train.values()))
     assert recall_at_k(ranked, np.array(val)) > 0.9  # random: 5 / 34 = 0.15
     assert fit.curve[-1]["loss"] < fit.curve[0]["loss"]
+
+
+def test_batch_pair_index_selects_what_the_isin_mask_selects():
+    rng = np.random.default_rng(0)
+    hist = {u: rng.integers(0, 50, size=rng.integers(1, 9)) for u in range(0, 60, 2)}  # users with gaps
+    pair_user, _ = pairs_of(hist)
+    starts = np.searchsorted(pair_user, np.arange(61))
+    for _ in range(20):
+        batch = rng.permutation(np.array(sorted(hist)))[: rng.integers(1, 12)]
+        expected = np.flatnonzero(np.isin(pair_user, batch))
+        assert np.array_equal(batch_pair_index(batch, starts), expected)
 
 
 # ----------------------------------------------------------------------------- fusions

@@ -85,6 +85,17 @@ def pairs_of(hist: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return users, np.concatenate([np.asarray(v, dtype=np.int64) for v in hist.values()])
 
 
+def batch_pair_index(batch: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Positions of the batch users' pairs in user-sorted pair arrays, in ascending order (the order of
+    ``np.flatnonzero(np.isin(pair_user, batch))``). ``starts[u]:starts[u + 1]`` is user u's run. Costs
+    O(pairs in the batch); the ``np.isin`` mask it replaces scanned every pair for every batch, which made
+    an epoch grow with |pairs| x |users| / batch, quadratically in the catalogue (bench/bench_enmf.py)."""
+    b = np.sort(batch)
+    lo, lengths = starts[b], starts[b + 1] - starts[b]
+    offsets = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return offsets + np.arange(int(lengths.sum()))
+
+
 @dataclass
 class Fit:
     """One ENMF training run for one c0: its validation curve and best state."""
@@ -109,6 +120,9 @@ def train_one(train_hist: dict[int, np.ndarray], n_users: int, n_items: int, *, 
         raise StudyInputError(f"Unknown embeddings.enmf_optimizer {optimizer!r}; use adagrad or adam.")
     optim = optim(model.parameters(), lr=lr)
     pair_user, pair_item = pairs_of(train_hist)
+    by_user = np.argsort(pair_user, kind="stable")  # a no-op for histories(), which is sorted by user
+    pair_user, pair_item = pair_user[by_user], pair_item[by_user]
+    starts = np.searchsorted(pair_user, np.arange(n_users + 1))
     users = np.array(sorted(train_hist), dtype=np.int64)
     local = np.zeros(n_users, dtype=np.int64)
     exclude = [train_hist.get(int(u), np.empty(0, np.int64)) for u in (val_users if val_users is not None else [])]
@@ -121,7 +135,7 @@ def train_one(train_hist: dict[int, np.ndarray], n_users: int, n_items: int, *, 
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             local[batch] = np.arange(len(batch))
-            in_batch = np.isin(pair_user, batch)
+            in_batch = batch_pair_index(batch, starts)
             loss = model.loss(torch.from_numpy(batch), torch.from_numpy(local[pair_user[in_batch]]),
                               torch.from_numpy(pair_item[in_batch]), c0)
             optim.zero_grad()
