@@ -162,6 +162,9 @@ def load_config(profile: str = "default", overrides: Mapping[str, Any] | None = 
     """The named profile with dotted-key overrides applied, e.g. ``{"ids.codebook_size": 32}``."""
     if not isinstance(profile, str) or profile not in PROFILES:
         raise StudyInputError(f"Unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}.")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise StudyInputError(f"overrides must be a dict of dotted keys to values, e.g. {{'ids.codebook_size': 32}}, "
+                              f"got {type(overrides).__name__}; pass {{}} for none.")
     cfg = PROFILES[profile]
     for key, value in dict(overrides or {}).items():
         cfg = _override(cfg, key, value)

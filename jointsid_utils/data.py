@@ -57,6 +57,7 @@ _YEAR_RE = re.compile(r"\s*\((?P<year>\d{4})(?:\s*[-–]\s*\d{0,4})?\s*\)\s*$")
 def load_dataset(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Items and split interactions for ``cfg.data`` (see the module docstring for the schema)."""
     data = cfg.data
+    _check_data_config(cfg)
     if data.source == "ml-100k":
         items, ratings = _raw_ml100k()
     elif data.source == "movielens-csv":
@@ -65,6 +66,7 @@ def load_dataset(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise StudyInputError(f"Unknown data.source {data.source!r}; choose one of: {', '.join(SOURCES)}.")
     ratings = slice_interactions(ratings, cfg)
     items, interactions = _reindex(items, ratings)
+    _check_catalogue(items, data.source)
     counts: dict[str, int] = {"items": len(items), "users": int(interactions["user_id"].nunique()),
                               "interactions": len(interactions)}
     if data.enrich:
@@ -107,6 +109,32 @@ def prepare_data(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     return load_saved(out)
 
 
+def _check_data_config(cfg: StudyConfig) -> None:
+    """Limits that cannot give a usable catalogue fail before any file is read."""
+    data = cfg.data
+    if data.min_interactions < 3:
+        raise StudyInputError(f"data.min_interactions={data.min_interactions} would keep users with fewer than 3 "
+                              "interactions, who cannot give a train, a validation and a test item; use 3 or more.")
+    if data.max_items is not None and data.max_items < 2:
+        raise StudyInputError(f"data.max_items={data.max_items} leaves fewer than 2 items to tell apart; "
+                              "use at least 2 (smoke uses 200) or None for the whole catalogue.")
+    if data.max_users is not None and data.max_users < 1:
+        raise StudyInputError(f"data.max_users={data.max_users} keeps no user; use at least 1 (smoke uses 150) "
+                              "or None for every user.")
+
+
+def _check_catalogue(items: pd.DataFrame, source: str) -> None:
+    """The sliced catalogue needs two or more items, each with a title (the encoder and query input)."""
+    if len(items) < 2:
+        raise StudyInputError(f"The {source} catalogue has {len(items)} item(s) with interactions after slicing; "
+                              "the study needs at least 2, so use a larger dataset or raise data.max_items.")
+    blank = items["title"].isna() | (items["title"].astype(str).str.strip() == "")
+    if blank.any():
+        first = items.loc[blank, "source_id"].iloc[0]
+        raise StudyInputError(f"{int(blank.sum())} item(s) of {source} have no title (first: id {first}), so they "
+                              "would have no text to embed or query; give every movie a title in movies.csv.")
+
+
 def _source_stat(cfg: StudyConfig) -> Any:
     """Size and mtime of a user-given source, so replacing the files invalidates the cache."""
     if cfg.data.source != "movielens-csv" or not cfg.data.path or not Path(cfg.data.path).exists():
@@ -146,8 +174,18 @@ def _raw_movielens_csv(path: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     files = _CsvSource(path)
     movies = files.read("movies.csv", required=("movieId", "title", "genres"), dtype=str)
     _check_numeric(movies, "movies.csv", ("movieId",))
+    if movies.empty:
+        raise StudyInputError(f"movies.csv in {files.path} lists no movies; give the MovieLens export with its "
+                              "movies (an empty catalogue has nothing to recommend).")
+    dup = movies["movieId"].astype("int64").duplicated()
+    if dup.any():
+        raise StudyInputError(f"movies.csv in {files.path} lists movieId {movies['movieId'][dup].iloc[0]} more than "
+                              f"once ({int(dup.sum())} duplicate row(s)); keep one row per movie.")
     ratings = files.read("ratings.csv", required=RATING_COLUMNS,
                          dtype={"userId": "int64", "movieId": "int64", "rating": "float32", "timestamp": "int64"})
+    if ratings.empty:
+        raise StudyInputError(f"ratings.csv in {files.path} has no ratings; give the MovieLens export with its "
+                              "ratings (the study needs interactions).")
     parsed = [split_title_year(t) for t in movies["title"].fillna("")]
     items = pd.DataFrame({
         "movie": movies["movieId"].astype("int64"),
@@ -161,6 +199,9 @@ def _raw_movielens_csv(path: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     ratings = pd.DataFrame({"user": ratings["userId"], "movie": ratings["movieId"],
                             "rating": ratings["rating"], "timestamp": ratings["timestamp"]})
     unknown = ~ratings["movie"].isin(items["movie"].to_numpy())
+    if unknown.all():
+        raise StudyInputError(f"None of the {len(ratings)} ratings in {files.path} rates a movie of movies.csv; "
+                              "give ratings.csv and movies.csv from the same MovieLens export.")
     if unknown.any():
         log.warning("ratings.csv: dropped %d ratings of movies missing from movies.csv", int(unknown.sum()))
         ratings = ratings[~unknown]
@@ -317,7 +358,8 @@ def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     if ratings.empty:
         raise StudyInputError(f"No user has {data.min_interactions}+ interactions after slicing (max_items="
                               f"{data.max_items}, max_users={data.max_users}, target_interactions="
-                              f"{data.target_interactions}); raise those limits or lower data.min_interactions.")
+                              f"{data.target_interactions}); raise those limits, lower data.min_interactions "
+                              "(to 3 at least) or use a dataset whose users have more interactions.")
     return ratings
 
 

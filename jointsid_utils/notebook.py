@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_json
 from jointsid_utils.config import StudyConfig, as_dict, load_config
+from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import seed_everything
 
 FIGURES = REPO_ROOT / "figures"
@@ -18,6 +19,8 @@ FIGURES = REPO_ROOT / "figures"
 def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: int | None = None) -> StudyConfig:
     """Resolve the profile, seed everything, limit threads to the machine and style the plots."""
     cfg = load_config(profile, overrides)
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
+        raise StudyInputError(f"threads must be a non-negative int (0 or None: min(2, CPU cores)), not {threads!r}.")
     seed_everything(cfg.seed)
     import torch
 

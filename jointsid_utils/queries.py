@@ -594,6 +594,11 @@ def _check_items(items: Any) -> None:
         raise StudyInputError("The items frame is empty; check the data config (data.max_items) before generating queries.")
     if items["item_id"].duplicated().any():
         raise StudyInputError("The items frame has duplicate item_id values; each item needs one unique integer id.")
+    blank = items["title"].isna() | (items["title"].astype(str).str.strip() == "")
+    if blank.any():
+        raise StudyInputError(f"{int(blank.sum())} item(s) have no title (first: item_id "
+                              f"{items.loc[blank, 'item_id'].iloc[0]}), and queries are written from it; "
+                              "give every item a title (jointsid_utils.data does).")
 
 
 def _check_split_sizes(cfg: StudyConfig) -> None:

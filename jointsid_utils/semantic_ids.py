@@ -101,6 +101,29 @@ def _check_schemes(requested: Iterable[Scheme], embeddings: Mapping[str, np.ndar
     return list(dict.fromkeys(out))
 
 
+def _check_inputs(cfg: StudyConfig, todo: Sequence[Scheme], embeddings: Mapping[str, np.ndarray]) -> None:
+    """Each matrix a scheme reads is finite and has at least a codebook's worth of items, checked before any fit
+    so the sentence names the embedding and the config key rather than the quantizer's argument ``X``."""
+    from jointsid_utils.quantizers.base import check_matrix
+
+    for emb, quant in todo:
+        K = scheme_kwargs(cfg, emb, quant)["codebook_size"]
+        key = "ids.prefix_share_codebook_size" if emb == "prefix_share" and cfg.ids.prefix_share_codebook_size \
+            is not None else "ids.codebook_size"
+        for name in (("search", "rec") if emb in TWO_BLOCK else (emb,)):
+            X = np.asarray(embeddings[name])
+            if X.ndim == 2 and np.issubdtype(X.dtype, np.number) and not np.isfinite(X).all():
+                rows = int((~np.isfinite(X)).any(axis=1).sum())
+                raise StudyInputError(f"The {name!r} embedding has NaN or infinite values in {rows} row(s), so "
+                                      f"scheme {emb}__{quant} cannot be quantized; rebuild it with notebook 02 "
+                                      "(prepare_embeddings) or drop those items.")
+            n = len(check_matrix(X, f"The {name!r} embedding"))
+            if K > n:
+                raise StudyInputError(f"{key}={K} is larger than the {n} items of the {name!r} embedding "
+                                      f"(scheme {emb}__{quant}); pass -p {key} {max(2, n // 8)} "
+                                      f"(at most {n}; a few items per code works best).")
+
+
 def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes: Sequence[Scheme] | None = None,
                 *, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
     """Build (or reload) the IDs of every scheme into ``runs/<profile>/ids/``; (emb, quant) -> (codes, diag).
@@ -111,6 +134,7 @@ def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes:
     from tqdm.auto import tqdm
 
     todo = _check_schemes(default_schemes() if schemes is None else schemes, embeddings)
+    _check_inputs(cfg, todo, embeddings)
     out_dir = run_dir(cfg.name, "ids")
     results: dict[Scheme, tuple[np.ndarray, dict[str, Any]]] = {}
     bar = tqdm(todo, desc="semantic IDs", unit="scheme", disable=not progress)
