@@ -12,6 +12,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -166,3 +168,27 @@ def is_fresh(artifact: Path | str, key_hash: str) -> bool:
                       stacklevel=3)
         return False
     return True
+
+
+def last_complete_checkpoint(folder: Path | str) -> str | None:
+    """The newest ``checkpoint-<step>`` under ``folder`` that a Trainer finished writing, or None.
+
+    HF Trainer writes a checkpoint in place and ``trainer_state.json`` last, and resuming with
+    ``resume_from_checkpoint=True`` takes the highest step even when a kill left it half written.
+    So newer checkpoints without a readable ``trainer_state.json`` are deleted (with a warning) and
+    the newest complete one is returned, for ``trainer.train(resume_from_checkpoint=...)``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    for _, path in sorted(found, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            warnings.warn(f"{path} is incomplete (a run was killed while writing it); deleting it and resuming "
+                          "from the previous checkpoint.", stacklevel=2)
+            shutil.rmtree(path, ignore_errors=True)
+    return None

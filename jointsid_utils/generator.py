@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jointsid_utils.cache import atomic_path, run_dir, write_json
+from jointsid_utils.cache import atomic_path, last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.decoding import IdTrie, constrained_beam_search
 from jointsid_utils.errors import StudyInputError
@@ -254,10 +254,10 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
                              processing_class=tokenizer)
-    ckpt_dir = out_dir / "checkpoints"
-    has_ckpt = resume and ckpt_dir.exists() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
+    checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
+    has_ckpt = checkpoint is not None
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     history = [h for h in trainer.state.log_history]
     return {"train_seconds": round(time.time() - started, 1), "metrics": result.metrics, "log_history": history,
             "best_checkpoint": trainer.state.best_model_checkpoint, "resumed": has_ckpt}
@@ -341,24 +341,30 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         model = T5ForConditionalGeneration.from_pretrained(out)
         info = json.loads(info_path.read_text())
     else:
-        tokenizer = make_tokenizer(scheme, items, queries, gcfg, **options)
-        check_tokenizer(tokenizer, scheme)
-        labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
-        train_ds = encode_examples(examples.train, tokenizer, labels, max_len)
-        val_ds = encode_examples(examples.validation, tokenizer, labels, max_len)
-        # 2. model, 3. training (checkpoints of a run with other inputs or settings are not resumed)
+        # checkpoints of a run with other inputs or settings are not resumed
         ckpt_key = out / "checkpoints" / "key.txt"
         if ckpt_key.parent.exists() and (not ckpt_key.exists() or ckpt_key.read_text() != key or retrain):
             import shutil
             shutil.rmtree(ckpt_key.parent)
         ckpt_key.parent.mkdir(parents=True, exist_ok=True)
         ckpt_key.write_text(key)
+        # A resumed run keeps the tokenizer its checkpoint was trained with: the word-piece trainer breaks
+        # ties differently in every process, so a rebuilt vocabulary would reshuffle the token ids.
+        checkpoint = last_complete_checkpoint(ckpt_key.parent)
+        tokenizer = (AutoTokenizer.from_pretrained(checkpoint) if checkpoint is not None
+                     else make_tokenizer(scheme, items, queries, gcfg, **options))
+        check_tokenizer(tokenizer, scheme)
+        labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
+        train_ds = encode_examples(examples.train, tokenizer, labels, max_len)
+        val_ds = encode_examples(examples.validation, tokenizer, labels, max_len)
+        # 2. model, 3. training
         model = build_model(tokenizer, gcfg, dropout=_opt(gcfg, "dropout", options))
         run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed,
                               warmup_steps=_opt(gcfg, "warmup_steps", options),
                               max_grad_norm=_opt(gcfg, "max_grad_norm", options),
                               train_tasks=list(examples.train["task"])
                               if _opt(gcfg, "task_batching", options) == "per_task" else None)
+        info_path.unlink(missing_ok=True)  # train_info.json is written last: it marks a complete model
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         info = {"key": key, "scheme": scheme_name, "seed": seed, "generator": as_dict(gcfg),

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.cache import run_dir, write_json
+from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.embeddings import defaults
 from jointsid_utils.embeddings.encoders import encode, load_encoder
@@ -149,9 +149,9 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
     # 6. trainer
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss,
                                          evaluator=evaluator)
-    # 7. train, resuming from the last checkpoint of this very config if one exists
-    resume = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    # 7. train, resuming from the last complete checkpoint of this very config if one exists
+    resume = last_complete_checkpoint(ckpt_dir)
+    trainer.train(resume_from_checkpoint=resume)
     evals = [r for r in trainer.state.log_history if "eval_score" in r]
     final = max(evals, key=lambda r: r["eval_score"]) if evals else {}  # the checkpoint reloaded at the end
     seconds = time.time() - started
