@@ -142,10 +142,25 @@ def build_tokenizer(corpus: Iterable[str], scheme: IdScheme, *, vocab_size: int 
     from transformers import PreTrainedTokenizerFast
 
     specials = [PAD, EOS, UNK, *TASK_TOKENS.values(), *scheme.all_tokens()]
+    normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()])
+    pre_tokenizer = pre_tokenizers.Whitespace()
     if kind == "wordpiece":
+        corpus = list(corpus)
+        # tokenizers' WordPiece (BPE) trainer numbers the "##x" continuation pieces in hash-map order, which
+        # breaks merge ties differently in every process (huggingface/tokenizers#1794), so two runs would
+        # train different vocabularies. Declaring every "##x" up front fixes their ids, and the merges with them.
+        continuations = sorted({"##" + c for text in corpus
+                                for piece, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+                                for c in piece[1:]})
         tok = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=50))
+        tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size + len(specials), min_frequency=min_frequency,
-                                            special_tokens=specials, show_progress=False)
+                                            special_tokens=specials + continuations, show_progress=False)
+        tok.train_from_iterator(corpus, trainer=trainer)
+        # Rebuild from the vocabulary so that the "##x" pieces are ordinary vocabulary entries, not special
+        # tokens (which decoding with skip_special_tokens would drop and the input splitter would match).
+        tok = Tokenizer(models.WordPiece(vocab=tok.get_vocab(), unk_token=UNK, max_input_chars_per_word=50))
+        tok.add_special_tokens(specials)
         tok.decoder = decoders.WordPiece()
     elif kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=UNK))
@@ -153,9 +168,9 @@ def build_tokenizer(corpus: Iterable[str], scheme: IdScheme, *, vocab_size: int 
                                             special_tokens=specials, show_progress=False)
     else:
         raise StudyInputError(f"Unknown tokenizer kind {kind!r}; choose 'wordpiece' or 'word'.")
-    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    if kind == "word":
+        tok.train_from_iterator(corpus, trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, tok.token_to_id(EOS))])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK,
                                    model_max_length=512)

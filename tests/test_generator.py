@@ -55,6 +55,29 @@ def test_tokenizer_round_trip(tmp_path):
     assert all(t.startswith("<r") for t in scheme.item_tokens("rec", 0))
 
 
+TOKENIZER_SCRIPT = """
+import json, sys
+import numpy as np
+from jointsid_utils.tokenization import build_tokenizer, make_id_scheme
+gen = np.random.default_rng(0)
+letters = np.array(list("abcdefghij"))
+corpus = [" ".join("".join(gen.choice(letters, gen.integers(3, 9))) for _ in range(4)) for _ in range(300)]
+tok = build_tokenizer(corpus, make_id_scheme("content", np.arange(12).reshape(6, 2)), vocab_size=150)
+print(json.dumps(sorted(tok.get_vocab().items())))
+"""
+
+
+def test_tokenizer_is_the_same_in_every_process():
+    """tokenizers' trainer alone gives a different vocabulary per process on tie-rich corpora (#1794)."""
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", TOKENIZER_SCRIPT], capture_output=True, text=True, check=True).stdout
+            for _ in range(4)]
+    assert len(set(runs)) == 1
+    assert len(json.loads(runs[0])) > 100
+
+
 def test_examples_use_train_history_only():
     items, inter, queries, codes = toy_data()
     scheme = make_id_scheme("content", codes)
