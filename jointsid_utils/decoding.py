@@ -112,7 +112,7 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
     n = input_ids.shape[0]
     items = np.full((n, top_k), -1, dtype=np.int64)
     scores = np.full((n, top_k), -np.inf, dtype=np.float32)
-    lengths = attention_mask.sum(1)
+    lengths = attention_mask.sum(1).cpu()  # prompts may already sit on the model's device
     order = torch.argsort(lengths, stable=True)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from jointsid_utils.cache import atomic_path, last_complete_checkpoint, run_dir, write_json
+from jointsid_utils import distributed
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.decoding import IdTrie, constrained_beam_search
 from jointsid_utils.errors import StudyInputError
@@ -301,8 +302,10 @@ def predict(model, tokenizer, scheme: IdScheme, examples: Examples, gcfg: Genera
 def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray], items: pd.DataFrame,
                       interactions: pd.DataFrame, queries: pd.DataFrame, cfg: StudyConfig | GeneratorConfig,
                       seed: int, *, profile: str | None = None, threads: int | None = None,
-                      retrain: bool = False, **options: Any) -> pd.DataFrame:
+                      retrain: bool = False, **options: Any) -> pd.DataFrame | None:
     """Train (or reload) the scheme's generator and return the ranked top-30 lists of every test case.
+
+    Under ``torchrun`` every process trains its shard and only the main one decodes (the others get None).
 
     ``options`` override the settings in ``OPTIONS`` (e.g. ``search_eval_cases=500``,
     ``decoding="diverse"``). The trained model, tokenizer and a ``train_info.json`` (examples, times,
@@ -343,13 +346,15 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     else:
         # checkpoints of a run with other inputs or settings are not resumed
         ckpt_key = out / "checkpoints" / "key.txt"
-        if ckpt_key.parent.exists() and (not ckpt_key.exists() or ckpt_key.read_text() != key or retrain):
-            import shutil
-            shutil.rmtree(ckpt_key.parent)
-        ckpt_key.parent.mkdir(parents=True, exist_ok=True)
-        ckpt_key.write_text(key)
-        # A resumed run keeps the tokenizer its checkpoint was trained with: the word-piece trainer breaks
-        # ties differently in every process, so a rebuilt vocabulary would reshuffle the token ids.
+        if distributed.is_main():  # under torchrun one process resets the folder while the others wait
+            if ckpt_key.parent.exists() and (not ckpt_key.exists() or ckpt_key.read_text() != key or retrain):
+                import shutil
+                shutil.rmtree(ckpt_key.parent)
+            ckpt_key.parent.mkdir(parents=True, exist_ok=True)
+            ckpt_key.write_text(key)
+        distributed.barrier()
+        # A resumed run keeps the tokenizer its checkpoint was trained with (a safeguard: the vocabulary is
+        # built deterministically, but a checkpoint from an older version of this code may differ).
         checkpoint = last_complete_checkpoint(ckpt_key.parent)
         tokenizer = (AutoTokenizer.from_pretrained(checkpoint) if checkpoint is not None
                      else make_tokenizer(scheme, items, queries, gcfg, **options))
@@ -364,13 +369,18 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
                               max_grad_norm=_opt(gcfg, "max_grad_norm", options),
                               train_tasks=list(examples.train["task"])
                               if _opt(gcfg, "task_batching", options) == "per_task" else None)
-        info_path.unlink(missing_ok=True)  # train_info.json is written last: it marks a complete model
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
         info = {"key": key, "scheme": scheme_name, "seed": seed, "generator": as_dict(gcfg),
                 "options": {k: _opt(gcfg, k, options) for k in OPTIONS}, "examples": examples.stats,
-                "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()), **run}
-        write_json(info_path, info)
+                "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
+                "world_size": distributed.world_size(), **run}
+        if distributed.is_main():
+            info_path.unlink(missing_ok=True)  # train_info.json is written last: it marks a complete model
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            write_json(info_path, info)
+        distributed.barrier()
+    if not distributed.is_main():
+        return None  # the main process decodes; the others go on to the next job's training
     # 4. prediction
     started = time.time()
     preds = predict(model, tokenizer, scheme, examples, gcfg, decoding=_opt(gcfg, "decoding", options),

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from jointsid_utils import distributed
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig, as_dict, stable_hash
 from jointsid_utils.errors import StudyInputError
@@ -91,6 +92,8 @@ def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     preds = train_and_predict(scheme_name(job["scheme"]), job["codes"], job["items"], job["interactions"],
                               job["queries"], job["cfg"], job["seed"], threads=job["threads"],
                               retrain=job["retrain"], **job["options"])
+    if preds is None:  # a torchrun process other than the main one: it trained its shard, nothing to score
+        return None, {}
     info = dict(preds.attrs.get("train_info", {}))
     info.update(decode_seconds=preds.attrs.get("decode_seconds"), job_seconds=round(time.time() - started, 1),
                 pid=os.getpid())
@@ -137,6 +140,9 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     p = plan(cfg)
     options = {**p["options"], **options}
     workers = p["workers"] if workers is None else int(workers)
+    if distributed.world_size() > 1:  # torchrun: every process runs each job together, in this process
+        distributed.init()
+        workers = 1
     schemes = study_schemes() if schemes is None else [tuple(s) for s in schemes]
     seeds = list(cfg.generator.seeds if seeds is None else seeds)
     if not seeds:
@@ -162,9 +168,13 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "options": options,
                          "retrain": retrain, "threads": 1 if workers > 1 else None, "key": key, "marker": marker})
 
-    bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run", disable=not progress)
+    bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run",
+               disable=not progress or not distributed.is_main())
 
     def finish(job, preds, info):
+        if preds is None:
+            bar.update()
+            return
         scored = score_and_save(preds, cfg.name, job["scheme"][0], job["scheme"][1], interactions)
         summary = {"key": job["key"], "embedding": job["scheme"][0], "quantizer": job["scheme"][1],
                    "seed": job["seed"], "decoding": str(preds["decoding"].iloc[0]), "workers": workers,
@@ -188,6 +198,8 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
             for fut in as_completed(futures):
                 finish(futures[fut], *fut.result())
     bar.close()
+    if not rows:  # a torchrun process other than the main one
+        return pd.DataFrame()
     order = {(s, seed): i for i, (s, seed) in enumerate((s, seed) for s in schemes for seed in seeds)}
     table = pd.DataFrame(rows)
     table["_o"] = [order[((e, q), int(sd))] for e, q, sd in zip(table.embedding, table.quantizer, table.seed)]

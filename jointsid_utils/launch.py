@@ -1,0 +1,67 @@
+"""The generator stage (notebook 05's training and decoding) from the command line, on one or many GPUs.
+
+    python -m jointsid_utils.launch --profile paper                         # every scheme x seed, one process
+    torchrun --nproc_per_node 8 -m jointsid_utils.launch --profile paper    # the same on 8 GPUs (data parallel)
+    accelerate launch --num_processes 8 -m jointsid_utils.launch --profile paper --scheme multitask/rq_kmeans
+    python -m jointsid_utils.launch --profile paper -p generator.epochs 1 --seed 0
+
+Under a launcher every process runs each (scheme, seed) job together: ``Seq2SeqTrainer`` shards the
+batches (the global batch stays ``generator.batch_size``), and the main process alone saves the model,
+decodes and scores (``distributed``). It writes exactly what notebook 05 writes
+(``results/recall_at_30.csv``, ``results/predictions/``, ``results/generator_runs/``), so the notebooks
+run afterwards find every job cached. Stages 01-04 must have run (their artifacts are read, not built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jointsid_utils.errors import StudyInputError
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m jointsid_utils.launch", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default", help="smoke | default | paper")
+    ap.add_argument("-p", "--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                    help="a dotted config override, e.g. -p generator.epochs 1 (repeatable)")
+    ap.add_argument("--scheme", action="append", default=[], metavar="EMBEDDING/QUANTIZER",
+                    help="train only these schemes (repeatable); default: the study's 12")
+    ap.add_argument("--seed", type=int, action="append", default=[], help="generator seeds (repeatable); "
+                    "default: generator.seeds of the profile")
+    ap.add_argument("--decoding", choices=("beam", "diverse"), default=None, help="override generator.decoding")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import yaml
+
+    from jointsid_utils import distributed, study
+    from jointsid_utils.config import load_config
+
+    args = parse(argv)
+    try:
+        cfg = load_config(args.profile, {k: yaml.safe_load(v) for k, v in args.set})
+        schemes = None
+        if args.scheme:
+            bad = [s for s in args.scheme if s.count("/") != 1]
+            if bad:
+                raise StudyInputError(f"--scheme {bad[0]!r} is not EMBEDDING/QUANTIZER, e.g. multitask/rq_kmeans.")
+            schemes = [tuple(s.split("/")) for s in args.scheme]
+        options = {"decoding": args.decoding} if args.decoding else {}
+        table = study.train_all_schemes(cfg, schemes, args.seed or None, **options)
+    except StudyInputError as err:
+        if distributed.is_main():
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    if distributed.is_main() and len(table):
+        cols = [c for c in ("embedding", "quantizer", "seed", "status", "train_seconds", "decode_seconds") if c in table]
+        print(table[cols].to_string(index=False))
+        for row in table.itertuples():
+            print(f"{row.embedding}/{row.quantizer} seed {row.seed}: " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in sorted(row.recall.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""The generator under torchrun: two CPU processes (Gloo) train one model, the main one alone saves and decodes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = """
+import json, os, sys
+from test_generator import TINY, toy_data
+from jointsid_utils.generator import train_and_predict
+items, inter, queries, codes = toy_data()
+preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
+                          warmup_steps=0)
+out = {"rank": int(os.environ["RANK"]), "world": int(os.environ["WORLD_SIZE"]), "preds": preds is not None}
+if preds is not None:
+    out["lengths"] = sorted({len(set(r)) for r in preds["ranked"]})
+    out["hits"] = float(sum(t in r for t, r in zip(preds.target, preds.ranked)) / len(preds))
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_one_model(runs_dir):
+    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
+                        "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "--no-python",
+                          sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    results = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in run.stdout.splitlines() if "RESULT " in line),
+                     key=lambda r: r["rank"])
+    assert [(r["rank"], r["world"], r["preds"]) for r in results] == [(0, 2, True), (1, 2, False)]
+    assert results[0]["lengths"] == [10]  # 10 distinct valid items per case
+    assert results[0]["hits"] > 0.25  # it learnt: random is 10 / 40
+    info = json.loads((runs_dir / "smoke/models/generator/content__seed0/train_info.json").read_text())
+    assert info["world_size"] == 2
+
+
+def test_launch_rejects_a_malformed_scheme_in_one_sentence(runs_dir, capsys):
+    from jointsid_utils.launch import main
+
+    assert main(["--profile", "smoke", "--scheme", "multitask-rq_kmeans"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --scheme 'multitask-rq_kmeans' is not EMBEDDING/QUANTIZER, e.g. multitask/rq_kmeans."
