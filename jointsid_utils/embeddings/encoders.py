@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from jointsid_utils.errors import StudyInputError
 
@@ -17,14 +18,14 @@ def base_encoder_path(name: str) -> str:
 
 
 def load_encoder(name_or_path: str | Path):
-    """A CPU ``SentenceTransformer`` from a local directory or an offline asset name."""
+    """A ``SentenceTransformer`` (on the GPU when there is one) from a local directory or an offline asset name."""
     from sentence_transformers import SentenceTransformer
 
     path = str(name_or_path)
     if not Path(path).is_dir():
         path = base_encoder_path(path)
     try:
-        return SentenceTransformer(path, device="cpu")
+        return SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu")
     except OSError as err:
         raise StudyInputError(f"Cannot load the sentence encoder {name_or_path!r} ({err}); pass a local "
                               "sentence-transformers directory or fetch it with `python -m jointsid_utils.assets fetch`."

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+import torch
 
 from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
@@ -143,7 +144,9 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
         save_strategy="steps", save_steps=eval_steps, save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="score", greater_is_better=True,
         logging_steps=log_steps, logging_first_step=True,
-        seed=cfg.seed, data_seed=cfg.seed, use_cpu=True, dataloader_num_workers=0,
+        # The GPU when there is one (the paper profile); bf16 where it has it. CPU runs are unchanged.
+        use_cpu=not torch.cuda.is_available(), bf16=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
+        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
         report_to="none", disable_tqdm=False,
     )
     # 6. trainer
