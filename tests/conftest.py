@@ -1,4 +1,7 @@
 import os
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +10,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
@@ -14,3 +19,20 @@ def runs_dir(tmp_path, monkeypatch):
     path = tmp_path / "runs"
     monkeypatch.setenv("JOINTSID_RUNS_DIR", str(path))
     return path
+
+
+def run_smoke(runs: Path, *args: str) -> tuple[Path, dict, float]:
+    """``./run_all.sh --profile smoke`` into ``runs``: (runs/smoke, its environment, wall seconds)."""
+    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs)}
+    started = time.perf_counter()
+    result = subprocess.run([str(ROOT / "run_all.sh"), "--profile", "smoke", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return runs / "smoke", env, time.perf_counter() - started
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One smoke run of every notebook per session, shared by test_smoke_run.py and test_determinism.py
+    (a smoke run costs minutes on the 2-core machine)."""
+    return run_smoke(tmp_path_factory.mktemp("runs"))

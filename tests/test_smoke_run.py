@@ -1,8 +1,6 @@
 """End to end: ./run_all.sh on the smoke profile executes every notebook headless with papermill."""
 
-import os
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,17 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs)}
-    started = time.perf_counter()
-    result = subprocess.run([str(ROOT / "run_all.sh"), "--profile", "smoke"], cwd=ROOT, env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return runs / "smoke", env, time.perf_counter() - started
+# smoke_run (tests/conftest.py): one ./run_all.sh --profile smoke per session, shared with test_determinism.py
 
 
 @pytest.mark.slow
