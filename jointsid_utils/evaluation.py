@@ -195,15 +195,34 @@ def paired_tests(profile: str, schemes: Sequence[Scheme], task: str, *, protocol
 
 # ----------------------------------------------------------------------------- figure
 
+def _place_labels(ax, points: list[tuple[float, float, str]], gap: float = 0.035, reach: float = 0.15) -> None:
+    """Point labels to the right of their points, pushed up until no two labels closer than ``gap`` (a
+    share of the y range) overlap horizontally (closer than ``reach`` of the x range); moved labels get a
+    leader line. Greedy from the lowest point: enough for a dozen schemes in a few clusters."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    dy, dx = gap * (y1 - y0), reach * (x1 - x0)
+    placed: list[tuple[float, float]] = []
+    for x, y, text in sorted(points, key=lambda p: (p[1], p[0])):
+        ly = y + 0.2 * dy
+        while any(abs(px - x) < dx and abs(py - ly) < dy for px, py in placed):
+            ly += 0.5 * dy
+        placed.append((x, ly))
+        moved = ly - y > 0.6 * dy
+        ax.annotate(text, (x, y), xytext=(x + 0.015 * (x1 - x0), ly), fontsize=8, va="center",
+                    arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5) if moved else None)
+
+
 def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
     """Search vs rec Recall@30, one point per scheme with 95% intervals, one panel per rec protocol;
     BM25, most-popular and random as reference lines."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
+    pending = []  # labels are placed once both panels have their final limits
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(table), 2)))
     for ax, (rec_col, protocol, title) in zip(axes, (("rec", "all", "rec: ranked list as decoded (paper-style)"),
                                                      ("rec_excl", "exclude_history", "rec: history items removed"))):
+        labels = []
         for i, r in enumerate(table.itertuples()):
             x, y = getattr(r, rec_col), r.search
             if np.isnan(x) or np.isnan(y):
@@ -213,8 +232,8 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
             marker = "o" if r.quantizer == "rq_kmeans" else "s"
             ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, color=colours[i], ms=7, capsize=2, lw=1,
                         label=f"{r.embedding} / {r.quantizer}")
-            ax.annotate(r.embedding if r.quantizer == "rq_kmeans" else f"mt/{r.quantizer}", (x, y),
-                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+            labels.append((x, y, r.embedding if r.quantizer == "rq_kmeans" else f"mt/{r.quantizer}"))
+        pending.append((ax, labels))
         bm = baseline_value(baselines, "bm25", "search")
         mp = baseline_value(baselines, "most_popular", "rec", protocol)
         rs, rr = baseline_value(baselines, "random", "search"), baseline_value(baselines, "random", "rec", protocol)
@@ -230,6 +249,8 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
             ax.text(rr, 0, " random", rotation=90, fontsize=8, color="grey", va="bottom")
         ax.set_xlabel(f"rec Recall@30 ({protocol})")
         ax.set_title(title, fontsize=10)
+    for ax, labels in pending:
+        _place_labels(ax, labels)
     axes[0].set_ylabel("search Recall@30")
     axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="scheme (o RQ-KMeans, s other)")
     fig.suptitle("Search vs recommendation trade-off (95% bootstrap intervals)", y=1.0)
