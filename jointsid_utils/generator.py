@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,7 +240,7 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
                 return super()._get_train_sampler(*args, **kwargs)
             return TaskBlockSampler(train_tasks, self.args.per_device_train_batch_size * self.args.world_size, seed)
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = distributed.world_size()
     cuda = torch.cuda.is_available()
     args = Seq2SeqTrainingArguments(
         output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=max(1, gcfg.batch_size // world),
@@ -339,11 +338,8 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
                        "train": stable_hash(pd.util.hash_pandas_object(examples.train).sum()), "seed": seed})
     info_path = out / "train_info.json"
     max_len = _opt(gcfg, "max_prompt_tokens", options)
-    loaded = not retrain and info_path.exists() and json.loads(info_path.read_text()).get("key") == key
-    if loaded:
+    if not retrain and info_path.exists() and json.loads(info_path.read_text()).get("key") == key:
         tokenizer = AutoTokenizer.from_pretrained(out)
-        # decode where a freshly trained model would (the trainer leaves it on the GPU): same lists on a rerun
-        model = T5ForConditionalGeneration.from_pretrained(out).to("cuda" if torch.cuda.is_available() else "cpu")
         info = json.loads(info_path.read_text())
     else:
         # checkpoints of a run with other inputs or settings are not resumed
@@ -383,11 +379,11 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         distributed.barrier()
     if not distributed.is_main():
         return None  # the main process decodes; the others go on to the next job's training
-    if not loaded:
-        # Decode with the saved model, as a rerun would. Measured on an H200 with the best checkpoint not the
-        # last: the trainer's in-memory model after load_best_model_at_end (which reported the tied embeddings
-        # as missing keys) scored up to 0.04 apart from the saved one, and 26 of 64 ranked lists differed.
-        model = T5ForConditionalGeneration.from_pretrained(out).to("cuda" if torch.cuda.is_available() else "cpu")
+    # Always decode with the saved model (on the GPU when there is one), so a first run and a rerun agree.
+    # Measured on an H200 with the best checkpoint not the last: the trainer's in-memory model after
+    # load_best_model_at_end (which reported the tied embeddings as missing keys) scored up to 0.04 apart
+    # from the saved one, and 26 of 64 ranked lists differed.
+    model = T5ForConditionalGeneration.from_pretrained(out).to("cuda" if torch.cuda.is_available() else "cpu")
     # 4. prediction
     started = time.time()
     preds = predict(model, tokenizer, scheme, examples, gcfg, decoding=_opt(gcfg, "decoding", options),
