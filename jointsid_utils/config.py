@@ -145,7 +145,12 @@ PROFILES: dict[str, StudyConfig] = {
                                   batch_size=64, rec_windows_per_user=3, search_eval_cases=300,
                                   workers=1),  # spawning a worker costs more than a smoke job
     ),
-    "default": StudyConfig(name="default"),
+    # default: 10 rec windows per user (not 20) and 2 fixed workers fit the 2-hour budget on 2 cores.
+    # Measured on multitask x rq_kmeans, 8 epochs (bench/bench_generator_budget.py, PERFORMANCE.md):
+    # 20 windows 737 s, search 0.167, rec 0.109; 10 windows 533 s, search 0.217, rec 0.105; 6 epochs
+    # instead 560 s, search 0.147, rec 0.104. Fixed workers (not auto) keep 1 thread per job, so results
+    # do not depend on the machine's load when notebook 05 starts.
+    "default": StudyConfig(name="default", generator=GeneratorConfig(rec_windows_per_user=10, workers=2)),
     "paper": StudyConfig(
         name="paper",
         data=DataConfig(source="movielens-csv", target_interactions=1_200_000),
