@@ -25,14 +25,6 @@ DEFAULT_VARIANTS = {"base": {}, "epochs6": {"generator.epochs": 6.0},
                     "windows10": {"generator.rec_windows_per_user": 10}}
 
 
-def _init() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def run_variant(profile: str, scheme: tuple[str, str], name: str, overrides: dict) -> dict:
     from jointsid_utils import study
     from jointsid_utils.config import load_config
@@ -79,7 +71,9 @@ def main() -> None:
                 over[key] = json.loads(value)
             variants[name] = over
     scheme = tuple(args.scheme.split("/"))
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init) as pool:
+    from jointsid_utils.study import _worker_init  # notebook 05's worker set-up: one thread per job
+
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
         futures = [pool.submit(run_variant, args.profile, scheme, n, o) for n, o in variants.items()]
         rows = [f.result() for f in futures]
     for row in rows:
