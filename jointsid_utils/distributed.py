@@ -48,3 +48,36 @@ def barrier() -> None:
 
     init()
     dist.barrier()
+
+
+_finish_calls = 0
+
+
+def finish(timeout_s: float = 1800.0) -> None:
+    """Leave the process group once every process has got here; call it last, on the success path.
+
+    PyTorch asks for ``destroy_process_group`` before exit (NCCL warns otherwise), but a process that
+    destroys its Gloo context right after a collective can fail a peer still reading that collective's
+    last message ("Connection closed by peer", pytorch/gloo#155, open). So the processes first meet at
+    the launcher's key-value store, which needs no sockets between them. Not for error paths: a process
+    that crashed never arrives, and the others would wait until ``timeout_s``.
+    """
+    global _finish_calls
+    if world_size() <= 1:
+        return
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    _finish_calls += 1
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "run")
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    key = f"jointsid/finish/{run}/{attempt}/{_finish_calls}"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                          timeout=timedelta(seconds=timeout_s))
+    if store.add(key + "/arrived", 1) == world_size():
+        store.set(key + "/all", "1")
+    store.wait([key + "/all"])
+    dist.destroy_process_group()

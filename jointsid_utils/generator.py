@@ -250,7 +250,14 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=50, seed=seed, data_seed=seed, bf16=bool(cuda and torch.cuda.is_bf16_supported()),
         report_to="none", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False, save_only_model=False,
+        # Without use_cpu, accelerate treats CPU processes under torchrun as separate single-process runs
+        # (DistributedType.NO): each trained the whole model alone and they raced on the checkpoints.
+        use_cpu=not cuda,
     )
+    # T5's forward takes **kwargs but averages its loss over the local tokens and ignores num_items_in_batch;
+    # the trainer (average_tokens_across_devices) would then multiply that loss by the process count, which
+    # doubled the logged train and eval losses on 2 processes and scaled the gradients against max_grad_norm.
+    model.accepts_loss_kwargs = False
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
                              processing_class=tokenizer)
@@ -260,6 +267,7 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
     result = trainer.train(resume_from_checkpoint=checkpoint)
     history = [h for h in trainer.state.log_history]
     return {"train_seconds": round(time.time() - started, 1), "metrics": result.metrics, "log_history": history,
+            "world_size": trainer.args.world_size,  # as the trainer saw it: 1 unless gradients were averaged
             "best_checkpoint": trainer.state.best_model_checkpoint, "resumed": has_ckpt}
 
 
@@ -370,7 +378,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         info = {"key": key, "scheme": scheme_name, "seed": seed, "generator": as_dict(gcfg),
                 "options": {k: _opt(gcfg, k, options) for k in OPTIONS}, "examples": examples.stats,
                 "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
-                "world_size": distributed.world_size(), **run}
+                **run}
         if distributed.is_main():
             info_path.unlink(missing_ok=True)  # train_info.json is written last: it marks a complete model
             model.save_pretrained(out)

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except StudyInputError as err:
         if distributed.is_main():
             print(f"error: {err}", file=sys.stderr)
+        distributed.finish()  # every process meets the same bad input
         return 2
     if distributed.is_main() and len(table):
         cols = [c for c in ("embedding", "quantizer", "seed", "status", "train_seconds", "decode_seconds") if c in table]
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in table.itertuples():
             print(f"{row.embedding}/{row.quantizer} seed {row.seed}: " +
                   ", ".join(f"{k} {v:.3f}" for k, v in sorted(row.recall.items())))
+    distributed.finish()
     return 0
 
 

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, os, sys
 from test_generator import TINY, toy_data
+from jointsid_utils import distributed
 from jointsid_utils.generator import train_and_predict
 items, inter, queries, codes = toy_data()
 preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
@@ -21,11 +22,16 @@ if preds is not None:
     out["lengths"] = sorted({len(set(r)) for r in preds["ranked"]})
     out["hits"] = float(sum(t in r for t, r in zip(preds.target, preds.ranked)) / len(preds))
 print("RESULT " + json.dumps(out), flush=True)
+distributed.finish()  # without it, a process leaving right after the last barrier can fail its peer
 """
 
 
+def _eval_losses(info_path: Path) -> list[float]:
+    return [h["eval_loss"] for h in json.loads(info_path.read_text())["log_history"] if "eval_loss" in h]
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_train_one_model(runs_dir):
+def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
     env = os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
                         "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     torchrun = Path(sys.executable).with_name("torchrun")
@@ -37,8 +43,21 @@ def test_torchrun_two_processes_train_one_model(runs_dir):
     assert [(r["rank"], r["world"], r["preds"]) for r in results] == [(0, 2, True), (1, 2, False)]
     assert results[0]["lengths"] == [10]  # 10 distinct valid items per case
     assert results[0]["hits"] > 0.25  # it learnt: random is 10 / 40
-    info = json.loads((runs_dir / "smoke/models/generator/content__seed0/train_info.json").read_text())
-    assert info["world_size"] == 2
+    model = runs_dir / "smoke/models/generator/content__seed0"
+    info = json.loads((model / "train_info.json").read_text())
+    assert info["world_size"] == 2  # as the trainer saw it: one data-parallel run, not two single ones
+    assert all((c / "rng_state_1.pth").exists() for c in (model / "checkpoints").glob("checkpoint-*"))
+    # The same model trained in one process: two processes with half the batch each and averaged
+    # gradients follow the same validation curve (a loss scaled by the process count would not).
+    from test_generator import TINY, toy_data
+    from jointsid_utils.generator import train_and_predict
+    monkeypatch.setenv("JOINTSID_RUNS_DIR", str(runs_dir / "single"))
+    items, inter, queries, codes = toy_data()
+    train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
+                      warmup_steps=0)
+    two = _eval_losses(model / "train_info.json")
+    one = _eval_losses(runs_dir / "single/smoke/models/generator/content__seed0/train_info.json")
+    assert len(two) == len(one) and max(abs(a - b) for a, b in zip(two, one)) < 0.1, (two, one)
 
 
 def test_launch_rejects_a_malformed_scheme_in_one_sentence(runs_dir, capsys):
