@@ -114,7 +114,7 @@ class GeneratorConfig:
     # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
     # (11% faster, slightly worse on both tasks on default).
     task_batching: str = "mixed"
-    workers: int = 0  # schemes trained side by side, 1 thread each; 0 = 2 on an idle machine, else 1 (study.auto_workers)
+    workers: int = 0  # schemes trained side by side, 1 thread each; 0 = auto: 1 on a GPU, 2 on idle CPUs (study.auto_workers)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,12 +35,27 @@ SEARCH_OPTIONS = ("search_eval_cases",)  # options that change the test cases (b
 
 # Per-profile plan (like ``rqvae_diagnosis.plan``): options passed to ``train_and_predict``.
 # smoke decodes 300 of its 2,000 test queries so that 12 schemes fit the tests' time budget.
-def auto_workers() -> int:
-    """2 only on an otherwise idle machine. Measured on this 2-core VM with one other busy process (two
-    default-profile jobs, 0.25 epoch + decoding): 1 worker 78-89 s, 2 workers 95 s (each job 2x slower);
-    FEASIBILITY.md's 1.4x gain from two 1-thread runs was on an idle machine."""
+def auto_workers(sample_s: float = 1.0) -> int:
+    """Generator jobs side by side when ``generator.workers`` is 0: 1 on a GPU, else 2 only while at
+    least half the cores are idle.
+
+    A GPU job already fills its device; a second one would time-share it with its own CUDA context and one
+    CPU thread. On CPU, two workers pay only on an idle machine: on this 2-core VM with one other busy
+    process, two default jobs took 95 s with two workers against 78-89 s with one; FEASIBILITY.md's 1.4x
+    gain was on an idle machine. Idleness is sampled now, over ``sample_s`` seconds. The 1-minute load
+    average used before still counted the study's own previous notebook, so it chose 1 worker right after
+    notebook 04 even on an otherwise idle machine.
+    """
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
     cores = os.cpu_count() or 1
-    return 2 if cores >= 2 and os.getloadavg()[0] < 0.5 * cores else 1
+    if cores < 2:
+        return 1
+    busy_cores = psutil.cpu_percent(interval=sample_s) / 100 * cores
+    return 2 if busy_cores < 0.5 * cores else 1
 
 
 def plan(cfg: StudyConfig) -> dict[str, Any]:

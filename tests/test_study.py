@@ -90,3 +90,30 @@ def test_study_schemes_are_the_twelve_of_study_md():
     schemes = study.study_schemes()
     assert len(schemes) == 12 and ("multitask", "rq_vae_fixed") in schemes
     assert len(study.study_schemes(include_content_quantizers=True)) == 16
+
+
+def test_auto_workers_reads_idle_cpu_now_and_keeps_one_job_per_gpu(monkeypatch):
+    import psutil
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(study.os, "cpu_count", lambda: 2)
+    # the load average of a study whose previous notebook just ended must not matter, only usage now
+    monkeypatch.setattr(study.os, "getloadavg", lambda: (2.0, 2.0, 2.0), raising=False)
+    for percent, expected in ((5.0, 2), (40.0, 2), (60.0, 1), (100.0, 1)):
+        monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None, p=percent: p)
+        assert study.auto_workers() == expected, percent
+    monkeypatch.setattr(study.os, "cpu_count", lambda: 1)
+    assert study.auto_workers() == 1
+    monkeypatch.setattr(study.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 0.0)
+    assert study.auto_workers() == 1
+
+
+def test_auto_workers_samples_the_machine():
+    import time
+
+    started = time.perf_counter()
+    assert study.auto_workers(sample_s=0.3) in (1, 2)
+    assert time.perf_counter() - started >= 0.25
