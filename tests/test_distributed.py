@@ -66,3 +66,31 @@ def test_launch_rejects_a_malformed_scheme_in_one_sentence(runs_dir, capsys):
     assert main(["--profile", "smoke", "--scheme", "multitask-rq_kmeans"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: --scheme 'multitask-rq_kmeans' is not EMBEDDING/QUANTIZER, e.g. multitask/rq_kmeans."
+
+
+@pytest.mark.slow
+def test_launch_under_torchrun_retrains_one_scheme_of_a_smoke_run(smoke_run, tmp_path):
+    """The `paper` entry point end to end: two processes retrain one scheme of a finished smoke run
+    (a changed learning rate changes its key), the main one scores it, and both leave cleanly."""
+    import shutil
+
+    import pandas as pd
+
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_run[0], runs / "smoke", ignore=shutil.ignore_patterns("notebooks", "figures"))
+    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29518", "-m",
+                          "jointsid_utils.launch", "--profile", "smoke", "--scheme", "content/rq_kmeans",
+                          "-p", "generator.lr", "0.003"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert run.stdout.count("content/rq_kmeans seed 0: rec/all") == 1  # printed by the main process only
+    assert " trained " in run.stdout
+    info = json.loads((runs / "smoke/models/generator/content__rq_kmeans__seed0/train_info.json").read_text())
+    assert info["world_size"] == 2 and info["generator"]["lr"] == 0.003
+    marker = json.loads((runs / "smoke/results/generator_runs/content__rq_kmeans__seed0.json").read_text())
+    assert marker["key"] != json.loads((smoke_run[0] / "results/generator_runs/content__rq_kmeans__seed0.json")
+                                       .read_text())["key"]
+    table = pd.read_csv(runs / "smoke/results/recall_at_30.csv")
+    assert {"search", "rec"} <= set(table[(table.embedding == "content") & (table.quantizer == "rq_kmeans")].task)
