@@ -33,8 +33,6 @@ from jointsid_utils.errors import StudyInputError
 Scheme = tuple[str, str]
 SEARCH_OPTIONS = ("search_eval_cases",)  # options that change the test cases (baselines must use the same)
 
-# Per-profile plan (like ``rqvae_diagnosis.plan``): options passed to ``train_and_predict``.
-# smoke decodes 300 of its 2,000 test queries so that 12 schemes fit the tests' time budget.
 def auto_workers(sample_s: float = 1.0) -> int:
     """Generator jobs side by side when ``generator.workers`` is 0: 1 on a GPU, else 2 only while at
     least half the cores are idle.
@@ -58,10 +56,14 @@ def auto_workers(sample_s: float = 1.0) -> int:
     return 2 if busy_cores < 0.5 * cores else 1
 
 
-def plan(cfg: StudyConfig) -> dict[str, Any]:
-    """Workers for this run (``generator.workers``, 0 = auto) and per-run generator options (none: the
-    profile's ``GeneratorConfig`` carries them)."""
-    return {"workers": cfg.generator.workers or auto_workers(), "options": {}}
+def plan(cfg: StudyConfig, workers: int | None = None) -> dict[str, Any]:
+    """Workers for this run (``workers`` if given, else ``generator.workers``, 0 = auto) and per-run
+    generator options (none: the profile's ``GeneratorConfig`` carries them, e.g. smoke decodes 300 of
+    its 2,000 test queries). Pass the workers a notebook printed, so that the run uses the same number
+    instead of sampling the machine again."""
+    if workers is None:
+        workers = cfg.generator.workers or auto_workers()
+    return {"workers": int(workers), "options": {}}
 
 
 def study_schemes(include_content_quantizers: bool = False) -> list[Scheme]:
@@ -152,12 +154,12 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     from jointsid_utils.metrics import score_and_save
     from jointsid_utils.semantic_ids import load_ids
 
-    p = plan(cfg)
-    options = {**p["options"], **options}
-    workers = p["workers"] if workers is None else int(workers)
     if distributed.world_size() > 1:  # torchrun: every process runs each job together, in this process
         distributed.init()
         workers = 1
+    p = plan(cfg, workers)
+    options = {**p["options"], **options}
+    workers = p["workers"]
     schemes = study_schemes() if schemes is None else [tuple(s) for s in schemes]
     seeds = list(cfg.generator.seeds if seeds is None else seeds)
     if not seeds:

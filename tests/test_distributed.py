@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from jointsid_utils.generator import train_and_predict
+from test_generator import TINY, toy_data
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, os, sys
@@ -22,8 +25,16 @@ if preds is not None:
     out["lengths"] = sorted({len(set(r)) for r in preds["ranked"]})
     out["hits"] = float(sum(t in r for t, r in zip(preds.target, preds.ranked)) / len(preds))
 print("RESULT " + json.dumps(out), flush=True)
-distributed.finish()  # without it, a process leaving right after the last barrier can fail its peer
+distributed.finish()  # leave the process group cleanly (see its docstring)
 """
+
+
+def _torchrun(*args: str, runs: Path, port: int, **env: str) -> subprocess.CompletedProcess:
+    """Two CPU processes under torchrun, one thread each, writing into ``runs``."""
+    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **env}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
 
 
 def _eval_losses(info_path: Path) -> list[float]:
@@ -32,11 +43,8 @@ def _eval_losses(info_path: Path) -> list[float]:
 
 @pytest.mark.slow
 def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
-    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
-                        "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    torchrun = Path(sys.executable).with_name("torchrun")
-    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "--no-python",
-                          sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    run = _torchrun("--no-python", sys.executable, "-c", SCRIPT, runs=runs_dir, port=29517,
+                    PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     results = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in run.stdout.splitlines() if "RESULT " in line),
                      key=lambda r: r["rank"])
@@ -49,8 +57,6 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
     assert all((c / "rng_state_1.pth").exists() for c in (model / "checkpoints").glob("checkpoint-*"))
     # The same model trained in one process: two processes with half the batch each and averaged
     # gradients follow the same validation curve (a loss scaled by the process count would not).
-    from test_generator import TINY, toy_data
-    from jointsid_utils.generator import train_and_predict
     monkeypatch.setenv("JOINTSID_RUNS_DIR", str(runs_dir / "single"))
     items, inter, queries, codes = toy_data()
     train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
@@ -78,12 +84,8 @@ def test_launch_under_torchrun_retrains_one_scheme_of_a_smoke_run(smoke_run, tmp
 
     runs = tmp_path / "runs"
     shutil.copytree(smoke_run[0], runs / "smoke", ignore=shutil.ignore_patterns("notebooks", "figures"))
-    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    torchrun = Path(sys.executable).with_name("torchrun")
-    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29518", "-m",
-                          "jointsid_utils.launch", "--profile", "smoke", "--scheme", "content/rq_kmeans",
-                          "-p", "generator.lr", "0.003"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = _torchrun("-m", "jointsid_utils.launch", "--profile", "smoke", "--scheme", "content/rq_kmeans",
+                    "-p", "generator.lr", "0.003", runs=runs, port=29518)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert run.stdout.count("content/rq_kmeans seed 0: rec/all") == 1  # printed by the main process only
     assert " trained " in run.stdout
