@@ -86,7 +86,7 @@ def train_throughput(model, ids, am, trie_ids, steps: int, batch: int, device: s
 
 
 def main() -> None:
-    from jointsid_utils.decoding import IdTrie, constrained_beam_search, generate_with_trie
+    from jointsid_utils.generator.decoding import IdTrie, constrained_beam_search, generate_with_trie
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="a trained generator dir (runs/<profile>/models/generator/...)")

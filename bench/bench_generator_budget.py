@@ -26,11 +26,11 @@ DEFAULT_VARIANTS = {"base": {}, "epochs6": {"generator.epochs": 6.0},
 
 
 def run_variant(profile: str, scheme: tuple[str, str], name: str, overrides: dict) -> dict:
-    from jointsid_utils import study
+    from jointsid_utils.generator import orchestration as study
     from jointsid_utils.config import load_config
-    from jointsid_utils.generator import train_and_predict
+    from jointsid_utils.generator.model import train_and_predict
     from jointsid_utils.metrics import bootstrap_ci, per_case_recall
-    from jointsid_utils.semantic_ids import load_ids
+    from jointsid_utils.ids.schemes import load_ids
 
     base = load_config(profile)
     cfg = load_config(profile, overrides)
@@ -71,7 +71,7 @@ def main() -> None:
                 over[key] = json.loads(value)
             variants[name] = over
     scheme = tuple(args.scheme.split("/"))
-    from jointsid_utils.study import _worker_init  # notebook 05's worker set-up: one thread per job
+    from jointsid_utils.generator.orchestration import _worker_init  # notebook 05's worker set-up: one thread per job
 
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
         futures = [pool.submit(run_variant, args.profile, scheme, n, o) for n, o in variants.items()]

@@ -72,7 +72,7 @@ def prompts(n: int, vocab: int, id_tokens: np.ndarray, seed: int = 1):
 
 
 def bench_generator(args, device: str, out: dict) -> None:
-    from jointsid_utils.decoding import IdTrie, constrained_beam_search
+    from jointsid_utils.generator.decoding import IdTrie, constrained_beam_search
 
     n_items, codes = (2000, 32) if args.tiny else (62000, 256)
     id_tokens = trie_codes(n_items, codes, offset=32128)

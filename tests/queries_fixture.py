@@ -1,4 +1,4 @@
-"""A small realistic items frame (the shape jointsid_utils.data produces) for the query tests."""
+"""A small realistic items frame (the shape jointsid_utils.data.dataset produces) for the query tests."""
 
 from __future__ import annotations
 

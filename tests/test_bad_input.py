@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jointsid_utils import data, notebook
-from jointsid_utils import semantic_ids as sid
+from jointsid_utils import notebook
+from jointsid_utils.data import dataset as data
+from jointsid_utils.ids import schemes as sid
 from jointsid_utils.config import load_config
 from jointsid_utils.embeddings import prepare_embeddings
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.quantizers import build_ids
-from jointsid_utils.queries import generate_queries, prepare_queries
+from jointsid_utils.ids.build import build_ids
+from jointsid_utils.queries.templates import generate_queries, prepare_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jointsid_utils import data
+from jointsid_utils.data import dataset as data
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
 

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from conftest import run_smoke
 
-from jointsid_utils import data
-from jointsid_utils import semantic_ids as sid
+from jointsid_utils.data import dataset as data
+from jointsid_utils.ids import schemes as sid
 from jointsid_utils.config import load_config
-from jointsid_utils.quantizers import build_ids
-from jointsid_utils.queries import template_queries
+from jointsid_utils.ids.build import build_ids
+from jointsid_utils.queries.templates import template_queries
 
 WALL_TIME = re.compile(r"seconds|^pid$")  # build_seconds/..., fit_seconds, train_seconds_total, ...
 

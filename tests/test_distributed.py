@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jointsid_utils.generator import train_and_predict
+from jointsid_utils.generator.model import train_and_predict
 from test_generator import TINY, toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ SCRIPT = """
 import json, os, sys
 from test_generator import TINY, toy_data
 from jointsid_utils import distributed
-from jointsid_utils.generator import train_and_predict
+from jointsid_utils.generator.model import train_and_predict
 items, inter, queries, codes = toy_data()
 preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
                           warmup_steps=0)
@@ -67,7 +67,7 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
 
 
 def test_launch_rejects_a_malformed_scheme_in_one_sentence(runs_dir, capsys):
-    from jointsid_utils.launch import main
+    from jointsid_utils.generator.launch import main
 
     assert main(["--profile", "smoke", "--scheme", "multitask-rq_kmeans"]) == 2
     err = capsys.readouterr().err.strip()
@@ -84,7 +84,7 @@ def test_launch_under_torchrun_retrains_one_scheme_of_a_smoke_run(smoke_run, tmp
 
     runs = tmp_path / "runs"
     shutil.copytree(smoke_run[0], runs / "smoke", ignore=shutil.ignore_patterns("notebooks", "figures"))
-    run = _torchrun("-m", "jointsid_utils.launch", "--profile", "smoke", "--scheme", "content/rq_kmeans",
+    run = _torchrun("-m", "jointsid_utils.generator.launch", "--profile", "smoke", "--scheme", "content/rq_kmeans",
                     "-p", "generator.lr", "0.003", runs=runs, port=29518)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert run.stdout.count("content/rq_kmeans seed 0: rec/all") == 1  # printed by the main process only

@@ -145,7 +145,7 @@ def stage_quantizer(steps: str) -> dict:
     """Two schemes via ``prepare_ids``: a quick RQ-KMeans, then an RQ-VAE of ``steps`` steps."""
     from jointsid_utils.config import load_config
     from jointsid_utils.quantizers.base import Quantizer
-    from jointsid_utils.semantic_ids import prepare_ids
+    from jointsid_utils.ids.schemes import prepare_ids
 
     fits: list[str] = []
     original = Quantizer.fit
@@ -175,9 +175,9 @@ def stage_generator(epochs: str, tokenizer_dir: str | None = None) -> dict:
     """
     from test_generator import TINY, toy_data
 
-    from jointsid_utils import generator
+    from jointsid_utils.generator import model as generator
     from jointsid_utils.config import GeneratorConfig
-    from jointsid_utils.generator import train_and_predict
+    from jointsid_utils.generator.model import train_and_predict
 
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
@@ -198,7 +198,7 @@ def stage_llm(base_url: str) -> dict:
     from test_llm_queries import config
 
     from jointsid_utils.cache import run_dir
-    from jointsid_utils.queries import prepare_queries
+    from jointsid_utils.queries.templates import prepare_queries
 
     frame = prepare_queries(make_items().iloc[:5].reset_index(drop=True), config(base_url),
                             run_dir("default", "data"))
@@ -338,7 +338,7 @@ def test_llm_queries_killed_between_requests_ask_only_for_missing_items(tmp_path
 def test_truncated_ids_artifact_is_detected_by_its_hash_and_rebuilt(runs_dir):
     """A stage artifact cut short (a crash or a full disk) fails its manifest's sha256 and is recomputed."""
     from jointsid_utils.config import load_config
-    from jointsid_utils.semantic_ids import prepare_ids
+    from jointsid_utils.ids.schemes import prepare_ids
 
     cfg, X = load_config("smoke"), {"content": quantizer_input()}
     prepare_ids(cfg, X, schemes=[("content", "rq_kmeans")], progress=False)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from jointsid_utils.config import GeneratorConfig
-from jointsid_utils.generator import build_examples, train_and_predict
-from jointsid_utils.tokenization import (build_tokenizer, check_tokenizer, item_token_ids, make_id_scheme,
+from jointsid_utils.generator.model import build_examples, train_and_predict
+from jointsid_utils.generator.tokenization import (build_tokenizer, check_tokenizer, item_token_ids, make_id_scheme,
                                          rec_prompt)
 
 torch.set_num_threads(1)
@@ -58,7 +58,7 @@ def test_tokenizer_round_trip(tmp_path):
 TOKENIZER_SCRIPT = """
 import json, sys
 import numpy as np
-from jointsid_utils.tokenization import build_tokenizer, make_id_scheme
+from jointsid_utils.generator.tokenization import build_tokenizer, make_id_scheme
 gen = np.random.default_rng(0)
 letters = np.array(list("abcdefghij"))
 corpus = [" ".join("".join(gen.choice(letters, gen.integers(3, 9))) for _ in range(4)) for _ in range(300)]
@@ -140,7 +140,7 @@ def test_bad_codes_fail_with_one_sentence():
 
 
 def test_task_block_sampler_gives_one_task_per_batch():
-    from jointsid_utils.generator import TaskBlockSampler
+    from jointsid_utils.generator.model import TaskBlockSampler
 
     tasks = np.array(["search"] * 70 + ["rec"] * 45)
     sampler = TaskBlockSampler(tasks, block=16, seed=0)

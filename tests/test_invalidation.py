@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from jointsid_utils import study
+from jointsid_utils.generator import orchestration as study
 from jointsid_utils.cache import run_dir
 from jointsid_utils.config import load_config
-from jointsid_utils.data import prepare_data
+from jointsid_utils.data.dataset import prepare_data
 from jointsid_utils.embeddings import prepare_embeddings
-from jointsid_utils.queries import prepare_queries
-from jointsid_utils.semantic_ids import load_ids, prepare_ids
+from jointsid_utils.queries.templates import prepare_queries
+from jointsid_utils.ids.schemes import load_ids, prepare_ids
 
 torch.set_num_threads(1)
 

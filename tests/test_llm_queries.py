@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from queries_fixture import make_items
 
-from jointsid_utils import llm_queries as llm
+from jointsid_utils.queries import llm
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries import QUERY_COLUMNS, generate_queries, prepare_queries
+from jointsid_utils.queries.templates import QUERY_COLUMNS, generate_queries, prepare_queries
 
 MODEL = "tiny-test-model"
 N = 6  # queries per item in these tests (keeps answers short)

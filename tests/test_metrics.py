@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jointsid_utils.baselines import bm25, most_popular, random_baseline
+from jointsid_utils.evaluation.baselines import bm25, most_popular, random_baseline
 from jointsid_utils.metrics import (RESULT_COLUMNS, append_results, bootstrap_ci, compare_schemes, head_items,
                                     per_case_recall, recall_rows, save_predictions)
 

@@ -17,7 +17,8 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.quantizers import (QUANTIZERS, build_ids, collision_rate, deduplicate, level_stats,
+from jointsid_utils.ids.build import build_ids
+from jointsid_utils.quantizers import (QUANTIZERS, collision_rate, deduplicate, level_stats,
                                        make_quantizer, max_items_per_prefix, perplexity, prefix_share_ids,
                                        scheme_diagnostics, separate_ids)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jointsid_utils import rqvae_diagnosis as rd
+from jointsid_utils.ids import rqvae_diagnosis as rd
 from jointsid_utils.quantizers import QUANTIZERS, RQVAE, make_quantizer
 
 TINY = dict(levels=2, codebook_size=8, steps=40, batch_size=128, hidden_dims=(64, 32), latent_dim=16, log_every=10)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from jointsid_utils import semantic_ids as sid
+from jointsid_utils.ids import schemes as sid
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers import QUANTIZERS, RQVAE

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jointsid_utils import evaluation as ev
-from jointsid_utils import study
+from jointsid_utils.evaluation import report as ev
+from jointsid_utils.evaluation import results as results_io
+from jointsid_utils.generator import orchestration as study
 from jointsid_utils.config import StudyConfig
-from jointsid_utils.reference import TABLE_2, TABLE_3, paper_value, reference_table
+from jointsid_utils.evaluation.reference import TABLE_2, TABLE_3, paper_value, reference_table
 from test_generator import TINY, toy_data
 
 SCHEMES = [("content", "rq_kmeans"), ("separate", "rq_kmeans")]
@@ -53,14 +54,14 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
 def test_baselines_on_the_generators_cases(runs_dir):
     items, inter, queries, _ = toy_data()
     cfg = StudyConfig(name="smoke", generator=TINY)
-    table = study.run_baselines(cfg, items, inter, queries)
+    table = results_io.run_baselines(cfg, items, inter, queries)
     assert (runs_dir / "smoke/results/baselines.csv").exists()
     assert {"random", "most_popular", "bm25"} <= set(table.method)
     bm = ev.baseline_value(table, "bm25", "search")
     assert bm > ev.baseline_value(table, "random", "search")  # toy queries contain the title
     mp = table[(table.method == "most_popular") & (table.segment == "all")]
     assert set(mp.protocol) == {"all", "exclude_history"}
-    search_cases, rec_cases = study.test_cases(cfg, items, inter, queries)
+    search_cases, rec_cases = study.generator_test_cases(cfg, items, inter, queries)
     assert table[(table.method == "bm25")].n_cases.iloc[0] == len(search_cases)
     assert mp.n_cases.iloc[0] == len(rec_cases) == inter.user_id.nunique()
 

@@ -58,18 +58,18 @@ def check_frames(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.Da
         missing = cols - set(frame.columns)
         if missing:
             raise StudyInputError(f"The {name} frame lacks column(s) {sorted(missing)}; "
-                                  "build it with jointsid_utils.data / jointsid_utils.queries.")
+                                  "build it with jointsid_utils.data.dataset / jointsid_utils.queries.templates.")
     if len(items) < 2:
         raise StudyInputError(f"The items frame has {len(items)} item(s); the embeddings need at least 2, so check "
-                              "the data config (data.max_items) and reload with jointsid_utils.data.prepare_data.")
+                              "the data config (data.max_items) and reload with jointsid_utils.data.dataset.prepare_data.")
     blank = items["text"].isna() | (items["text"].astype(str).str.strip() == "")
     if blank.any():
         raise StudyInputError(f"items.text is missing or empty for {int(blank.sum())} item(s) (first: row "
                               f"{int(np.flatnonzero(blank.to_numpy())[0])}), which the encoders would embed as noise; "
-                              "rebuild the items with jointsid_utils.data.prepare_data, which writes each item's text.")
+                              "rebuild the items with jointsid_utils.data.dataset.prepare_data, which writes each item's text.")
     if items["item_id"].tolist() != list(range(len(items))):
         raise StudyInputError("items.item_id must be 0..n-1 in row order (row i = item i); "
-                              "reload the items with jointsid_utils.data.prepare_data.")
+                              "reload the items with jointsid_utils.data.dataset.prepare_data.")
     for name, frame in (("interactions", interactions), ("queries", queries)):
         ids = frame["item_id"].to_numpy()
         if len(ids) and (ids.min() < 0 or ids.max() >= len(items)):

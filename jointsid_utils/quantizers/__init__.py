@@ -13,7 +13,6 @@ from typing import Any
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers.base import Quantizer, QuantizerConfig
-from jointsid_utils.quantizers.build import build_ids
 from jointsid_utils.quantizers.collisions import collision_rate, deduplicate, max_items_per_prefix
 from jointsid_utils.quantizers.diagnostics import level_stats, perplexity, scheme_diagnostics
 from jointsid_utils.quantizers.dict_learning import DictLearning
@@ -40,6 +39,6 @@ def make_quantizer(name: str, **config: Any) -> Quantizer:
 
 
 __all__ = ["QUANTIZERS", "DictLearning", "Quantizer", "QuantizerConfig", "RQKMeans", "RQVAE", "RQVAEFixed",
-           "ResidualLFQQuantizer", "build_ids", "collision_rate", "deduplicate", "level_stats",
+           "ResidualLFQQuantizer", "collision_rate", "deduplicate", "level_stats",
            "make_quantizer", "max_items_per_prefix", "perplexity", "prefix_share_ids", "scheme_diagnostics",
            "separate_ids"]

@@ -30,10 +30,10 @@ import torch
 from jointsid_utils.cache import atomic_path, last_complete_checkpoint, run_dir, write_json
 from jointsid_utils import distributed
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
-from jointsid_utils.decoding import IdTrie, constrained_beam_search
+from jointsid_utils.generator.decoding import IdTrie, constrained_beam_search
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import rng, seed_everything
-from jointsid_utils.tokenization import (EOS, IdScheme, build_tokenizer, check_tokenizer, item_token_ids,
+from jointsid_utils.generator.tokenization import (EOS, IdScheme, build_tokenizer, check_tokenizer, item_token_ids,
                                          load_base_tokenizer, make_id_scheme, rec_prompt, search_prompt)
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Tables, flags, findings and the trade-off figure of notebook 06, computed from the result files.
 
-Inputs are the frames of ``study.load_results``: ``recall_at_30.csv`` (generative schemes) and
+Inputs are the frames of ``evaluation.results.load_results``: ``recall_at_30.csv`` (generative schemes) and
 ``baselines.csv`` (random, most-popular, BM25, dense bounds). Nothing here trains or decodes.
 Rec is reported under both protocols (FEASIBILITY.md): "all" (the ranked list as decoded, the
 paper-style number) and "exclude_history" (the user's seen items removed). Never compare across them.
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reference import reference_table
+from jointsid_utils.evaluation.reference import reference_table
 
 Scheme = tuple[str, str]
 JOINT = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")

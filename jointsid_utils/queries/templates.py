@@ -162,7 +162,7 @@ def generate_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path |
     if backend == "template":
         return template_queries(items, cfg)
     if backend == "openai":
-        from jointsid_utils.llm_queries import llm_queries
+        from jointsid_utils.queries.llm import llm_queries
 
         return llm_queries(items, cfg, cache_dir=cache_dir)
     raise StudyInputError(f"Unknown query backend {backend!r}; pass -p queries.backend template or openai.")
@@ -585,11 +585,11 @@ def _plain(value: Any) -> Any:
 def _check_items(items: Any) -> None:
     if not isinstance(items, pd.DataFrame):
         raise StudyInputError(f"Queries need the items as a pandas DataFrame, got {type(items).__name__}; "
-                              "pass the frame from jointsid_utils.data.")
+                              "pass the frame from jointsid_utils.data.dataset.")
     missing = [c for c in REQUIRED_ITEM_COLUMNS if c not in items.columns]
     if missing:
         raise StudyInputError(f"The items frame lacks the column(s) {', '.join(missing)}; "
-                              "build it with jointsid_utils.data so it has item_id, title, year and genres.")
+                              "build it with jointsid_utils.data.dataset so it has item_id, title, year and genres.")
     if items.empty:
         raise StudyInputError("The items frame is empty; check the data config (data.max_items) before generating queries.")
     if items["item_id"].duplicated().any():
@@ -598,7 +598,7 @@ def _check_items(items: Any) -> None:
     if blank.any():
         raise StudyInputError(f"{int(blank.sum())} item(s) have no title (first: item_id "
                               f"{items.loc[blank, 'item_id'].iloc[0]}), and queries are written from it; "
-                              "give every item a title (jointsid_utils.data does).")
+                              "give every item a title (jointsid_utils.data.dataset does).")
 
 
 def _check_split_sizes(cfg: StudyConfig) -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.config import StudyConfig
-from jointsid_utils.generator import model_dir
+from jointsid_utils.generator.model import model_dir
 from jointsid_utils.metrics import predictions_path
-from jointsid_utils.tokenization import make_id_scheme
+from jointsid_utils.generator.tokenization import make_id_scheme
 
 Scheme = tuple[str, str]
 

@@ -7,7 +7,7 @@
 A scheme is ``(embedding, quantizer)``. ``separate`` and ``prefix_share`` are not vectors but two ID
 sets per item, built from the ``search`` and ``rec`` matrices; their arrays hold the search ID and the
 rec ID side by side (JSON ``layout``). Files: ``runs/<profile>/ids/<embedding>__<quantizer>.npy/.json``,
-written by ``quantizers.build_ids``, which reloads them when config and input are unchanged.
+written by ``ids.build.build_ids``, which reloads them when config and input are unchanged.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import pandas as pd
 from jointsid_utils.cache import manifest_path, run_dir
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.quantizers import QUANTIZERS, build_ids, make_quantizer, scheme_diagnostics
-from jointsid_utils.quantizers.build import TWO_BLOCK
+from jointsid_utils.ids.build import build_ids
+from jointsid_utils.quantizers import QUANTIZERS, make_quantizer, scheme_diagnostics
+from jointsid_utils.ids.build import TWO_BLOCK
 
 VECTOR_EMBEDDINGS = ("content", "search", "rec", "fused_concat", "fused_svd", "multitask")
 # STUDY.md §5. Table A: how the IDs are built, all with RQ-KMeans (the paper's Table 2).

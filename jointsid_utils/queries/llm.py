@@ -24,7 +24,7 @@ from tqdm import tqdm
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries import _as_list, _check_items, _finish, _known, exact_title_share, split_labels
+from jointsid_utils.queries.templates import _as_list, _check_items, _finish, _known, exact_title_share, split_labels
 from jointsid_utils.reproducibility import rng
 
 BASE_DELAY_S = 1.0  # first backoff; doubles per retry (tests set it near zero)

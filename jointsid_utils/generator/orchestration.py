@@ -1,7 +1,6 @@
 """The generator experiment over every scheme (STUDY.md §5, notebooks 05 and 06).
 
     runs = train_all_schemes(cfg, workers=2)      # train + decode + score every scheme x seed, cached
-    base = run_baselines(cfg)                     # random, most-popular, BM25, dense bounds -> baselines.csv
 
 Each (scheme, seed) job calls ``generator.train_and_predict`` (which caches the model) and the parent
 process scores it with ``metrics.score_and_save`` (``results/recall_at_30.csv`` and
@@ -68,7 +67,7 @@ def plan(cfg: StudyConfig, workers: int | None = None) -> dict[str, Any]:
 
 def study_schemes(include_content_quantizers: bool = False) -> list[Scheme]:
     """STUDY.md §5: Table A (RQ-KMeans) and Table B on multitask: 12 schemes; content's Table B on request."""
-    from jointsid_utils.semantic_ids import TABLE_A, TABLE_B_QUANTIZERS
+    from jointsid_utils.ids.schemes import TABLE_A, TABLE_B_QUANTIZERS
 
     out = [(e, "rq_kmeans") for e in TABLE_A] + [("multitask", q) for q in TABLE_B_QUANTIZERS]
     if include_content_quantizers:
@@ -93,7 +92,7 @@ def _data_hash(interactions: pd.DataFrame, queries: pd.DataFrame) -> str:
 def job_key(cfg: StudyConfig, scheme: Scheme, seed: int, codes: np.ndarray, data_hash: str,
             options: dict[str, Any]) -> str:
     """Everything that decides a job's ranked lists."""
-    from jointsid_utils.generator import OPTIONS, _opt
+    from jointsid_utils.generator.model import OPTIONS, _opt
 
     resolved = {k: _opt(cfg.generator, k, options) for k in OPTIONS}
     return stable_hash({"generator": as_dict(cfg.generator), "options": resolved, "scheme": scheme_name(scheme),
@@ -103,7 +102,7 @@ def job_key(cfg: StudyConfig, scheme: Scheme, seed: int, codes: np.ndarray, data
 
 def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One (scheme, seed): train (or reload) and decode. Runs in a worker process or inline."""
-    from jointsid_utils.generator import train_and_predict
+    from jointsid_utils.generator.model import train_and_predict
 
     started = time.time()
     preds = train_and_predict(scheme_name(job["scheme"]), job["codes"], job["items"], job["interactions"],
@@ -127,9 +126,9 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _load_inputs(cfg: StudyConfig):
-    from jointsid_utils.data import prepare_data
-    from jointsid_utils.queries import prepare_queries
+def load_inputs(cfg: StudyConfig):
+    from jointsid_utils.data.dataset import prepare_data
+    from jointsid_utils.queries.templates import prepare_queries
 
     items, interactions = prepare_data(cfg)
     return items, interactions, prepare_queries(items, cfg, run_dir(cfg.name, "data"))
@@ -152,7 +151,7 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     from tqdm.auto import tqdm
 
     from jointsid_utils.metrics import score_and_save
-    from jointsid_utils.semantic_ids import load_ids
+    from jointsid_utils.ids.schemes import load_ids
 
     if distributed.world_size() > 1:  # torchrun: every process runs each job together, in this process
         distributed.init()
@@ -165,7 +164,7 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     if not seeds:
         raise StudyInputError("train_all_schemes needs at least one seed (generator.seeds is empty).")
     if items is None or interactions is None or queries is None:
-        items, interactions, queries = _load_inputs(cfg)
+        items, interactions, queries = load_inputs(cfg)
     codes = {s: load_ids(cfg, *s).codes for s in schemes}  # fail on a missing scheme before any training
     data_hash = _data_hash(interactions, queries)
     out = runs_dir(cfg.name)
@@ -229,13 +228,12 @@ def run_summaries(cfg: StudyConfig) -> pd.DataFrame:
     return pd.DataFrame(rows).drop(columns=["key"], errors="ignore")
 
 
-# ============================================================================ baselines
 
-def test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
+def generator_test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
                **options: Any):
     """The generator's test cases (the same for every scheme: the study seed picks the queries)."""
-    from jointsid_utils.generator import _opt, build_examples
-    from jointsid_utils.tokenization import make_id_scheme
+    from jointsid_utils.generator.model import _opt, build_examples
+    from jointsid_utils.generator.tokenization import make_id_scheme
 
     options = {**plan(cfg)["options"], **options}
     dummy = make_id_scheme("baseline", np.arange(len(items)).reshape(-1, 1))
@@ -243,47 +241,3 @@ def test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame
                         val_queries=0, search_eval_cases=_opt(cfg.generator, "search_eval_cases", options), seed=0,
                         case_seed=cfg.seed)
     return ex.test_search, ex.test_rec
-
-
-def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
-                  queries: pd.DataFrame | None = None, **options: Any) -> pd.DataFrame:
-    """Random, most-popular (rec) and BM25 (search) on the generator's test cases, plus the dense upper
-    bounds of notebook 02; written to ``results/baselines.csv`` (predictions to ``results/predictions/``
-    as ``baseline__<name>__<task>.parquet``). Column ``method``; dense rows have no interval and their
-    own test cases (``n_cases``)."""
-    from jointsid_utils.baselines import bm25, most_popular, random_baseline
-    from jointsid_utils.metrics import EXTRA_COLUMNS, RESULT_COLUMNS, head_items, recall_rows, save_predictions
-
-    if items is None or interactions is None or queries is None:
-        items, interactions, queries = _load_inputs(cfg)
-    search, rec = test_cases(cfg, items, interactions, queries, **options)
-    head = head_items(interactions)
-    frames = {"random": pd.concat([random_baseline(search, "search", len(items), seed=cfg.seed),
-                                   random_baseline(rec, "rec", len(items), seed=cfg.seed)], ignore_index=True),
-              "most_popular": most_popular(rec, interactions), "bm25": bm25(search, items)}
-    parts = []
-    for name, frame in frames.items():
-        frame = frame.assign(seed=cfg.seed)
-        save_predictions(frame, cfg.name, "baseline", name)
-        parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head).assign(method=name))
-    table = pd.concat(parts, ignore_index=True)
-    dense_path = run_dir(cfg.name, "results") / "dense_recall_at_30_detail.csv"  # both protocols
-    if dense_path.exists():
-        dense = pd.read_csv(dense_path)
-        if "user_vector" in dense:  # rec: keep the mean-of-history check (the ENMF user vector is rec's own)
-            dense = dense[(dense.task == "search") | (dense.user_vector != "enmf_user")]
-        table = pd.concat([table, pd.DataFrame({
-            "embedding": dense.embedding, "quantizer": "dense", "task": dense.task,
-            "recall_at_30": dense.recall_at_30, "n_cases": dense.n_cases, "seed": cfg.seed,
-            "protocol": dense.get("protocol", "all"), "decoding": "dense", "segment": "all",
-            "method": "dense_" + dense.embedding})], ignore_index=True)
-    table = table.reindex(columns=["method", *RESULT_COLUMNS, *EXTRA_COLUMNS])
-    table.to_csv(run_dir(cfg.name, "results") / "baselines.csv", index=False)
-    return table
-
-
-def load_results(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(``recall_at_30.csv``, ``baselines.csv``) of the profile; empty frames where missing."""
-    res = run_dir(cfg.name, "results")
-    read = lambda name: pd.read_csv(res / name) if (res / name).exists() else pd.DataFrame()  # noqa: E731
-    return read("recall_at_30.csv"), read("baselines.csv")

@@ -11,9 +11,11 @@ import numpy as np
 
 from jointsid_utils.cache import cached, manifest_path, write_json
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate
 from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
+from jointsid_utils.quantizers.prefix_share import prefix_share_fit, separate_quantizers
 
 TWO_BLOCK = ("separate", "prefix_share")  # schemes whose items carry a search ID and a rec ID
 
@@ -35,8 +37,6 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
     holds the two blocks side by side, ``[search levels + dedup | rec levels + dedup]`` (JSON
     ``layout``). ``prefix_share`` is built with residual k-means only (``quantizer_name="rq_kmeans"``).
     """
-    from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
-
     if quantizer_name not in QUANTIZERS:
         make_quantizer(quantizer_name)  # raises the one-sentence error listing valid names
     if embedding_name in TWO_BLOCK:
@@ -81,8 +81,6 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
 
 def _fit_scheme(embedding: str, quantizer_name: str, arrays: tuple[np.ndarray, ...], cfg: dict[str, Any],
                 resolved: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-    from jointsid_utils.quantizers import make_quantizer
-    from jointsid_utils.quantizers.prefix_share import prefix_share_fit, separate_quantizers
 
     K = resolved["codebook_size"]
     if len(arrays) == 1:

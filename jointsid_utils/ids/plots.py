@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.semantic_ids import Scheme, _id_sets
+from jointsid_utils.ids.schemes import Scheme, _id_sets
 
 
 def plot_codebook_usage(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]], schemes: Sequence[Scheme],

@@ -80,7 +80,7 @@ PLANS: dict[str, dict[str, Any]] = {
 def plan(cfg: Any, steps: int | None = None) -> dict[str, Any]:
     """The profile's plan plus the paper-like base kwargs (``IdConfig`` mapped as the quantizer stage does,
     with the ablation's steps and a log every steps/40 so the history shows when codes die)."""
-    from jointsid_utils.semantic_ids import quantizer_kwargs
+    from jointsid_utils.ids.schemes import quantizer_kwargs
 
     p = dict(PLANS.get(cfg.name, PLANS["default"]))
     if steps:
@@ -113,7 +113,7 @@ def run_one(X: np.ndarray, embedding: str, name: str, kwargs: Mapping[str, Any],
             cache_dir: Path | str, input_sha: str | None = None) -> dict[str, Any]:
     """Fit one configuration on X with one seed (or load its cached record)."""
     from jointsid_utils.quantizers import RQVAE
-    from jointsid_utils.quantizers.build import array_sha256
+    from jointsid_utils.ids.build import array_sha256
 
     X = np.ascontiguousarray(X, dtype=np.float32)
     resolved = RQVAE(**{**kwargs, "seed": seed}).config
@@ -202,7 +202,7 @@ def run_grid(vectors: Mapping[str, np.ndarray], base: Mapping[str, Any], cache_d
 
     from tqdm.auto import tqdm
 
-    from jointsid_utils.quantizers.build import array_sha256
+    from jointsid_utils.ids.build import array_sha256
 
     per_emb = configs if isinstance(configs, Mapping) else {e: list(configs) for e in vectors}
     tasks = []

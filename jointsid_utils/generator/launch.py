@@ -1,9 +1,9 @@
 """The generator stage (notebook 05's training and decoding) from the command line, on one or many GPUs.
 
-    python -m jointsid_utils.launch --profile paper                         # every scheme x seed, one process
-    torchrun --nproc_per_node 8 -m jointsid_utils.launch --profile paper    # the same on 8 GPUs (data parallel)
-    accelerate launch --num_processes 8 -m jointsid_utils.launch --profile paper --scheme multitask/rq_kmeans
-    python -m jointsid_utils.launch --profile paper -p generator.epochs 1 --seed 0
+    python -m jointsid_utils.generator.launch --profile paper                         # every scheme x seed, one process
+    torchrun --nproc_per_node 8 -m jointsid_utils.generator.launch --profile paper    # the same on 8 GPUs (data parallel)
+    accelerate launch --num_processes 8 -m jointsid_utils.generator.launch --profile paper --scheme multitask/rq_kmeans
+    python -m jointsid_utils.generator.launch --profile paper -p generator.epochs 1 --seed 0
 
 Under a launcher every process runs each (scheme, seed) job together: ``Seq2SeqTrainer`` shards the
 batches (the global batch stays ``generator.batch_size``), and the main process alone saves the model,
@@ -21,7 +21,7 @@ from jointsid_utils.errors import StudyInputError
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m jointsid_utils.launch", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m jointsid_utils.generator.launch", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default", help="smoke | default | paper")
     ap.add_argument("-p", "--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                     help="a dotted config override, e.g. -p generator.epochs 1 (repeatable)")
@@ -36,7 +36,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
-    from jointsid_utils import distributed, study
+    from jointsid_utils import distributed
+    from jointsid_utils.generator import orchestration as study
     from jointsid_utils.config import load_config
 
     args = parse(argv)
