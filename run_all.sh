@@ -2,7 +2,8 @@
 # Run the jointsid study, or its tests, from a fresh clone.
 #
 #   ./run_all.sh                          whole study on the default profile
-#   ./run_all.sh --test                   install, then the test suite (incl. a smoke run of every notebook)
+#   ./run_all.sh --test [PYTEST ARGS]     install, then every test (incl. a smoke run of every notebook);
+#                                         the fast loop: ./run_all.sh --test -m "not slow and not network"
 #   ./run_all.sh --profile smoke          another profile: smoke | default | paper
 #   ./run_all.sh --only 01,03             chosen notebooks only (by number)
 #   ./run_all.sh -p ids.codebook_size 32  a parameter override (repeatable), validated before anything runs
@@ -27,7 +28,7 @@ while [[ $# -gt 0 ]]; do
             only="$2"; shift 2 ;;
     -p) [[ $# -ge 3 ]] || { echo "error: -p needs a KEY and a VALUE, e.g. -p seed 1." >&2; exit 2; }
         params+=("$2" "$3"); shift 3 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option '$1'; see ./run_all.sh --help." >&2; exit 2 ;;
   esac
 done
@@ -55,7 +56,7 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
-# Two cores: keep BLAS/OpenMP from spinning against each other (FEASIBILITY.md: 17x slower otherwise).
+# Two cores: keep BLAS/OpenMP from spinning against each other (docs/FEASIBILITY.md: 17x slower otherwise).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"

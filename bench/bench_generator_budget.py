@@ -26,20 +26,20 @@ DEFAULT_VARIANTS = {"base": {}, "epochs6": {"generator.epochs": 6.0},
 
 
 def run_variant(profile: str, scheme: tuple[str, str], name: str, overrides: dict) -> dict:
-    from jointsid_utils.generator import orchestration as study
     from jointsid_utils.config import load_config
-    from jointsid_utils.generator.model import train_and_predict
-    from jointsid_utils.metrics import bootstrap_ci, per_case_recall
+    from jointsid_utils.generator import orchestration as study
+    from jointsid_utils.generator.job import train_and_predict
     from jointsid_utils.ids.schemes import load_ids
+    from jointsid_utils.metrics import bootstrap_ci, per_case_recall
 
     base = load_config(profile)
     cfg = load_config(profile, overrides)
-    items, interactions, queries = study._load_inputs(base)
+    items, interactions, queries = study.load_inputs(base)
     codes = load_ids(base, *scheme).codes
     seed = int(cfg.generator.seeds[0])
     started = time.time()
     preds = train_and_predict(study.scheme_name(scheme), codes, items, interactions, queries, cfg, seed,
-                              profile=f"{profile}_budget_{name}", threads=1, **study.plan(base)["options"])
+                              profile=f"{profile}_budget_{name}", threads=1)
     info = preds.attrs["train_info"]
     row = {"variant": name, "overrides": overrides, "scheme": "/".join(scheme), "seed": seed,
            "train_seconds": info["train_seconds"], "job_seconds": round(time.time() - started, 1),
@@ -71,9 +71,9 @@ def main() -> None:
                 over[key] = json.loads(value)
             variants[name] = over
     scheme = tuple(args.scheme.split("/"))
-    from jointsid_utils.generator.orchestration import _worker_init  # notebook 05's worker set-up: one thread per job
+    from jointsid_utils.generator.orchestration import worker_init  # notebook 05's worker set-up: one thread per job
 
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
         futures = [pool.submit(run_variant, args.profile, scheme, n, o) for n, o in variants.items()]
         rows = [f.result() for f in futures]
     for row in rows:

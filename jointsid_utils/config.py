@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -45,21 +46,31 @@ class QueryConfig:
 @dataclass(frozen=True, kw_only=True)
 class EmbeddingConfig:
     base_encoder: str = "all-MiniLM-L6-v2"  # the paper: all-mpnet-base-v2 (selectable offline)
-    encode_batch_size: int = 64
-    finetune_epochs: int = 1  # the paper: 5 (GPU); 1 fits a 2-core CPU, see FEASIBILITY.md
+    encode_batch_size: int = 64  # texts per forward pass when encoding; speed only, vectors do not depend on it
+    finetune_epochs: int = 1  # the paper: 5 (GPU); 1 fits a 2-core CPU, see docs/FEASIBILITY.md
     finetune_batch_size: int = 64  # the paper: 512
     finetune_lr: float = 2e-5  # the paper's value; 1e-4 overfits the query templates
     finetune_max_pairs: int | None = None  # subsample training pairs (smoke)
+    # Token budget while fine-tuning (the base MiniLM allows 256). Title, year, genres, runtime, rating and
+    # certificate fit in about 40 tokens (p90 of the ML-100K item texts: 41); a batch pads to its longest text,
+    # so the 6% of items with a plot summary would make every batch about 160 tokens and a step 2.5x slower
+    # on 2 cores. 48 keeps the metadata and the plot's first words.
+    finetune_max_seq_length: int = 48
+    finetune_val_queries: int = 2000  # held-out train queries for validation (at most 10%, one per item): +-1 point
+    finetune_evals_per_epoch: int = 2  # validation + checkpoint passes per epoch; each encodes the catalogue
+    finetune_min_eval_steps: int = 50  # at least this many steps between those passes (small smoke epochs)
     multitask_max_item_pairs: int | None = None  # cap on (item_a, item_b) pairs; None = as many as query pairs
-    enmf_dim: int = 64  # the paper: 256 on ML-25M; d=64 was better on ML-100K (FEASIBILITY.md)
+    enmf_dim: int = 64  # the paper: 256 on ML-25M; d=64 was better on ML-100K (docs/FEASIBILITY.md)
     enmf_epochs: int = 100  # the paper: 30
-    enmf_batch_size: int = 512
-    enmf_lr: float = 0.05
+    enmf_batch_size: int = 512  # users per step (ENMF trains user-based against the whole catalogue)
+    enmf_lr: float = 0.05  # with Adagrad, converges well within enmf_epochs on ML-100K
     enmf_optimizer: str = "adagrad"  # the paper: adam lr 1e-3 (slow to converge on ML-100K)
-    enmf_c0_grid: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5)  # chosen on validation
-    enmf_dropout: float = 0.3
+    # Weight of the missing pairs; the value with the best validation Recall@30 is kept. 1.0 (every pair
+    # weighted alike, plain least squares) bounds the grid from above.
+    enmf_c0_grid: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+    enmf_dropout: float = 0.3  # on the user vectors: ENMF's only regulariser (no L2)
     history_k: int = 10  # items in a user's history for the dense rec check and the rec prompt
-    svd_seed_offset: int = 0
+    svd_seed_offset: int = 0  # added to the seed of fused_svd's TruncatedSVD, to vary it alone
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,22 +79,48 @@ class IdConfig:
     codebook_size: int = 64  # the paper: 256 for 62k items; ML-100K would leave most codes empty
     prefix_share_codebook_size: int | None = None  # None = codebook_size (the paper: 256 shared + 256 per task)
     rq_kmeans_backend: str = "kmeans"  # "kmeans" (per-level faiss.Kmeans) or "residual_quantizer" (faiss RQ, beam)
-    rq_kmeans_niter: int = 25
+    rq_kmeans_niter: int = 25  # k-means iterations per level (faiss default)
+    # The gradient-trained quantizers share one budget: 3000 minibatches of 256 are about 450 passes over
+    # ML-100K's 1,682 items (12 over the paper's 62k); Adam at 1e-3 is the quantizers' own default.
     rq_vae_steps: int = 3000
     rq_vae_batch_size: int = 256
     rq_vae_lr: float = 1e-3
     rq_vae_optimizer: str = "adam"
     rq_vae_latent_dim: int = 32  # TIGER: 32
-    rq_vae_log_every: int = 100
-    lfq_steps: int = 3000
-    lfq_normalize: str = "none"
+    rq_vae_log_every: int = 100  # steps between codebook-usage rows of the training history
+    lfq_steps: int = 3000  # as rq_vae_steps
+    lfq_normalize: str = "none"  # the input as the other quantizers see it
     lfq_entropy_loss_weight: float = 0.1  # library default
-    dict_max_iter: int = 20
-    dict_alpha: float = 1.0
+    dict_max_iter: int = 20  # passes over the data; bounds the fit at the paper's 62k items
+    dict_alpha: float = 1.0  # sparsity penalty (sklearn default)
+
+
+# Notebook 04's configurations that are cheap and decisive enough to run on every diagnosed embedding.
+DIAGNOSIS_CORE = ("paper_like", "standardise_input", "kmeans_init", "dead_code_2", "kmeans_init+dead_code",
+                  "residual_only")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiagnosisConfig:
+    """Notebook 04's RQ-VAE ablation grid; configuration names are keys of ``ids.rqvae_diagnosis.CONFIGS``.
+    The defaults fit the notebook in 20 minutes on a 2-core CPU with the cache empty."""
+
+    embeddings: tuple[str, ...] = ("content", "multitask")  # item vectors diagnosed (built by notebook 02)
+    steps: int = 500  # per ablation run; paper-like level 1 dies by the first logged step (the stage: rq_vae_steps)
+    seeds: tuple[int, ...] = (0, 1, 2)  # tables show mean ± sd over these
+    workers: int = 2  # processes for the grid, one torch thread each
+    full_grid_embeddings: tuple[str, ...] = ("content",)  # run every configuration but the skipped ones
+    # l2_input is the identity on unit-norm sentence vectors; the other two are extra variants for paper
+    skipped_configs: tuple[str, ...] = ("l2_input", "ema_decay_0.99", "kmeans+dead+commit_0.25")
+    core_configs: tuple[str, ...] = DIAGNOSIS_CORE  # what the other embeddings run
 
 
 @dataclass(frozen=True, kw_only=True)
 class GeneratorConfig:
+    """Every setting of the generator stage (notebook 05); another value is another config
+    (``dataclasses.replace`` or a ``generator.<field>`` override), and every field but ``decoding``,
+    ``decode_batch_size`` and ``seeds`` is part of a job's key (``generator.job.job_key``)."""
+
     base_model: str | None = None  # None: a small T5 from scratch; paper: google/flan-t5-base
     d_model: int = 128
     d_ff: int = 512
@@ -99,7 +136,7 @@ class GeneratorConfig:
     top_k: int = 30
     seeds: tuple[int, ...] = (0,)
     vocab_size: int = 4000  # word-piece vocabulary of the from-scratch tokenizer (plus task and ID tokens)
-    tokenizer_kind: str = "wordpiece"  # or "word" (FEASIBILITY.md's prototype)
+    tokenizer_kind: str = "wordpiece"  # or "word" (docs/FEASIBILITY.md's prototype)
     max_prompt_tokens: int = 64  # search prompts are ~10-20 tokens, rec prompts 2 + K * L
     warmup_steps: int = 100
     max_grad_norm: float = 1.0
@@ -114,7 +151,7 @@ class GeneratorConfig:
     # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
     # (11% faster, slightly worse on both tasks on default).
     task_batching: str = "mixed"
-    workers: int = 0  # schemes trained side by side, 1 thread each; 0 = auto: 1 on a GPU, 2 on idle CPUs (study.auto_workers)
+    workers: int = 0  # schemes trained side by side, 1 thread each; 0 = auto: 1 on a GPU, 2 on idle CPUs (orchestration.auto_workers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +162,7 @@ class StudyConfig:
     queries: QueryConfig = field(default_factory=QueryConfig)
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     ids: IdConfig = field(default_factory=IdConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
     def section_hash(self, *sections: str) -> str:
@@ -141,6 +179,8 @@ PROFILES: dict[str, StudyConfig] = {
         embeddings=EmbeddingConfig(finetune_max_pairs=256, finetune_batch_size=32, enmf_epochs=20,
                                    multitask_max_item_pairs=256),
         ids=IdConfig(levels=2, codebook_size=8, rq_vae_steps=200, lfq_steps=200, dict_max_iter=5),
+        # the core grid on one seed: notebook 04 in under 2 minutes
+        diagnosis=DiagnosisConfig(steps=100, seeds=(0,), workers=1, full_grid_embeddings=()),
         generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
                                   batch_size=64, rec_windows_per_user=3, search_eval_cases=300,
                                   workers=1),  # spawning a worker costs more than a smoke job
@@ -158,6 +198,7 @@ PROFILES: dict[str, StudyConfig] = {
                                    finetune_batch_size=512, enmf_dim=256, enmf_epochs=30,
                                    enmf_optimizer="adam", enmf_lr=1e-3),
         ids=IdConfig(levels=2, codebook_size=256, rq_vae_steps=20000, lfq_steps=20000),
+        diagnosis=DiagnosisConfig(steps=3000, full_grid_embeddings=("content", "multitask"), skipped_configs=()),
         generator=GeneratorConfig(base_model="google/flan-t5-base", epochs=3.0, seeds=(0, 1, 2, 3, 4)),
     ),
 }
@@ -200,30 +241,59 @@ def _override(cfg: StudyConfig, key: str, value: Any) -> StudyConfig:
 
 
 def _coerce(obj: Any, leaf: str, key: str, value: Any) -> Any:
-    """Check ``value`` against the field's annotation; ints pass for floats, lists for tuples."""
     hint = typing.get_type_hints(type(obj))[leaf]
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for t in allowed:
-        if t is type(None) and value is None:
-            return None
+    return check_value(hint, value, f"Parameter {key!r}",
+                       advice=f"pass e.g. -p {key} {_example(getattr(obj, leaf))}")
+
+
+_MISMATCH = object()
+
+
+def check_value(hint: Any, value: Any, what: str, *, advice: str = "") -> Any:
+    """``value`` converted to the type ``hint`` (a config field's annotation) if it fits: ints pass for
+    floats, lists for tuples, numpy scalars for numbers, never a bool for a number. Otherwise one sentence:
+    ``{what} expects {type}, got {value}; {advice}.`` The one type check of profile overrides and of
+    quantizer configs."""
+    converted = _convert(hint, value)
+    if converted is _MISMATCH:
+        raise StudyInputError(f"{what} expects {_type_name(hint)}, got {type(value).__name__} {value!r}"
+                              + (f"; {advice}." if advice else "."))
+    return converted
+
+
+def _alternatives(hint: Any) -> tuple[Any, ...]:
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    return typing.get_args(hint) if union else (hint,)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    for t in _alternatives(hint):
+        if t is type(None):
+            if value is None:
+                return None
+            continue
         origin = typing.get_origin(t) or t
-        if origin is tuple and isinstance(value, (list, tuple)):
-            elem = typing.get_args(t)[0]
-            if all(_is_instance(v, elem) for v in value):
-                return tuple(float(v) if elem is float else v for v in value)
-        elif _is_instance(value, origin):
-            return float(value) if origin is float else value
-    names = " or ".join("None" if t is type(None) else getattr(t, "__name__", str(t)) for t in allowed)
-    raise StudyInputError(f"Parameter {key!r} expects {names}, got {type(value).__name__} {value!r}; "
-                          f"pass e.g. -p {key} {_example(getattr(obj, leaf))}.")
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if origin is tuple:
+            if isinstance(value, (list, tuple)):
+                elem = (typing.get_args(t) or (object,))[0]
+                items = [_convert(elem, v) for v in value]
+                if not any(v is _MISMATCH for v in items):
+                    return tuple(items)
+        elif t is float:
+            if is_number:
+                return float(value)
+        elif t is int:
+            if is_number and isinstance(value, numbers.Integral):
+                return int(value)
+        elif t is object or isinstance(value, origin):
+            return value
+    return _MISMATCH
 
 
-def _is_instance(value: Any, t: type) -> bool:
-    if t is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if t is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, t)
+def _type_name(hint: Any) -> str:
+    """``int``, ``int or None``, ``tuple``: the annotation as the error sentences name it."""
+    return " or ".join("None" if t is type(None) else getattr(t, "__name__", str(t)) for t in _alternatives(hint))
 
 
 def _example(default: Any) -> str:

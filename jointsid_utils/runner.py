@@ -1,8 +1,10 @@
 """Execute the numbered notebooks with papermill, timing each and recording peak memory.
 
 ``python -m jointsid_utils.runner --profile smoke --only 01,02 -p seed 1`` is what ``run_all.sh``
-calls after installing. Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall time
-and the kernel's peak resident memory go to ``runs/<profile>/timings.csv``. The first failing
+calls after installing. While a notebook runs, its progress lines (the package's messages, its
+prints, throttled tqdm bars of fine-tunes, training and decoding) are shown indented under its name
+(``jointsid_utils.progress``). Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall
+time and the kernel's peak resident memory go to ``runs/<profile>/timings.csv``. The first failing
 notebook stops the run with its name, the failing cell and the error's one-line message.
 """
 
@@ -21,6 +23,7 @@ import yaml
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.progress import KERNEL_ARGUMENTS, ProgressRelay
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "jointsid"
@@ -69,19 +72,32 @@ class PeakMemory:
         self._thread.join()
 
 
+def show_progress(line: str) -> None:
+    """One progress line of a running notebook, above papermill's bar of cells when there is one."""
+    from tqdm.auto import tqdm  # papermill's own bar class, so the line is written above that bar
+
+    tqdm.write(f"    {line}")
+    sys.stdout.flush()
+
+
 def run_notebook(notebook: Path, out_dir: Path, profile: str, overrides: dict) -> tuple[float, float]:
-    """Execute one notebook; return (seconds, peak RSS in MB) or raise with the failing cell."""
+    """Execute one notebook, showing its progress; return (seconds, peak RSS in MB) or raise with the failing cell."""
     import papermill as pm
 
+    relay = ProgressRelay(show_progress)
     started = time.perf_counter()
     with PeakMemory() as mem:
         try:
             pm.execute_notebook(str(notebook), str(out_dir / notebook.name), kernel_name=KERNEL,
                                 parameters={"profile": profile, "overrides": overrides},
-                                cwd=str(notebook.parent), progress_bar=True, log_output=False)
+                                cwd=str(notebook.parent), progress_bar=sys.stderr.isatty(), log_output=False,
+                                stdout_file=relay.stdout, stderr_file=relay.stderr,
+                                extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError as err:
             raise NotebookFailed(notebook.name, err.exec_count, err.ename, err.evalue,
                                  out_dir / notebook.name) from None
+        finally:
+            relay.close()
     return time.perf_counter() - started, mem.peak_bytes / 2**20
 
 

@@ -33,6 +33,12 @@ def run_smoke(runs: Path, *args: str) -> tuple[Path, dict, float]:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """One smoke run of every notebook per session, shared by test_smoke_run.py and test_determinism.py
-    (a smoke run costs minutes on the 2-core machine)."""
+    """One smoke run of every notebook per session, shared by every test that reads its outputs (a smoke
+    run costs minutes on the 2-core machine)."""
     return run_smoke(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def second_smoke_run(tmp_path_factory):
+    """Another smoke run into another runs directory, for test_determinism.py to compare byte for byte."""
+    return run_smoke(tmp_path_factory.mktemp("runs_again"))

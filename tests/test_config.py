@@ -1,8 +1,10 @@
 import dataclasses
+from typing import Optional
 
+import numpy as np
 import pytest
 
-from jointsid_utils.config import PROFILES, load_config, main, valid_keys
+from jointsid_utils.config import PROFILES, check_value, load_config, main, valid_keys
 from jointsid_utils.errors import StudyInputError
 
 
@@ -67,3 +69,26 @@ def test_cli_validates(capsys):
     assert main(["nope"]) == 2
     assert "Unknown profile 'nope'" in capsys.readouterr().err
     assert main(["smoke", "ids.codebook_size", "x"]) == 2
+
+
+def test_check_value_converts_what_fits_and_names_what_does_not():
+    assert check_value(float, 2, "x") == 2.0 and isinstance(check_value(float, np.int64(2), "x"), float)
+    assert type(check_value(int, np.int32(3), "x")) is int
+    assert check_value(tuple[float, ...], [1, 0.5], "x") == (1.0, 0.5)
+    assert check_value(int | None, None, "x") is None and check_value(Optional[int], 4, "x") == 4
+    assert check_value(tuple[str, ...] | None, ["a"], "x") == ("a",)
+    for hint, value in [(int, True), (float, False), (int, 2.5), (bool, 1), (str, 3), (tuple[int, ...], [1, "2"])]:
+        with pytest.raises(StudyInputError, match=r"^rq_vae: parameter 'k' expects .*, got "):
+            check_value(hint, value, "rq_vae: parameter 'k'")
+    with pytest.raises(StudyInputError, match=r"expects int or None, got str 'x'; pass e\.g\. 3\.$"):
+        check_value(int | None, "x", "k", advice="pass e.g. 3")
+
+
+def test_finetune_and_diagnosis_settings_are_config_fields():
+    keys = valid_keys()
+    assert {"embeddings.finetune_max_seq_length", "embeddings.finetune_val_queries",
+            "embeddings.finetune_evals_per_epoch", "embeddings.finetune_min_eval_steps", "diagnosis.steps",
+            "diagnosis.seeds", "diagnosis.core_configs"} <= set(keys)
+    assert PROFILES["default"].embeddings.enmf_c0_grid[-1] == 1.0
+    assert PROFILES["smoke"].diagnosis.steps < PROFILES["default"].diagnosis.steps < PROFILES["paper"].diagnosis.steps
+    assert load_config("smoke", {"diagnosis.seeds": [3, 4]}).diagnosis.seeds == (3, 4)

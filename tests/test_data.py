@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jointsid_utils.data import dataset as data
 from jointsid_utils.config import load_config
+from jointsid_utils.data import dataset as data
+from jointsid_utils.data.split import INTERACTION_COLUMNS, split_leave_last_out
+from jointsid_utils.data.titles import move_article, normalise_title, split_title_year
 from jointsid_utils.errors import StudyInputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"
@@ -30,7 +32,7 @@ def ml100k():
 
 def check_schema(items: pd.DataFrame, inter: pd.DataFrame) -> None:
     assert list(items.columns) == data.ITEM_COLUMNS
-    assert list(inter.columns) == data.INTERACTION_COLUMNS
+    assert list(inter.columns) == INTERACTION_COLUMNS
     assert items["item_id"].dtype == np.int64
     assert (items["item_id"].to_numpy() == np.arange(len(items))).all()
     assert str(items["year"].dtype) == "Int64" and str(items["runtime_min"].dtype) == "Int64"
@@ -66,7 +68,7 @@ def test_ml100k_loads_whole(ml100k):
 def test_ml100k_enrichment_counts(ml100k):
     items, _ = ml100k
     counts = items.attrs["counts"]
-    # ASSETS.md: about 1,400 ggplot2movies matches and about 120 plot summaries.
+    # docs/ASSETS.md: about 1,400 ggplot2movies matches and about 120 plot summaries.
     assert 1350 <= counts["ggplot2movies_matched"] <= 1600
     assert 90 <= counts["plots_matched"] <= 160
     vertigo = items[items["title"] == "Vertigo"].iloc[0]
@@ -108,7 +110,7 @@ def test_split_breaks_time_ties_by_item_id():
 def test_split_on_handmade_frame():
     inter = pd.DataFrame({"user_id": [0, 0, 0, 0, 1, 1, 1], "item_id": [3, 1, 2, 0, 5, 4, 6],
                           "timestamp": [4, 1, 2, 3, 7, 7, 9], "rating": np.ones(7, dtype="float32")})
-    out = data.split_leave_last_out(inter)
+    out = split_leave_last_out(inter)
     assert list(out["item_id"]) == [1, 2, 0, 3, 4, 5, 6]
     assert list(out["split"]) == ["train", "train", "validation", "test", "train", "validation", "test"]
 
@@ -215,8 +217,8 @@ def test_bad_inputs_fail_in_one_sentence(tmp_path, monkeypatch, case, match):
 
 
 def test_title_helpers():
-    assert data.split_title_year("Usual Suspects, The (1995)") == ("The Usual Suspects", 1995)
-    assert data.split_title_year("Ready Player One") == ("Ready Player One", None)
-    assert data.move_article("Eye of Vichy, The (Oeil de Vichy, L')") == "The Eye of Vichy (L'Oeil de Vichy)"
-    assert data.normalise_title("Usual Suspects, The") == data.normalise_title("The Usual Suspects!")
-    assert data.normalise_title("Amélie") == "amelie"
+    assert split_title_year("Usual Suspects, The (1995)") == ("The Usual Suspects", 1995)
+    assert split_title_year("Ready Player One") == ("Ready Player One", None)
+    assert move_article("Eye of Vichy, The (Oeil de Vichy, L')") == "The Eye of Vichy (L'Oeil de Vichy)"
+    assert normalise_title("Usual Suspects, The") == normalise_title("The Usual Suspects!")
+    assert normalise_title("Amélie") == "amelie"

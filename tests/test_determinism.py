@@ -1,9 +1,10 @@
 """Same seed, same bytes; another seed, other results.
 
 (a) A second ``./run_all.sh --profile smoke`` into another runs directory must reproduce the session's
-smoke run (tests/conftest.py) exactly: every ID and embedding file byte for byte, recall_at_30.csv and
-every notebook's metrics (wall times aside). (b) At function level on the first run's artifacts, seed 1
-must give other IDs, another user sample and other queries, so the seed is not ignored somewhere.
+smoke run exactly (both are fixtures in tests/conftest.py): every ID and embedding file byte for byte,
+recall_at_30.csv and every notebook's metrics (wall times aside). (b) At function level on the first
+run's artifacts, seed 1 must give other IDs, another user sample and other queries, so the seed is not
+ignored somewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_smoke
 
 from jointsid_utils.data import dataset as data
 from jointsid_utils.ids import schemes as sid
@@ -24,11 +24,6 @@ from jointsid_utils.ids.build import build_ids
 from jointsid_utils.queries.templates import template_queries
 
 WALL_TIME = re.compile(r"seconds|^pid$")  # build_seconds/..., fit_seconds, train_seconds_total, ...
-
-
-@pytest.fixture(scope="module")
-def second_run(tmp_path_factory):
-    return run_smoke(tmp_path_factory.mktemp("runs_again"))
 
 
 def files(root: Path, pattern: str) -> list[Path]:
@@ -45,8 +40,8 @@ def without_wall_time(obj):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pattern", ["ids/**/*.npy", "embeddings/*.npy"])
-def test_same_seed_gives_byte_identical_artifacts(smoke_run, second_run, pattern):
-    a, b = smoke_run[0], second_run[0]
+def test_same_seed_gives_byte_identical_artifacts(smoke_run, second_smoke_run, pattern):
+    a, b = smoke_run[0], second_smoke_run[0]
     names = files(a, pattern)
     assert names and names == files(b, pattern)
     differ = [str(n) for n in names if (a / n).read_bytes() != (b / n).read_bytes()]
@@ -54,8 +49,8 @@ def test_same_seed_gives_byte_identical_artifacts(smoke_run, second_run, pattern
 
 
 @pytest.mark.slow
-def test_same_seed_gives_identical_metrics(smoke_run, second_run):
-    a, b = smoke_run[0], second_run[0]
+def test_same_seed_gives_identical_metrics(smoke_run, second_smoke_run):
+    a, b = smoke_run[0], second_smoke_run[0]
     pd.testing.assert_frame_equal(pd.read_csv(a / "results" / "recall_at_30.csv"),
                                   pd.read_csv(b / "results" / "recall_at_30.csv"), check_exact=True)
     names = files(a, "metrics/*.json")

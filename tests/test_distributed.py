@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from jointsid_utils.generator.model import train_and_predict
-from test_generator import TINY, toy_data
+from jointsid_utils.generator.job import train_and_predict
+from generator_fixtures import TINY, toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, os, sys
-from test_generator import TINY, toy_data
+from generator_fixtures import TINY, toy_data
 from jointsid_utils import distributed
-from jointsid_utils.generator.model import train_and_predict
+from jointsid_utils.generator.job import train_and_predict
 items, inter, queries, codes = toy_data()
-preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
-                          warmup_steps=0)
+preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke")
 out = {"rank": int(os.environ["RANK"]), "world": int(os.environ["WORLD_SIZE"]), "preds": preds is not None}
 if preds is not None:
     out["lengths"] = sorted({len(set(r)) for r in preds["ranked"]})
@@ -59,8 +58,7 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
     # gradients follow the same validation curve (a loss scaled by the process count would not).
     monkeypatch.setenv("JOINTSID_RUNS_DIR", str(runs_dir / "single"))
     items, inter, queries, codes = toy_data()
-    train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke", val_queries=10,
-                      warmup_steps=0)
+    train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke")
     two = _eval_losses(model / "train_info.json")
     one = _eval_losses(runs_dir / "single/smoke/models/generator/content__seed0/train_info.json")
     assert len(two) == len(one) and max(abs(a - b) for a, b in zip(two, one)) < 0.1, (two, one)

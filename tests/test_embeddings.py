@@ -129,6 +129,30 @@ def test_dense_recall_on_a_constructed_case(tiny, runs_dir):
     assert not contract.duplicated(["embedding", "task"]).any() and set(contract.protocol) == {"all"}
 
 
+def test_dense_checks_and_metrics_read_the_table():
+    from jointsid_utils.embeddings.dense_check import COLUMNS, recall_of
+    from jointsid_utils.embeddings.report import dense_checks, dense_metrics
+
+    scores = {("content", "search"): 0.4, ("search", "search"): 0.56, ("multitask", "search"): 0.55,
+              ("content", "rec"): 0.03, ("search", "rec"): 0.05, ("rec", "rec"): 0.14, ("multitask", "rec"): 0.06}
+    rows = [(m, t, r, 10, protocol, "query" if t == "search" else "history_mean_10")
+            for (m, t), r in scores.items() for protocol in ("all", "exclude_history")]
+    rows += [("rec", "rec", 0.07, 10, "all", "enmf_user"), ("rec", "rec", 0.2, 10, "exclude_history", "enmf_user")]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    assert recall_of(table, "rec", "rec", user_vector="enmf_user") == 0.07
+    assert np.isnan(recall_of(table, "rec", "search"))  # rec has no query encoder
+    checks = dense_checks(table)
+    assert len(checks) == 5 and all(checks.values())
+    stronger_content = table.assign(recall_at_30=table.recall_at_30.where(
+        (table.embedding != "content") | (table.task != "search"), 0.9))
+    assert not dense_checks(stronger_content)["search beats content on search"]
+    timings = pd.DataFrame({"method": ["content", "rec"], "build_seconds": [1.5, 2.0]})
+    metrics = dense_metrics(table, ["content", "rec"], timings, checks)
+    assert metrics["search_recall_at_30/search"] == 0.56 and metrics["rec_recall_at_30/rec_enmf_user"] == 0.07
+    assert metrics["rec_recall_at_30_exclude_history/rec_enmf_user"] == 0.2
+    assert metrics["build_seconds/rec"] == 2.0 and (metrics["checks_passed"], metrics["checks_total"]) == (5, 5)
+
+
 def test_exclusion_removes_history_items_from_the_ranking():
     items = np.eye(5, dtype=np.float32)
     users = np.array([[1, 0.9, 0, 0, 0]], dtype=np.float32)
@@ -206,9 +230,9 @@ def test_finetune_smoke_runs_changes_the_vectors_and_is_reused(tiny, runs_dir):
     items, interactions, queries = tiny
     queries = pd.concat([queries, queries.assign(query=queries["query"] + " please")], ignore_index=True)
     cfg = load_config("smoke", {"embeddings.finetune_max_pairs": 32, "embeddings.finetune_batch_size": 16,
-                                "embeddings.finetune_lr": 1e-4})
+                                "embeddings.finetune_lr": 1e-4, "embeddings.finetune_val_queries": 8})
     data = EmbeddingData(items, interactions, queries)
-    path = search.train(data, cfg, val_queries=8)
+    path = search.train(data, cfg)
     log = (path / "training_log.json").read_text()
     assert '"steps": 2' in log and (path / "jointsid_model.json").exists()
     before = encode(load_encoder(cfg.embeddings.base_encoder), data.texts)
@@ -216,5 +240,5 @@ def test_finetune_smoke_runs_changes_the_vectors_and_is_reused(tiny, runs_dir):
     assert after.shape == before.shape and np.abs(after - before).max() > 1e-4
     assert not list(path.parent.glob(".search-checkpoints-*"))  # cleaned up after saving
     mtime = (path / "model.safetensors").stat().st_mtime_ns
-    assert search.train(data, cfg, val_queries=8) == path  # same config: reused, not retrained
+    assert search.train(data, cfg) == path  # same config: reused, not retrained
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime

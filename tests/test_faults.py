@@ -119,22 +119,20 @@ def stage_finetune(*more_runs_dirs: str) -> dict:
 
     Runs in ``$JOINTSID_RUNS_DIR``, then in each of ``more_runs_dirs`` (one process loads MiniLM once).
     """
-    import functools
-
     from jointsid_utils.config import load_config
     from jointsid_utils.embeddings import search
     from jointsid_utils.embeddings.inputs import EmbeddingData
 
     steps = _count_training_steps()
-    # the stage's own settings want >= 50 steps between checkpoints; the tiny run has 6 in all
-    search.finetune = functools.partial(search.finetune, min_eval_steps=1)
+    # the profile wants >= 50 steps between checkpoints; the tiny run has 6 in all
     cfg = load_config("smoke", {"embeddings.finetune_max_pairs": 48, "embeddings.finetune_batch_size": 8,
-                                "embeddings.finetune_lr": 1e-4})
+                                "embeddings.finetune_lr": 1e-4, "embeddings.finetune_min_eval_steps": 1,
+                                "embeddings.finetune_val_queries": 8})
     runs = []
     for runs_dir in [os.environ["JOINTSID_RUNS_DIR"], *more_runs_dirs]:
         os.environ["JOINTSID_RUNS_DIR"] = runs_dir
         steps.clear()
-        path = search.train(EmbeddingData(*tiny_catalogue()), cfg, val_queries=8)
+        path = search.train(EmbeddingData(*tiny_catalogue()), cfg)
         info = json.loads((path / "jointsid_model.json").read_text())
         runs.append({"steps_run": list(steps), "resumed": info["resumed"],
                      "total_steps": json.loads((path / "training_log.json").read_text())["steps"]})
@@ -168,25 +166,26 @@ def quantizer_input() -> np.ndarray:
 
 
 def stage_generator(epochs: str, tokenizer_dir: str | None = None) -> dict:
-    """``generator.train_and_predict`` on tests/test_generator.py's tiny T5 (a checkpoint per epoch).
+    """``generator.job.train_and_predict`` on tests/generator_fixtures.py's tiny T5 (a checkpoint per epoch).
 
     The from-scratch word-piece vocabulary differs between processes (the tokenizers trainer breaks ties
     at random), so a run compared bit for bit with another takes that one's tokenizer (``tokenizer_dir``).
     """
-    from test_generator import TINY, toy_data
+    import dataclasses
 
-    from jointsid_utils.generator import model as generator
-    from jointsid_utils.config import GeneratorConfig
-    from jointsid_utils.generator.model import train_and_predict
+    from generator_fixtures import TINY, toy_data
+
+    from jointsid_utils.generator import training
+    from jointsid_utils.generator.job import train_and_predict
 
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
 
-        generator.make_tokenizer = lambda *args, **kwargs: AutoTokenizer.from_pretrained(tokenizer_dir)
+        training.make_tokenizer = lambda *args, **kwargs: AutoTokenizer.from_pretrained(tokenizer_dir)
     steps = _count_training_steps()
     items, inter, queries, codes = toy_data()
-    cfg = GeneratorConfig(**{**TINY.__dict__, "epochs": float(epochs)})
-    preds = train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke", val_queries=10)
+    cfg = dataclasses.replace(TINY, epochs=float(epochs))
+    preds = train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke")
     return {"steps_run": steps, "resumed": preds.attrs["train_info"]["resumed"],
             "ranked": [[int(i) for i in r] for r in preds["ranked"]],
             "scores": [[float(s) for s in r] for r in preds["scores"]]}
@@ -195,10 +194,10 @@ def stage_generator(epochs: str, tokenizer_dir: str | None = None) -> dict:
 def stage_llm(base_url: str) -> dict:
     """``queries.prepare_queries`` with the OpenAI-compatible backend, five items."""
     from queries_fixture import make_items
-    from test_llm_queries import config
+    from llm_server import llm_config as config
 
     from jointsid_utils.cache import run_dir
-    from jointsid_utils.queries.templates import prepare_queries
+    from jointsid_utils.queries.stage import prepare_queries
 
     frame = prepare_queries(make_items().iloc[:5].reset_index(drop=True), config(base_url),
                             run_dir("default", "data"))
@@ -210,6 +209,7 @@ STAGES = {"finetune": stage_finetune, "quantizer": stage_quantizer, "generator":
 
 # ----------------------------------------------------------------------------- tests
 
+@pytest.mark.slow
 def test_finetune_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path):
     runs = tmp_path / "runs"
     models = runs / "smoke" / "models"
@@ -236,6 +236,7 @@ def test_finetune_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path)
     assert (models / "search" / "model.safetensors").read_bytes() == same
 
 
+@pytest.mark.slow
 def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
     from jointsid_utils.cache import manifest_path
 
@@ -268,6 +269,7 @@ def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
     assert len(list(ids.glob(".content__rq_vae.npy.*.tmp"))) == 1
 
 
+@pytest.mark.slow
 def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path):
     epochs = 16  # 5 steps per epoch, a checkpoint per epoch
     _, _, ref = run_stage("generator", tmp_path / "ref", epochs)
@@ -296,8 +298,9 @@ def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path
     assert (out / "model.safetensors").read_bytes() == (ref_dir / "model.safetensors").read_bytes()
 
 
+@pytest.mark.slow
 def test_llm_queries_killed_between_requests_ask_only_for_missing_items(tmp_path):
-    from test_llm_queries import FakeLLM, good_answer
+    from llm_server import FakeLLM, good_answer
 
     release = threading.Event()
 

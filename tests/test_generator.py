@@ -1,41 +1,19 @@
 """Generator: tokenizer round-trip, a tiny T5 learns, the `paper` (from_pretrained) path end to end."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from jointsid_utils.config import GeneratorConfig
-from jointsid_utils.generator.model import build_examples, train_and_predict
+from generator_fixtures import N_ITEMS, N_USERS, TINY, toy_data
+from jointsid_utils.generator.examples import build_examples
+from jointsid_utils.generator.job import train_and_predict
 from jointsid_utils.generator.tokenization import (build_tokenizer, check_tokenizer, item_token_ids, make_id_scheme,
-                                         rec_prompt)
+                                                   rec_prompt)
 
 torch.set_num_threads(1)
-N_ITEMS, N_USERS = 40, 12
-WORDS = "alien space war love comedy horror dog island robot ghost city river night storm king queen".split()
-TINY = GeneratorConfig(d_model=32, d_ff=64, num_layers=1, num_heads=2, epochs=12.0, batch_size=32, lr=5e-3,
-                       history_k=4, rec_windows_per_user=4, beam_size=10, top_k=10)
-
-
-def toy_data(seed: int = 0):
-    gen = np.random.default_rng(seed)
-    items = pd.DataFrame({"item_id": np.arange(N_ITEMS), "title": [f"{WORDS[i % 16]} {WORDS[(i * 7) % 16]} {i}"
-                                                                   for i in range(N_ITEMS)]})
-    items["text"] = items["title"] + " a film"
-    rows = []
-    for u in range(N_USERS):
-        seq = gen.choice(N_ITEMS, size=8, replace=False)
-        for t, i in enumerate(seq):
-            rows.append((u, int(i), t, "test" if t == 7 else "validation" if t == 6 else "train"))
-    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "split"])
-    q = [(i, f"{items.title[i]} movie", "train") for i in range(N_ITEMS) for _ in range(3)]
-    q += [(i, f"the {items.title[i]}", "test") for i in range(N_ITEMS)]
-    queries = pd.DataFrame(q, columns=["item_id", "query", "split"])
-    queries["query_id"] = np.arange(len(queries))
-    codes = np.column_stack([np.arange(N_ITEMS) % 5, np.arange(N_ITEMS) // 5 % 4, np.arange(N_ITEMS) // 20])
-    return items, inter, queries, codes
 
 
 def test_tokenizer_round_trip(tmp_path):
@@ -96,9 +74,9 @@ def test_examples_use_train_history_only():
 
 def test_tiny_t5_trains_and_predicts(runs_dir):
     items, inter, queries, codes = toy_data()
-    preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke",
-                              val_queries=10, warmup_steps=0)
-    info = json.loads((runs_dir / "smoke/models/generator/content__seed0/train_info.json").read_text())
+    preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke")
+    out = runs_dir / "smoke/models/generator/content__seed0"
+    info = json.loads((out / "train_info.json").read_text())
     evals = [h["eval_loss"] for h in info["log_history"] if "eval_loss" in h]
     assert evals[-1] < evals[0] - 0.5  # it learns
     assert set(preds["task"]) == {"search", "rec"}
@@ -106,10 +84,25 @@ def test_tiny_t5_trains_and_predicts(runs_dir):
     assert all(len(r) == 10 and len(set(r)) == 10 for r in preds["ranked"])
     hits = np.mean([t in r for t, r in zip(preds.target, preds.ranked)])
     assert hits > 0.25  # above the random 10/40
-    # a second call with the same inputs reloads instead of retraining
-    again = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke",
-                              val_queries=10, warmup_steps=0)
+    # a second call with the same inputs reloads instead of retraining, and so does another decoding
+    saved = (out / "model.safetensors").stat().st_mtime_ns
+    again = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke")
     assert [list(r) for r in again["ranked"]] == [list(r) for r in preds["ranked"]]
+    diverse = train_and_predict("content", codes, items, inter, queries, replace(TINY, decoding="diverse"), 0,
+                                profile="smoke")
+    assert set(diverse["decoding"]) == {"diverse"} and (out / "model.safetensors").stat().st_mtime_ns == saved
+    assert all(len(set(r)) == len(r) <= 10 for r in diverse["ranked"])
+    # a training setting is another job: the model is retrained
+    train_and_predict("content", codes, items, inter, queries, replace(TINY, epochs=1.0), 0, profile="smoke")
+    assert (out / "model.safetensors").stat().st_mtime_ns != saved
+
+
+def test_unknown_decoding_fails_before_training(runs_dir):
+    items, inter, queries, codes = toy_data()
+    with pytest.raises(ValueError, match="generator.decoding 'greedy'"):
+        train_and_predict("content", codes, items, inter, queries, replace(TINY, decoding="greedy"), 0,
+                          profile="smoke")
+    assert not (runs_dir / "smoke/models/generator/content__seed0").exists()
 
 
 def test_paper_path_from_local_dir(tmp_path, runs_dir):
@@ -124,8 +117,8 @@ def test_paper_path_from_local_dir(tmp_path, runs_dir):
                                         num_heads=2, decoder_start_token_id=0, pad_token_id=0,
                                         eos_token_id=1)).save_pretrained(base)
     tok.save_pretrained(base)
-    cfg = GeneratorConfig(**{**TINY.__dict__, "base_model": str(base), "epochs": 1.0})
-    preds = train_and_predict("content", codes, items, inter, queries, cfg, 1, profile="paper", val_queries=10)
+    cfg = replace(TINY, base_model=str(base), epochs=1.0)
+    preds = train_and_predict("content", codes, items, inter, queries, cfg, 1, profile="paper")
     out = runs_dir / "paper/models/generator/content__seed1"
     saved = T5ForConditionalGeneration.from_pretrained(out)
     assert saved.config.vocab_size >= len(tok) + len(make_id_scheme("content", codes).all_tokens())
@@ -140,7 +133,7 @@ def test_bad_codes_fail_with_one_sentence():
 
 
 def test_task_block_sampler_gives_one_task_per_batch():
-    from jointsid_utils.generator.model import TaskBlockSampler
+    from jointsid_utils.generator.examples import TaskBlockSampler
 
     tasks = np.array(["search"] * 70 + ["rec"] * 45)
     sampler = TaskBlockSampler(tasks, block=16, seed=0)
@@ -152,11 +145,11 @@ def test_task_block_sampler_gives_one_task_per_batch():
 
 def test_interrupted_training_resumes_from_its_checkpoint(runs_dir):
     items, inter, queries, codes = toy_data()
-    cfg = GeneratorConfig(**{**TINY.__dict__, "epochs": 2.0})
-    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke", val_queries=10)
+    cfg = replace(TINY, epochs=2.0)
+    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke")
     out = runs_dir / "smoke/models/generator/content__seed0"
     (out / "train_info.json").unlink()  # as if killed after the last checkpoint, before the final save
-    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke", val_queries=10)
+    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke")
     info = json.loads((out / "train_info.json").read_text())
     assert info["resumed"] is True
 
@@ -166,7 +159,6 @@ def test_two_id_schemes_end_to_end(runs_dir, scheme):
     items, inter, queries, codes = toy_data()
     rec = codes.copy()
     rec[:, 1:] = codes[::-1, 1:]  # same column 0 (prefix_share's shared level), other task-specific codes
-    cfg = GeneratorConfig(**{**TINY.__dict__, "epochs": 1.0})
-    preds = train_and_predict(scheme, np.hstack([codes, rec]), items, inter, queries, cfg, 0, profile="smoke",
-                              val_queries=10)
+    preds = train_and_predict(scheme, np.hstack([codes, rec]), items, inter, queries, replace(TINY, epochs=1.0), 0,
+                              profile="smoke")
     assert all(len(set(r)) == len(r) == 10 and max(r) < N_ITEMS for r in preds["ranked"])

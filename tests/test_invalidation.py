@@ -19,10 +19,11 @@ from jointsid_utils.cache import run_dir
 from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import prepare_data
 from jointsid_utils.embeddings import prepare_embeddings
-from jointsid_utils.queries.templates import prepare_queries
+from jointsid_utils.queries.stage import prepare_queries
 from jointsid_utils.ids.schemes import load_ids, prepare_ids
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow  # trains a generator several times
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"
 SCHEME = ("content", "rq_kmeans")

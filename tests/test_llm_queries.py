@@ -2,69 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import pandas as pd
 import pytest
+from llm_server import LLM_MODEL as MODEL
+from llm_server import LLM_QUERIES_PER_ITEM as N
+from llm_server import FakeLLM, good_answer
+from llm_server import llm_config as config
 from queries_fixture import make_items
 
-from jointsid_utils.queries import llm
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.templates import QUERY_COLUMNS, generate_queries, prepare_queries
-
-MODEL = "tiny-test-model"
-N = 6  # queries per item in these tests (keeps answers short)
-
-
-class FakeLLM:
-    """A chat-completions server; ``reply(index, body)`` returns (status, text) for the index-th request."""
-
-    def __init__(self, reply: Callable[[int, dict], tuple[int, str]]):
-        self.reply, self.requests, self.lock = reply, [], threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    index = len(fake.requests)
-                    fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                status, text = fake.reply(index, body)
-                data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def good_answer(body: dict, fenced: bool = True) -> str:
-    prompt = body["messages"][-1]["content"]
-    tag = hashlib.sha256(prompt.encode()).hexdigest()[:8]
-    content = json.dumps([f"query {i} about {tag}" for i in range(N)])
-    if fenced:
-        content = f"Here you go:\n```json\n{content}\n```"
-    return json.dumps({"id": "x", "object": "chat.completion", "model": body["model"],
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                    "finish_reason": "stop"}]})
+from jointsid_utils.queries import llm
+from jointsid_utils.queries.common import QUERY_COLUMNS
+from jointsid_utils.queries.stage import generate_queries, prepare_queries
 
 
 @pytest.fixture
@@ -89,13 +42,6 @@ def items() -> pd.DataFrame:
 def fast_backoff(monkeypatch):
     monkeypatch.setattr(llm, "BASE_DELAY_S", 0.001)
     monkeypatch.setenv("JOINTSID_TEST_KEY", "sk-test-123")
-
-
-def config(base_url: str, **extra):
-    return load_config("default", {"queries.backend": "openai", "queries.llm_base_url": base_url,
-                                   "queries.llm_model": MODEL, "queries.per_item": N,
-                                   "queries.train_per_item": N // 2, "queries.llm_api_key_env": "JOINTSID_TEST_KEY",
-                                   "queries.llm_max_retries": 2, "queries.llm_timeout_s": 5.0, **extra})
 
 
 def test_good_server(serve, items, tmp_path):

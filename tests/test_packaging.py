@@ -1,11 +1,14 @@
-"""pyproject.toml is the single source of dependencies; environment.yml and run_all.sh only point at it."""
+"""Packaging: pyproject.toml is the single source of dependencies (environment.yml and run_all.sh only point at
+it), the CI command is the README's, and notebooks are thin and stored without outputs."""
 
+import ast
 import json
 import re
 import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -42,17 +45,34 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert re.search(r"^\./run_all\.sh(\s+#|$)", readme, re.M), "README shows the plain study command"
 
 
-def test_notebooks_are_numbered_thin_and_stored_without_outputs():
-    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    assert notebooks and all(re.match(r"\d\d_[a-z0-9_]+\.ipynb$", p.name) for p in notebooks)
-    for nb in notebooks:
-        cells = json.loads(nb.read_text())["cells"]
-        code = [c for c in cells if c["cell_type"] == "code"]
-        assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{nb.name} has outputs"
-        params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
-        assert len(params) == 1, f"{nb.name} needs exactly one cell tagged 'parameters'"
-        source = "".join(params[0]["source"])
-        assert "profile: str =" in source and "overrides: dict =" in source, f"{nb.name}: typed profile/overrides"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+MAX_CODE_LINES = 80  # a notebook's code cells together; anything longer belongs in jointsid_utils
+
+
+def code_cells(notebook: Path) -> list[dict]:
+    return [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def test_notebooks_are_numbered_and_stored_without_outputs():
+    assert NOTEBOOKS and all(re.match(r"\d\d_[a-z0-9_]+\.ipynb$", p.name) for p in NOTEBOOKS)
+    for nb in NOTEBOOKS:
+        assert not any(c.get("outputs") or c.get("execution_count") for c in code_cells(nb)), f"{nb.name} has outputs"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_thin(notebook):
+    """One typed parameters cell, calls into the package, no definitions, at most MAX_CODE_LINES lines of code."""
+    code = code_cells(notebook)
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, f"{notebook.name} needs exactly one cell tagged 'parameters'"
+    source = "".join(params[0]["source"])
+    assert "profile: str =" in source and "overrides: dict =" in source, f"{notebook.name}: typed profile/overrides"
+    sources = ["".join(c["source"]) for c in code]
+    defined = [f"{type(node).__name__} {node.name}" for s in sources for node in ast.walk(ast.parse(s))
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    assert not defined, f"{notebook.name} defines {defined}; move them into jointsid_utils"
+    lines = sum(1 for s in sources for line in s.splitlines() if line.strip() and not line.strip().startswith("#"))
+    assert lines <= MAX_CODE_LINES, f"{notebook.name} has {lines} lines of code (at most {MAX_CODE_LINES})"
 
 
 def test_run_all_shell_is_valid_and_strict():

@@ -8,8 +8,9 @@ from queries_fixture import make_items
 
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.templates import (KINDS, QUERY_COLUMNS, exact_title_share, generate_queries, prepare_queries,
-                                    query_report, template_queries)
+from jointsid_utils.queries.common import QUERY_COLUMNS, exact_title_share
+from jointsid_utils.queries.stage import generate_queries, prepare_queries, query_report
+from jointsid_utils.queries.templates import KINDS, template_queries
 
 
 @pytest.fixture(scope="module")

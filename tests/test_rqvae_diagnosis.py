@@ -1,9 +1,12 @@
-"""The RQ-VAE diagnosis runner (notebook 04): caching and resume, the registered fix, history fields."""
+"""The RQ-VAE diagnosis (notebook 04): caching and resume, the plan from the profile, tables, the registered fix."""
 
 import numpy as np
 import pytest
 
+from jointsid_utils.config import load_config
+from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import rqvae_diagnosis as rd
+from jointsid_utils.ids import rqvae_tables as rt
 from jointsid_utils.quantizers import QUANTIZERS, RQVAE, make_quantizer
 
 TINY = dict(levels=2, codebook_size=8, steps=40, batch_size=128, hidden_dims=(64, 32), latent_dim=16, log_every=10)
@@ -51,16 +54,61 @@ def test_tables_and_history_fields(unit_vectors, tmp_path):
             assert {"step", "loss", "recon_loss", "commit_loss", "used", "perplexity", "distinct_ids"} <= set(row)
             assert len(row["used"]) == len(row["perplexity"]) == len(row["commit_loss"]) == TINY["levels"]
         assert r["history"][-1]["step"] == TINY["steps"]
-    runs = rd.runs_table(records)
+    runs = rt.runs_table(records)
     assert len(runs) == 2 * 2 * TINY["levels"]
-    summary = rd.summary_table(runs)
+    summary = rt.summary_table(runs)
     assert set(summary.seeds) == {2} and (summary.used_sd >= 0).all()
-    table = rd.pretty_table(summary, "toy")
+    table = rt.pretty_table(summary, "toy")
     assert list(table.index) == ["paper_like", "residual_only"] and "±" in table.loc["paper_like", "L1 used"]
-    history = rd.history_table(records)
+    history = rt.history_table(records)
     assert {"embedding", "config", "seed", "step", "level", "used", "perplexity", "distinct_ids", "recon_loss",
             "commit_loss"} <= set(history.columns)
-    assert len(rd.death_steps(history)) == 2 * 2 * TINY["levels"]
+    assert len(rt.death_steps(history)) == 2 * 2 * TINY["levels"]
+    deaths = rt.death_summary(history, ["paper_like"])
+    assert set(deaths.index.get_level_values("config")) == {"paper_like"} and len(deaths) == TINY["levels"]
+    assert list(rt.configs_table().config) == list(rd.CONFIGS)
+    assert rt.input_scale({"toy": unit_vectors}).loc["toy", "mean row norm"] == pytest.approx(1.0)
+    probe = rt.probe_table(runs)
+    assert list(probe.index) == [("toy", "paper_like"), ("toy", "residual_only")]
+    assert (probe["radius / spacing"] > 0).all() and (probe.codes_used_init_l1 >= 1).all()
+
+
+def test_plan_comes_from_the_profile_and_overrides_are_checked():
+    default = rd.plan(load_config("default"))
+    assert (default["steps"], default["seeds"], default["workers"]) == (500, (0, 1, 2), 2)
+    assert default["configs"]["content"] == tuple(c for c in rd.CONFIGS if c not in
+                                                  ("l2_input", "ema_decay_0.99", "kmeans+dead+commit_0.25"))
+    assert default["configs"]["multitask"] == ("paper_like", "standardise_input", "kmeans_init", "dead_code_2",
+                                               "kmeans_init+dead_code", "residual_only")
+    assert default["base"]["steps"] == 500 and default["base"]["log_every"] == 12
+    smoke = rd.plan(load_config("smoke"))
+    assert smoke["configs"]["content"] == smoke["configs"]["multitask"] and smoke["seeds"] == (0,)
+    assert rd.plan(load_config("paper"))["configs"]["multitask"] == tuple(rd.CONFIGS)
+    longer = rd.plan(load_config("default", {"diagnosis.steps": 1000, "diagnosis.embeddings": ["content"]}))
+    assert longer["base"]["steps"] == 1000 and list(longer["configs"]) == ["content"]
+    with pytest.raises(StudyInputError, match="Parameter 'diagnosis.steps' expects int"):
+        load_config("default", {"diagnosis.steps": "many"})
+    with pytest.raises(StudyInputError, match="unknown configuration"):
+        rd.plan(load_config("default", {"diagnosis.core_configs": ["paper_like", "no_such_fix"]}))
+
+
+def test_stage_ids_tables_and_metrics(unit_vectors, runs_dir):
+    cfg = load_config("smoke", {"ids.rq_vae_steps": 20, "ids.rq_vae_log_every": 10,
+                                "diagnosis.embeddings": ["toy"]})
+    stage = rd.stage_diagnostics(cfg, {"toy": unit_vectors})
+    assert set(stage) == {("toy", "rq_vae"), ("toy", "rq_vae_fixed")}
+    assert (runs_dir / "smoke" / "ids" / "toy__rq_vae_fixed.json").exists()
+    table = rt.stage_table(stage)
+    assert list(table.quantizer) == ["rq_vae", "rq_vae_fixed"] and {"L1 used", "L2 perplexity"} <= set(table.columns)
+    history = rt.stage_history(stage, seed=cfg.seed)
+    assert set(history.config) == {"rq_vae", "rq_vae_fixed"} and set(history.step) == {10, 20}
+    records = rd.run_grid({"toy": unit_vectors}, TINY, runs_dir / "grid", ["paper_like"], seeds=[0], progress=False)
+    summary = rt.summary_table(rt.runs_table(records))
+    plan = {"steps": TINY["steps"], "seeds": (0,), "configs": {"toy": ("paper_like",)}}
+    metrics = rt.diagnosis_metrics(plan, records, summary, stage, levels=2)
+    assert metrics["runs"] == 1 and metrics["toy/paper_like/L1_used"] >= 1
+    assert metrics[f"toy/{rd.FIXED}/collision_rate"] is None  # not in this grid
+    assert metrics["stage/toy/rq_vae_fixed/used"] == table.loc[1, ["L1 used", "L2 used"]].tolist()
 
 
 def test_rq_vae_fixed_is_registered_and_uses_more_codes(unit_vectors):

@@ -1,4 +1,4 @@
-"""run_all.sh and the papermill runner: ordering, filtering, failure reporting, timings."""
+"""run_all.sh and the papermill runner: ordering, filtering, live progress, failure reporting, timings."""
 
 import os
 import re
@@ -45,7 +45,9 @@ def test_timings_keep_other_notebooks(tmp_path):
 def test_runner_stops_at_first_failure_naming_notebook_and_cell(tmp_path, runs_dir):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    make_notebook(nbs / "01_ok.ipynb", "print(profile, overrides)")
+    make_notebook(nbs / "01_ok.ipynb", "import transformers.utils\nfrom tqdm.auto import tqdm\n"
+                  "for _ in tqdm(range(3), desc='counting'):\n    pass\n"
+                  "print(profile, overrides, 'in a notebook' if transformers.utils.is_in_notebook() else 'headless')")
     make_notebook(nbs / "02_fail.ipynb", "from jointsid_utils import StudyInputError\n"
                   "raise StudyInputError('items.parquet is missing; run notebook 01 first.')")
     make_notebook(nbs / "03_never.ipynb", "open('ran', 'w')")
@@ -60,6 +62,10 @@ def test_runner_stops_at_first_failure_naming_notebook_and_cell(tmp_path, runs_d
                              "--notebook-dir", str(nbs), "-p", "seed", "3"],
                             capture_output=True, text=True, cwd=ROOT, env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
     assert result.returncode == 1, result.stdout + result.stderr
+    # live progress: the notebook's bar and print under its name, as text, without the kernel's warnings
+    assert re.search(r"\[1/3\] 01_ok\.ipynb\n    counting: 100% 3/3 \[.*\]\n    smoke \{'seed': 3\} headless\n",
+                     result.stdout), result.stdout
+    assert not re.search("IProgress|without encryption|Warning", result.stdout + result.stderr)
     assert re.search(r"error: 02_fail\.ipynb failed in cell \[\d+\] with StudyInputError: "
                      r"items\.parquet is missing; run notebook 01 first\.", result.stderr)
     executed = runs_dir / "smoke" / "notebooks"

@@ -58,11 +58,11 @@ def test_a_later_subclass_gets_budget_knobs_only(monkeypatch):
     cfg = load_config("default", {"ids.rq_vae_steps": 55, "ids.rq_vae_lr": 0.5})
     kw = sid.quantizer_kwargs(cfg, "rq_vae_fixed")
     assert kw["steps"] == 55 and "lr" not in kw
-    assert ("multitask", "rq_vae_fixed") in sid.default_schemes()
 
 
-def test_default_schemes_cover_study_tables():
-    got = set(sid.default_schemes(include_unregistered=True))
+def test_schemes_cover_study_tables_with_registered_quantizers():
+    got = set(sid.SCHEMES)
+    assert {q for _, q in got} <= set(QUANTIZERS)
     assert {(e, "rq_kmeans") for e in sid.TABLE_A} <= got
     assert {("multitask", q) for q in sid.TABLE_B_QUANTIZERS} <= got
     assert {("content", q) for q in sid.TABLE_B_QUANTIZERS} <= got
@@ -70,7 +70,7 @@ def test_default_schemes_cover_study_tables():
 
 def test_prepare_ids_builds_every_scheme_with_unique_ids(built):
     cfg, runs, results = built
-    assert set(results) == set(sid.default_schemes())
+    assert set(results) == set(sid.SCHEMES)
     for (emb, quant), (codes, diag) in results.items():
         assert (runs / cfg.name / "ids" / f"{emb}__{quant}.npy").exists()
         loaded = sid.load_ids(cfg, emb, quant)

@@ -2,17 +2,20 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from generator_fixtures import TINY, toy_data
+from jointsid_utils.config import StudyConfig
 from jointsid_utils.evaluation import report as ev
 from jointsid_utils.evaluation import results as results_io
-from jointsid_utils.generator import orchestration as study
-from jointsid_utils.config import StudyConfig
 from jointsid_utils.evaluation.reference import TABLE_2, TABLE_3, paper_value, reference_table
-from test_generator import TINY, toy_data
+from jointsid_utils.generator import orchestration as study
+from jointsid_utils.generator import report as gr
+from jointsid_utils.generator.examples import generator_test_cases
 
 SCHEMES = [("content", "rq_kmeans"), ("separate", "rq_kmeans")]
 
@@ -30,8 +33,8 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
     items, inter, queries, codes = toy_data()
     _write_ids(runs_dir, codes)
     cfg = StudyConfig(name="smoke", generator=TINY)
-    kw = dict(workers=1, items=items, interactions=inter, queries=queries, progress=False, val_queries=10)
-    first = study.train_all_schemes(cfg, SCHEMES, [0], warmup_steps=0, **kw)
+    kw = dict(workers=1, items=items, interactions=inter, queries=queries, progress=False)
+    first = study.train_all_schemes(cfg, SCHEMES, [0], **kw)
     assert first.status.tolist() == ["trained", "trained"]
     assert [tuple(x) for x in first[["embedding", "quantizer"]].to_numpy()] == SCHEMES
     results = pd.read_csv(runs_dir / "smoke/results/recall_at_30.csv")
@@ -41,13 +44,23 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
         assert (runs_dir / f"smoke/results/predictions/{emb}__{quant}__search.parquet").exists()
     model = runs_dir / "smoke/models/generator/separate__rq_kmeans__seed0/model.safetensors"
     before = model.stat().st_mtime_ns
+    marker = json.loads((runs_dir / "smoke/results/generator_runs/separate__rq_kmeans__seed0.json").read_text())
+    info = json.loads((model.parent / "train_info.json").read_text())
+    assert marker["key"] == info["key"]  # one key per job: the marker and the model directory
 
-    again = study.train_all_schemes(cfg, SCHEMES, [0], warmup_steps=0, **kw)
+    again = study.train_all_schemes(cfg, SCHEMES, [0], **kw)
     assert again.status.tolist() == ["cached", "cached"]
     assert model.stat().st_mtime_ns == before
     assert again.recall.tolist() == first.recall.tolist()
 
-    changed = study.train_all_schemes(cfg, SCHEMES[1:], [0], warmup_steps=1, **kw)  # another setting: a new job
+    # notebook 06: the paper's decoding is a job of its own that decodes the saved model again
+    diverse = study.train_all_schemes(replace(cfg, generator=replace(TINY, decoding="diverse")), SCHEMES[1:], [0], **kw)
+    assert diverse.status.tolist() == ["trained"] and diverse.decoding.tolist() == ["diverse"]
+    assert model.stat().st_mtime_ns == before
+    assert (runs_dir / "smoke/results/generator_runs/separate__rq_kmeans__seed0__diverse.json").exists()
+
+    changed_cfg = replace(cfg, generator=replace(TINY, warmup_steps=1))  # another setting: a new job
+    changed = study.train_all_schemes(changed_cfg, SCHEMES[1:], [0], **kw)
     assert changed.status.tolist() == ["trained"] and model.stat().st_mtime_ns != before
 
 
@@ -61,7 +74,7 @@ def test_baselines_on_the_generators_cases(runs_dir):
     assert bm > ev.baseline_value(table, "random", "search")  # toy queries contain the title
     mp = table[(table.method == "most_popular") & (table.segment == "all")]
     assert set(mp.protocol) == {"all", "exclude_history"}
-    search_cases, rec_cases = study.generator_test_cases(cfg, items, inter, queries)
+    search_cases, rec_cases = generator_test_cases(cfg, items, inter, queries)
     assert table[(table.method == "bm25")].n_cases.iloc[0] == len(search_cases)
     assert mp.n_cases.iloc[0] == len(rec_cases) == inter.user_id.nunique()
 
@@ -118,3 +131,46 @@ def test_auto_workers_samples_the_machine():
     started = time.perf_counter()
     assert study.auto_workers(sample_s=0.3) in (1, 2)
     assert time.perf_counter() - started >= 0.25
+
+
+def test_resolve_workers_prefers_the_callers_then_the_profiles():
+    cfg = StudyConfig(name="smoke", generator=replace(TINY, workers=2))
+    assert study.resolve_workers(cfg) == 2 and study.resolve_workers(cfg, 1) == 1
+
+
+def test_generator_report_tables_and_time_chart():
+    runs = pd.DataFrame({"embedding": ["content", "multitask"], "quantizer": ["rq_kmeans"] * 2, "seed": [0, 0],
+                         "status": ["trained", "cached"], "train_seconds": [10.0, 20.0], "decode_seconds": [1.0, 2.0],
+                         "recall": [{"search/all": 0.1, "rec/all": 0.2}, {"search/all": 0.3, "rec/all": 0.4}]})
+    table = gr.recall_table(runs)
+    assert table.columns.tolist() == ["embedding", "quantizer", "seed", "status", "search/all", "rec/all"]
+    assert gr.recall_metrics(table) == {"content__rq_kmeans/seed0/search/all": 0.1, "content__rq_kmeans/seed0/rec/all": 0.2,
+                                        "multitask__rq_kmeans/seed0/search/all": 0.3,
+                                        "multitask__rq_kmeans/seed0/rec/all": 0.4}
+    fig = gr.plot_times(runs, "time")
+    assert [len(c) for c in fig.axes[0].containers] == [2, 2]
+    curves = pd.DataFrame({"scheme": ["a"] * 3, "epoch": [1, 2, 3], "step": [1, 2, 3], "curve": "validation",
+                           "loss": [3.0, 2.0, 2.5]})
+    summary = gr.loss_summary(curves)
+    assert summary.loc["a"].tolist() == [3.0, 2.0, 2.5, False]
+
+
+def test_decoding_table_and_headline():
+    rows = [{"embedding": "multitask", "quantizer": "rq_kmeans", "segment": "all", "seed": 0, "task": t,
+             "protocol": "all", "decoding": d, "recall_at_30": v}
+            for t, d, v in (("search", "beam", 0.2), ("search", "diverse", 0.1), ("rec", "beam", 0.3),
+                            ("rec", "diverse", 0.25))]
+    table = results_io.decoding_table(pd.DataFrame(rows), ("multitask", "rq_kmeans"), 0)
+    assert table.loc[("search", "all"), "diverse"] == 0.1 and table.loc[("rec", "all"), "beam"] == 0.3
+
+    schemes = pd.DataFrame({"embedding": ["content", "multitask"], "quantizer": ["rq_kmeans"] * 2,
+                            "search": [0.1, 0.3], "rec": [0.2, 0.05], "beats_bm25": [False, True],
+                            "beats_most_popular": [True, False]})
+    baselines = pd.DataFrame({"method": ["bm25", "most_popular"], "task": ["search", "rec"], "protocol": "all",
+                              "segment": "all", "recall_at_30": [0.25, 0.1]})
+    found = pd.DataFrame({("holds", "ours"): [True, False, None]}, index=["F1", "F2", "F4"], dtype=object)
+    text, numbers = ev.headline(schemes, baselines, found, "smoke")
+    assert numbers == {"bm25_search": 0.25, "most_popular_rec": 0.1, "schemes_below_bm25": 1,
+                       "schemes_below_most_popular": 1}
+    assert "search: multitask/rq_kmeans\n0.300 against BM25 0.250" in text
+    assert "Findings that hold on our numbers: F1;\nthat do not: F2." in text

@@ -1,5 +1,7 @@
 """Notebook 01, first half: items and interactions, the leave-last-out split and the data summary.
 
-``dataset`` loads a catalogue (embedded MovieLens-100K or a MovieLens CSV export), enriches the item
-text and splits each user's history; ``summary`` describes what was loaded.
+``dataset`` is the stage entry point (``prepare_data``): it loads a catalogue with ``movielens``
+(embedded MovieLens-100K or a MovieLens CSV export), slices and splits it with ``split``, adds
+attributes, plots and the item text with ``enrich`` (titles parsed by ``titles``); ``summary``
+describes what was loaded.
 """

@@ -16,7 +16,8 @@ def dataset_stats(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.D
         "items": n_items,
         "users": n_users,
         "interactions": len(interactions),
-        "train / validation / test interactions": f"{split.get('train', 0)} / {split.get('validation', 0)} / {split.get('test', 0)}",
+        "train / validation / test interactions":
+            f"{split.get('train', 0)} / {split.get('validation', 0)} / {split.get('test', 0)}",
         "density": f"{len(interactions) / (n_users * n_items):.4f}",
         "history length (min / median / max)": f"{per_user.min()} / {per_user.median():.0f} / {per_user.max()}",
         "items with a plot summary": int(items["plot"].notna().sum()) if "plot" in items else 0,
@@ -37,7 +38,8 @@ def plot_history_and_popularity(interactions: pd.DataFrame) -> plt.Figure:
     ax2.plot(np.arange(1, len(per_item) + 1), per_item.to_numpy(), color="#DD8452")
     head = max(1, int(round(0.01 * len(per_item))))
     ax2.axvline(head, ls="--", color="grey")
-    ax2.text(head * 1.15, per_item.max() * 0.6, f"head: top 1% ({head} items)\n{per_item.iloc[:head].sum() / per_item.sum():.0%} of train interactions",
+    head_share = per_item.iloc[:head].sum() / per_item.sum()
+    ax2.text(head * 1.15, per_item.max() * 0.6, f"head: top 1% ({head} items)\n{head_share:.0%} of train interactions",
              fontsize=9)
     ax2.set(xscale="log", yscale="log", xlabel="item rank by train popularity (log)", ylabel="train interactions (log)",
             title="Item popularity")

@@ -7,7 +7,7 @@ with no IDs and no generator, an upper bound for what semantic IDs can keep.
   ``history_mean`` = the mean of the last ``history_k`` items before the test item (train + validation),
   and for ``rec`` also ``enmf_user`` = ENMF's own user vector ``p_u``.
 
-Rec is reported under two protocols (FEASIBILITY.md: they differ by 2x): ``all`` ranks the whole
+Rec is reported under two protocols (docs/FEASIBILITY.md: they differ by 2x): ``all`` ranks the whole
 catalogue, as the paper's generator does (the primary, paper-style number); ``exclude_history``
 removes the user's train + validation items from the ranking first. Search rows use ``all``.
 """
@@ -104,3 +104,13 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     })
     order = [m for m in table["embedding"].drop_duplicates()]
     return wide.reindex(order)
+
+
+def recall_of(table: pd.DataFrame, method: str, task: str, protocol: str = PRIMARY_PROTOCOL,
+              user_vector: str = "history_mean") -> float:
+    """One Recall@30 of the table: search rows always use the query; rec rows the user vector whose name
+    starts with ``user_vector`` (``history_mean`` or ``enmf_user``). NaN where the table has no such row."""
+    user_vector = "query" if task == "search" else user_vector
+    rows = table[(table.embedding == method) & (table.task == task) & (table.protocol == protocol)
+                 & table.user_vector.str.startswith(user_vector)]
+    return float(rows.recall_at_30.iloc[0]) if len(rows) else float("nan")

@@ -88,8 +88,8 @@ def pairs_of(hist: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def batch_pair_index(batch: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Positions of the batch users' pairs in user-sorted pair arrays, in ascending order (the order of
     ``np.flatnonzero(np.isin(pair_user, batch))``). ``starts[u]:starts[u + 1]`` is user u's run. Costs
-    O(pairs in the batch); the ``np.isin`` mask it replaces scanned every pair for every batch, which made
-    an epoch grow with |pairs| x |users| / batch, quadratically in the catalogue (bench/bench_enmf.py)."""
+    O(pairs in the batch); an ``np.isin`` mask would scan every pair for every batch, so an epoch would
+    grow with |pairs| x |users| / batch, quadratically in the catalogue (bench/bench_enmf.py)."""
     b = np.sort(batch)
     lo, lengths = starts[b], starts[b + 1] - starts[b]
     offsets = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)

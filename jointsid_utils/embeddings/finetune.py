@@ -25,8 +25,7 @@ import pandas as pd
 import torch
 
 from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
-from jointsid_utils.config import StudyConfig, stable_hash
-from jointsid_utils.embeddings import defaults
+from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
 
@@ -89,23 +88,18 @@ class ValidationEvaluator(_base_evaluator()):
 
 
 def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataFrame],
-             evaluator: ValidationEvaluator, key: Mapping[str, Any], item_texts: list[str],
-             evals_per_epoch: int = defaults.EVALS_PER_EPOCH, min_eval_steps: int = defaults.MIN_EVAL_STEPS,
-             max_seq_length: int = defaults.FINETUNE_MAX_SEQ_LENGTH) -> Path:
+             evaluator: ValidationEvaluator, key: Mapping[str, Any]) -> Path:
     """Train (or reuse) ``method``'s encoder on MNRL over ``train_sets`` (name -> anchor/positive frame).
 
     Several sets are trained jointly, one set per batch in round-robin order (the multi-task objective
-    is then the sum of the per-set MNRL losses over an epoch). Returns the model directory.
+    is then the sum of the per-set MNRL losses over an epoch). ``key`` names everything the model depends
+    on; a saved model with the same key is reused. Returns the model directory.
     """
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers import SentenceTransformerTrainer
 
     emb = cfg.embeddings
     out = model_dir(cfg, method)
-    key = {**key, "max_seq_length": max_seq_length, "evals_per_epoch": evals_per_epoch}
-    key_hash = stable_hash({"key": key, "seed": cfg.seed})
+    key_hash = stable_hash({"key": dict(key), "seed": cfg.seed})
     info = read_info(cfg, method)
     if info is not None and info.get("key_hash") == key_hash and (out / "config.json").exists():
         return out  # the same config already trained: reuse
@@ -113,68 +107,111 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
 
     # 1. model (the base encoder)
     model = load_encoder(emb.base_encoder)
-    model.max_seq_length = min(max_seq_length, model.max_seq_length)  # saved with the model: encoding matches
-    # 2. data: only the text columns, since every other column would be fed to the model
-    datasets = {name: Dataset.from_dict({"anchor": frame["anchor"].tolist(), "positive": frame["positive"].tolist()})
-                for name, frame in train_sets.items()}
-    train_dataset = datasets if len(datasets) > 1 else next(iter(datasets.values()))
-    # 3. loss: in-batch negatives; the no-duplicates sampler keeps one item's text from being its own negative
-    mnrl = MultipleNegativesRankingLoss(model)
-    loss = {name: mnrl for name in datasets} if len(datasets) > 1 else mnrl
+    model.max_seq_length = min(emb.finetune_max_seq_length, model.max_seq_length)  # saved with the model
+    # 2. data and 3. loss
+    train_dataset, loss = datasets_and_loss(model, train_sets)
     # 4. evaluator on validation data, once before training: the baseline
     started = time.time()
     baseline = evaluator(model)
     # 5. arguments
-    batches = [len(frame) // emb.finetune_batch_size for frame in train_sets.values()]
-    steps_per_epoch = max(1, len(batches) * min(batches) if len(batches) > 1 else batches[0])
-    total_steps = max(1, int(math.ceil(steps_per_epoch * emb.finetune_epochs)))
-    eval_steps = min(total_steps, max(min_eval_steps, int(math.ceil(steps_per_epoch / evals_per_epoch))))
-    # An even logging interval with several sets, so each logged loss averages both tasks equally.
-    log_steps = max(1, total_steps // 40)
-    log_steps += len(datasets) > 1 and log_steps % 2
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(ckpt_dir),
-        num_train_epochs=emb.finetune_epochs,
-        per_device_train_batch_size=emb.finetune_batch_size,
-        learning_rate=emb.finetune_lr,
-        warmup_steps=max(1, int(0.1 * total_steps)),  # transformers 5: warmup_steps, not warmup_ratio
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
-        eval_strategy="steps", eval_steps=eval_steps,
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=2,
-        load_best_model_at_end=True, metric_for_best_model="score", greater_is_better=True,
-        logging_steps=log_steps, logging_first_step=True,
-        # The GPU when there is one (the paper profile); bf16 where it has it. CPU runs are unchanged.
-        use_cpu=not torch.cuda.is_available(), bf16=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
-        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
-        report_to="none", disable_tqdm=False,
-    )
+    schedule = training_schedule(emb, train_sets)
+    args = training_arguments(cfg, ckpt_dir, schedule)
     # 6. trainer
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss,
                                          evaluator=evaluator)
     # 7. train, resuming from the last complete checkpoint of this very config if one exists
     resume = last_complete_checkpoint(ckpt_dir)
     trainer.train(resume_from_checkpoint=resume)
-    evals = [r for r in trainer.state.log_history if "eval_score" in r]
-    final = max(evals, key=lambda r: r["eval_score"]) if evals else {}  # the checkpoint reloaded at the end
     seconds = time.time() - started
     # 8. save atomically: a temporary directory renamed into place
-    tmp = out.parent / f".{method}-saving"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(str(tmp))
-    write_json(tmp / LOG, {"log_history": trainer.state.log_history, "baseline": baseline, "final": final,
-                           "best_checkpoint": trainer.state.best_model_checkpoint,
-                           "best_metric": trainer.state.best_metric, "steps": trainer.state.global_step,
-                           "steps_per_epoch": steps_per_epoch, "eval_steps": eval_steps,
-                           "pairs": {name: len(frame) for name, frame in train_sets.items()}})
-    write_json(tmp / INFO, {"method": method, "key_hash": key_hash, "key": key, "train_seconds": round(seconds, 1),
-                            "resumed": bool(resume),
-                            "pairs_per_second": round(sum(len(f) for f in train_sets.values())
-                                                      * emb.finetune_epochs / max(seconds, 1e-9), 1)})
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    log = training_log(trainer, baseline, schedule, train_sets)
+    info = {"method": method, "key_hash": key_hash, "key": dict(key), "train_seconds": round(seconds, 1),
+            "resumed": bool(resume),
+            "pairs_per_second": round(sum(len(f) for f in train_sets.values()) * emb.finetune_epochs
+                                      / max(seconds, 1e-9), 1)}
+    save_model(model, out, log, info)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out
+
+
+def datasets_and_loss(model, train_sets: Mapping[str, pd.DataFrame]) -> tuple[Any, Any]:
+    """The trainer's dataset(s), text columns only (every other column would be fed to the model), and
+    MNRL with in-batch negatives, one per set when there are several."""
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    datasets = {name: Dataset.from_dict({"anchor": frame["anchor"].tolist(), "positive": frame["positive"].tolist()})
+                for name, frame in train_sets.items()}
+    mnrl = MultipleNegativesRankingLoss(model)
+    if len(datasets) > 1:
+        return datasets, {name: mnrl for name in datasets}
+    return next(iter(datasets.values())), mnrl
+
+
+def training_schedule(emb: EmbeddingConfig, train_sets: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Steps per epoch and in all, and the evaluation and logging intervals.
+
+    With several sets the round-robin sampler stops an epoch when the smallest set runs out, and the
+    logging interval is even, so each logged loss averages both tasks equally.
+    """
+    batches = [len(frame) // emb.finetune_batch_size for frame in train_sets.values()]
+    steps_per_epoch = max(1, len(batches) * min(batches) if len(batches) > 1 else batches[0])
+    total_steps = max(1, int(math.ceil(steps_per_epoch * emb.finetune_epochs)))
+    eval_steps = min(total_steps, max(emb.finetune_min_eval_steps,
+                                      int(math.ceil(steps_per_epoch / emb.finetune_evals_per_epoch))))
+    log_steps = max(1, total_steps // 40)
+    log_steps += len(train_sets) > 1 and log_steps % 2
+    return {"steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "eval_steps": eval_steps,
+            "log_steps": log_steps}
+
+
+def training_arguments(cfg: StudyConfig, ckpt_dir: Path, schedule: Mapping[str, int]):
+    """HF trainer arguments: a checkpoint at every evaluation, the best validation score reloaded at the end."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+
+    emb, eval_steps = cfg.embeddings, schedule["eval_steps"]
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=emb.finetune_epochs,
+        per_device_train_batch_size=emb.finetune_batch_size,
+        learning_rate=emb.finetune_lr,
+        warmup_steps=max(1, int(0.1 * schedule["total_steps"])),  # transformers 5: warmup_steps, not warmup_ratio
+        # no duplicates in a batch: one item's text is never its own in-batch negative
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
+        eval_strategy="steps", eval_steps=eval_steps,
+        save_strategy="steps", save_steps=eval_steps, save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model="score", greater_is_better=True,
+        logging_steps=schedule["log_steps"], logging_first_step=True,
+        # The GPU when there is one (the paper profile), in bf16 where it has it.
+        use_cpu=not torch.cuda.is_available(), bf16=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
+        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
+        report_to="none", disable_tqdm=False,
+    )
+
+
+def training_log(trainer, baseline: Mapping[str, float], schedule: Mapping[str, int],
+                 train_sets: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """What ``training_log.json`` records: the trainer's log, the baseline and the reloaded best evaluation."""
+    evals = [r for r in trainer.state.log_history if "eval_score" in r]
+    final = max(evals, key=lambda r: r["eval_score"]) if evals else {}  # the checkpoint reloaded at the end
+    return {"log_history": trainer.state.log_history, "baseline": baseline, "final": final,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_metric": trainer.state.best_metric, "steps": trainer.state.global_step,
+            "steps_per_epoch": schedule["steps_per_epoch"], "eval_steps": schedule["eval_steps"],
+            "pairs": {name: len(frame) for name, frame in train_sets.items()}}
+
+
+def save_model(model, out: Path, log: Mapping[str, Any], info: Mapping[str, Any]) -> None:
+    """The model with its ``LOG`` and ``INFO`` into a temporary directory, then renamed to ``out``."""
+    tmp = out.parent / f".{out.name}-saving"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(str(tmp))
+    write_json(tmp / LOG, dict(log))
+    write_json(tmp / INFO, dict(info))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
 
 
 def encode_items_with(cfg: StudyConfig, path: Path, item_texts: list[str]) -> np.ndarray:

@@ -58,7 +58,7 @@ def check_frames(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.Da
         missing = cols - set(frame.columns)
         if missing:
             raise StudyInputError(f"The {name} frame lacks column(s) {sorted(missing)}; "
-                                  "build it with jointsid_utils.data.dataset / jointsid_utils.queries.templates.")
+                                  "build it with jointsid_utils.data.dataset / jointsid_utils.queries.stage.")
     if len(items) < 2:
         raise StudyInputError(f"The items frame has {len(items)} item(s); the embeddings need at least 2, so check "
                               "the data config (data.max_items) and reload with jointsid_utils.data.dataset.prepare_data.")

@@ -19,25 +19,24 @@ from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
 from jointsid_utils.embeddings.inputs import (EmbeddingData, histories, item_text_pairs, query_item_pairs,
                                               split_train_queries, targets)
-from jointsid_utils.embeddings import defaults
 from jointsid_utils.embeddings.search import FIT_KEYS
 
 METHOD = "multitask"
 
 
-def training_sets(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.VAL_QUERIES):
+def training_sets(data: EmbeddingData, cfg: StudyConfig):
     """(train sets for the trainer, held-out train queries)."""
     emb = cfg.embeddings
-    fit, val = split_train_queries(data.queries, n_val=val_queries, seed=cfg.seed)
+    fit, val = split_train_queries(data.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
     query_pairs = query_item_pairs(fit, data.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
     n_item_pairs = emb.multitask_max_item_pairs if emb.multitask_max_item_pairs is not None else len(query_pairs)
     item_pairs = item_text_pairs(data.interactions, data.items, n_pairs=n_item_pairs, seed=cfg.seed)
     return {"search": query_pairs, "rec": item_pairs}, val
 
 
-def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.VAL_QUERIES) -> Path:
+def train(data: EmbeddingData, cfg: StudyConfig) -> Path:
     emb = cfg.embeddings
-    sets, val = training_sets(data, cfg, val_queries=val_queries)
+    sets, val = training_sets(data, cfg)
     train_hist = histories(data.interactions, ("train",))
     val_target = targets(data.interactions, "validation")
     users = val_target.index.to_numpy()
@@ -47,9 +46,9 @@ def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.
                                     batch_size=emb.encode_batch_size)
     key = {"method": METHOD, "embeddings": {k: as_dict(getattr(emb, k)) for k in
                                             (*FIT_KEYS, "multitask_max_item_pairs", "history_k")},
-           "val_queries": val_queries, "items": data.fingerprint("items"), "queries": data.fingerprint("queries"),
+           "items": data.fingerprint("items"), "queries": data.fingerprint("queries"),
            "interactions": data.fingerprint("interactions")}
-    return finetune(method=METHOD, cfg=cfg, train_sets=sets, evaluator=evaluator, key=key, item_texts=data.texts)
+    return finetune(method=METHOD, cfg=cfg, train_sets=sets, evaluator=evaluator, key=key)
 
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:

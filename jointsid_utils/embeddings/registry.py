@@ -16,7 +16,6 @@ import pandas as pd
 
 from jointsid_utils.cache import cached, run_dir, save_numpy
 from jointsid_utils.config import StudyConfig, as_dict
-from jointsid_utils.embeddings import defaults
 from jointsid_utils.embeddings.inputs import EmbeddingData
 from jointsid_utils.errors import StudyInputError
 
@@ -79,7 +78,7 @@ def check_matrix(method: str, matrix: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def cache_key(method: str, cfg: StudyConfig, data: EmbeddingData) -> dict:
-    return {"method": method, "version": VERSION, "embeddings": as_dict(cfg.embeddings), "settings": defaults.as_key(),
+    return {"method": method, "version": VERSION, "embeddings": as_dict(cfg.embeddings),
             "data": {part: data.fingerprint(part) for part in READS[method]}}
 
 

@@ -1,4 +1,5 @@
-"""Tables and figures for notebook 02: stage timings, training curves, genre maps, nearest neighbours."""
+"""Tables and figures for notebook 02: stage timings, training curves, genre maps, nearest neighbours, the
+dense check's expected orderings and the recorded metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from jointsid_utils.cache import manifest_path, run_dir
 from jointsid_utils.config import StudyConfig
+from jointsid_utils.embeddings.dense_check import PRIMARY_PROTOCOL, recall_of
 from jointsid_utils.embeddings.registry import embedding_path
 
 
@@ -151,3 +153,35 @@ def neighbours(vectors: Mapping[str, np.ndarray], items: pd.DataFrame, item_ids:
     frame.columns = [f"#{i + 1}" for i in range(frame.shape[1])]
     frame.index.names = ["movie", "method"]
     return frame
+
+
+def dense_checks(table: pd.DataFrame) -> dict[str, bool]:
+    """The orderings the dense check should show under the primary protocol: each tuned space beats
+    ``content`` on the task it was tuned for (``multitask`` on both)."""
+    def r(method: str, task: str, user_vector: str = "history_mean") -> float:
+        return recall_of(table, method, task, user_vector=user_vector)
+
+    return {
+        "search beats content on search": r("search", "search") > r("content", "search"),
+        "rec beats content on rec (ENMF user vector)": r("rec", "rec", "enmf_user") > r("content", "rec"),
+        "rec beats content on rec (history mean)": r("rec", "rec") > r("content", "rec"),
+        "multitask beats content on search": r("multitask", "search") > r("content", "search"),
+        "multitask beats content on rec": r("multitask", "rec") > r("content", "rec"),
+    }
+
+
+def dense_metrics(table: pd.DataFrame, methods: Sequence[str], timings: pd.DataFrame,
+                  checks: Mapping[str, bool]) -> dict[str, float | int | None]:
+    """Notebook 02's recorded metrics: dense Recall@30 per method, task and protocol (4 decimals), build
+    seconds per method, and how many ``dense_checks`` hold."""
+    def r(method: str, task: str, protocol: str = PRIMARY_PROTOCOL, user_vector: str = "history_mean") -> float:
+        return round(recall_of(table, method, task, protocol, user_vector), 4)
+
+    metrics = {f"search_recall_at_30/{m}": r(m, "search") for m in ("content", "search", "multitask")}
+    metrics |= {f"rec_recall_at_30/{m}": r(m, "rec") for m in methods}
+    metrics |= {f"rec_recall_at_30_exclude_history/{m}": r(m, "rec", "exclude_history") for m in methods}
+    metrics |= {"rec_recall_at_30/rec_enmf_user": r("rec", "rec", user_vector="enmf_user"),
+                "rec_recall_at_30_exclude_history/rec_enmf_user": r("rec", "rec", "exclude_history", "enmf_user")}
+    metrics |= {f"build_seconds/{row.method}": row.build_seconds for row in timings.itertuples()}
+    metrics |= {"checks_passed": int(sum(checks.values())), "checks_total": len(checks)}
+    return metrics

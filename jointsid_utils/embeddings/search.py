@@ -11,24 +11,24 @@ from pathlib import Path
 import numpy as np
 
 from jointsid_utils.config import StudyConfig, as_dict
-from jointsid_utils.embeddings import defaults
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
 from jointsid_utils.embeddings.inputs import EmbeddingData, query_item_pairs, split_train_queries
 
 METHOD = "search"
-FIT_KEYS = ("base_encoder", "finetune_epochs", "finetune_batch_size", "finetune_lr", "finetune_max_pairs")
+# The embeddings fields a fine-tune depends on: its cache key names these and nothing else.
+FIT_KEYS = ("base_encoder", "finetune_epochs", "finetune_batch_size", "finetune_lr", "finetune_max_pairs",
+            "finetune_max_seq_length", "finetune_val_queries", "finetune_evals_per_epoch", "finetune_min_eval_steps")
 
 
-def train(data: EmbeddingData, cfg: StudyConfig, *, val_queries: int = defaults.VAL_QUERIES) -> Path:
+def train(data: EmbeddingData, cfg: StudyConfig) -> Path:
     """The fine-tuned encoder's directory (trained once per config and data, then reused)."""
     emb = cfg.embeddings
-    fit, val = split_train_queries(data.queries, n_val=val_queries, seed=cfg.seed)
+    fit, val = split_train_queries(data.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
     pairs = query_item_pairs(fit, data.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
     key = {"method": METHOD, "embeddings": {k: as_dict(getattr(emb, k)) for k in FIT_KEYS},
-           "val_queries": val_queries, "items": data.fingerprint("items"), "queries": data.fingerprint("queries")}
+           "items": data.fingerprint("items"), "queries": data.fingerprint("queries")}
     evaluator = ValidationEvaluator(item_texts=data.texts, val_queries=val, batch_size=emb.encode_batch_size)
-    return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key,
-                    item_texts=data.texts)
+    return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key)
 
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:

@@ -3,7 +3,7 @@
 Each returns a predictions frame in the shape of ``generator.predict`` (``case_id``, ``task``,
 ``target``, ``ranked``, ``protocol``), so ``metrics.recall_rows`` scores generative schemes and
 baselines the same way. Rec baselines come under both protocols: "all" and "exclude_history" (the
-user's train + validation items removed, FEASIBILITY.md).
+user's train + validation items removed, docs/FEASIBILITY.md).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.metrics import K
 from jointsid_utils.reproducibility import rng
 
-K = 30
 
 
 def _with_protocols(cases: pd.DataFrame, task: str, rank_fn) -> pd.DataFrame:

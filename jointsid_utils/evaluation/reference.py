@@ -12,7 +12,6 @@ import math
 
 import pandas as pd
 
-PAPER = "Penha et al. 2025 (arXiv 2508.10478)"
 NaN = math.nan
 
 # Table 1: single-task IDs (RQ-KMeans, 2 x 256): search, rec.

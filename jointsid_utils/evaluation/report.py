@@ -2,7 +2,7 @@
 
 Inputs are the frames of ``evaluation.results.load_results``: ``recall_at_30.csv`` (generative schemes) and
 ``baselines.csv`` (random, most-popular, BM25, dense bounds). Nothing here trains or decodes.
-Rec is reported under both protocols (FEASIBILITY.md): "all" (the ranked list as decoded, the
+Rec is reported under both protocols (docs/FEASIBILITY.md): "all" (the ranked list as decoded, the
 paper-style number) and "exclude_history" (the user's seen items removed). Never compare across them.
 """
 
@@ -15,8 +15,8 @@ import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation.reference import reference_table
+from jointsid_utils.ids.schemes import Scheme
 
-Scheme = tuple[str, str]
 JOINT = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
 COLUMNS = {("search", "all", "all"): "search", ("rec", "all", "all"): "rec",
            ("rec", "exclude_history", "all"): "rec_excl", ("rec", "all", "head"): "rec_head",
@@ -170,6 +170,28 @@ def findings(table: pd.DataFrame) -> pd.DataFrame:
                                      f"rq_vae {vae[0]:.3f}/{vae[1]:.3f}"})
     out = pd.DataFrame(rows)
     return out.pivot(index="finding", columns="who", values=["holds", "evidence"])
+
+
+def headline(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.DataFrame,
+             profile: str) -> tuple[str, dict[str, float]]:
+    """Notebook 06's closing paragraph (markdown) and its numbers: the best scheme per task against BM25
+    (search) and most-popular (rec, "all") on the same cases, how many schemes are at or below them, and
+    which findings hold on our numbers. ``table`` has ``add_flags``' columns; ``found`` is ``findings``."""
+    numbers = {"bm25_search": baseline_value(baselines, "bm25", "search"),
+               "most_popular_rec": baseline_value(baselines, "most_popular", "rec"),
+               "schemes_below_bm25": int((~table.beats_bm25).sum()),
+               "schemes_below_most_popular": int((~table.beats_most_popular).sum())}
+    best_search, best_rec = table.loc[table.search.idxmax()], table.loc[table.rec.idxmax()]
+    ours = found[("holds", "ours")]
+    holds = ", ".join(f for f in found.index if ours[f] is True) or "none"
+    fails = ", ".join(f for f in found.index if ours[f] is False) or "none"
+    text = (f"**Measured on `{profile}`.** Best generative search: {best_search.embedding}/{best_search.quantizer}\n"
+            f"{best_search.search:.3f} against BM25 {numbers['bm25_search']:.3f} on the same queries; "
+            f"{numbers['schemes_below_bm25']} of {len(table)} schemes are at or\nbelow BM25 on search. Best generative "
+            f"rec (all): {best_rec.embedding}/{best_rec.quantizer} {best_rec.rec:.3f} against\nmost-popular "
+            f"{numbers['most_popular_rec']:.3f}; {numbers['schemes_below_most_popular']} of {len(table)} schemes are at "
+            f"or below most-popular on rec.\nFindings that hold on our numbers: {holds};\nthat do not: {fails}.")
+    return text, numbers
 
 
 # ----------------------------------------------------------------------------- tests

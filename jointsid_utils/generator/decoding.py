@@ -9,7 +9,7 @@ step scores the end-of-sequence token, as ``generate`` does, so the ranking equa
 fraction of its cost (bench/bench_decoding.py).
 
 Options:
-- ``exclude``: items a case must not return (the rec protocol "exclude_history", FEASIBILITY.md).
+- ``exclude``: items a case must not return (the rec protocol "exclude_history", docs/FEASIBILITY.md).
   Subtrees whose items are all excluded are pruned during the search, so no beam is wasted on them.
 - ``num_beam_groups`` / ``diversity_penalty``: diverse beam search (Vijayakumar et al. 2018,
   Hamming diversity), the paper's decoding (beam 60, 30 groups, penalty 0.25). transformers 5 moved
@@ -177,8 +177,13 @@ def _search_batch(model, input_ids, attention_mask, trie: IdTrie, beam_size, top
         out = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=dec_in, **{kw: cache},
                     use_cache=True)
         beam_scores = beam_scores + torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, trie.eos_token_id].view(B, W)
-    found = torch.from_numpy(trie.leaf_item)[node.cpu()]
-    final = beam_scores.cpu()
+    return _distinct_top_k(trie, node.cpu(), beam_scores.cpu(), top_k)
+
+
+def _distinct_top_k(trie: IdTrie, node: torch.Tensor, final: torch.Tensor, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The final beams (leaf ``node`` and score, (B, W)) as ``top_k`` distinct items per case, best first."""
+    B = node.shape[0]
+    found = torch.from_numpy(trie.leaf_item)[node]
     found[~torch.isfinite(final)] = -1
     ranked = torch.argsort(final, dim=1, descending=True, stable=True)
     found, final = found.gather(1, ranked).numpy(), final.gather(1, ranked).numpy()

@@ -29,7 +29,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                     help="train only these schemes (repeatable); default: the study's 12")
     ap.add_argument("--seed", type=int, action="append", default=[], help="generator seeds (repeatable); "
                     "default: generator.seeds of the profile")
-    ap.add_argument("--decoding", choices=("beam", "diverse"), default=None, help="override generator.decoding")
+    ap.add_argument("--decoding", choices=("beam", "diverse"), default=None, help="sets generator.decoding (as -p generator.decoding VALUE)")
     return ap.parse_args(argv)
 
 
@@ -42,15 +42,17 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse(argv)
     try:
-        cfg = load_config(args.profile, {k: yaml.safe_load(v) for k, v in args.set})
+        overrides = {k: yaml.safe_load(v) for k, v in args.set}
+        if args.decoding:
+            overrides["generator.decoding"] = args.decoding
+        cfg = load_config(args.profile, overrides)
         schemes = None
         if args.scheme:
             bad = [s for s in args.scheme if s.count("/") != 1]
             if bad:
                 raise StudyInputError(f"--scheme {bad[0]!r} is not EMBEDDING/QUANTIZER, e.g. multitask/rq_kmeans.")
             schemes = [tuple(s.split("/")) for s in args.scheme]
-        options = {"decoding": args.decoding} if args.decoding else {}
-        table = study.train_all_schemes(cfg, schemes, args.seed or None, **options)
+        table = study.train_all_schemes(cfg, schemes, args.seed or None)
     except StudyInputError as err:
         if distributed.is_main():
             print(f"error: {err}", file=sys.stderr)

@@ -7,28 +7,28 @@ predictions (``results/predictions/``); nothing here trains or decodes.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from jointsid_utils.config import StudyConfig
-from jointsid_utils.generator.model import model_dir
-from jointsid_utils.metrics import predictions_path
+from jointsid_utils.generator.orchestration import scheme_name
 from jointsid_utils.generator.tokenization import make_id_scheme
+from jointsid_utils.generator.training import model_dir
+from jointsid_utils.metrics import K, predictions_path
 
-Scheme = tuple[str, str]
+if TYPE_CHECKING:
+    from jointsid_utils.ids.schemes import Scheme
 
-
-def _name(scheme: Scheme) -> str:
-    return f"{scheme[0]}__{scheme[1]}"
+RECALL_COLUMNS = ("search/all", "rec/all", "rec/exclude_history")
 
 
 def loss_curves(cfg: StudyConfig, schemes: Sequence[Scheme], seed: int) -> pd.DataFrame:
     """Tidy loss curves: scheme, epoch, step, curve ("train" every 50 steps, "validation" per epoch), loss."""
     rows = []
     for s in schemes:
-        path = model_dir(cfg.name, _name(s), seed) / "train_info.json"
+        path = model_dir(cfg.name, scheme_name(s), seed) / "train_info.json"
         if not path.exists():
             continue
         info = json.loads(path.read_text())
@@ -78,6 +78,26 @@ def plot_loss_curves(curves: pd.DataFrame, *, ncols: int = 4):
     return fig
 
 
+def loss_summary(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per scheme: first, lowest and last validation loss, and whether it was still falling at the end."""
+    table = curves[curves.curve == "validation"].groupby("scheme").loss.agg(["first", "min", "last"])
+    table["still falling at the end"] = table["last"] <= table["min"]
+    return table
+
+
+def recall_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """``train_all_schemes``' summary rows with their Recall@30 per task/protocol as columns."""
+    recalls = pd.DataFrame([{"embedding": r.embedding, "quantizer": r.quantizer, "seed": r.seed, **r.recall}
+                            for r in runs.itertuples()])
+    return runs[["embedding", "quantizer", "seed", "status"]].merge(recalls, on=["embedding", "quantizer", "seed"])
+
+
+def recall_metrics(recalls: pd.DataFrame) -> dict[str, Any]:
+    """``{"<embedding>__<quantizer>/seed<k>/<task>/<protocol>": recall}`` for the notebook's metrics record."""
+    return {f"{r['embedding']}__{r['quantizer']}/seed{r['seed']}/{col}": r[col]
+            for _, r in recalls.iterrows() for col in RECALL_COLUMNS if col in r}
+
+
 def timing_table(summaries: pd.DataFrame) -> pd.DataFrame:
     """Per scheme and seed: train and decode seconds, examples per epoch, parameters."""
     t = summaries.copy()
@@ -85,6 +105,21 @@ def timing_table(summaries: pd.DataFrame) -> pd.DataFrame:
     cols = ["embedding", "quantizer", "seed", "train_seconds", "decode_seconds", "job_seconds", "train_examples",
             "parameters", "vocab_size", "workers"]
     return t[[c for c in cols if c in t]]
+
+
+def plot_times(times: pd.DataFrame, title: str):
+    """One stacked bar per scheme and seed: train then decode seconds (``timing_table`` rows)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(times) + 1.2))
+    labels = times.embedding + " / " + times.quantizer + " s" + times.seed.astype(str)
+    ax.barh(labels, times.train_seconds, label="train")
+    ax.barh(labels, times.decode_seconds, left=times.train_seconds, label="decode")
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.set_title(title)
+    return fig
 
 
 def _id_text(scheme, task: str, item: int) -> str:
@@ -97,12 +132,12 @@ def example_predictions(cfg: StudyConfig, scheme: Scheme, codes: np.ndarray, ite
     """A few test cases with the top generated IDs decoded to titles; the target is marked with ``<==``.
 
     Search cases show the query; rec cases the user's last three history titles. Cases default to the
-    first ``n_cases`` where the target is in the top 30, then the first misses, so both are seen.
+    first ``n_cases`` where the target is in the top ``K``, then the first misses, so both are seen.
     """
     path = predictions_path(cfg.name, scheme[0], scheme[1], task)
     preds = pd.read_parquet(path)
     preds = preds[(preds.seed == seed) & (preds.protocol == "all") & (preds.decoding == "beam")]
-    sid = make_id_scheme(_name(scheme), codes)
+    sid = make_id_scheme(scheme_name(scheme), codes)
     title = items.set_index("item_id")["title"].astype(str)
     if case_ids is None:
         hit = np.array([t in list(r) for t, r in zip(preds.target, preds.ranked)])
@@ -120,7 +155,7 @@ def example_predictions(cfg: StudyConfig, scheme: Scheme, codes: np.ndarray, ite
         ranked = list(r.ranked)
         rank = ranked.index(r.target) + 1 if r.target in ranked else None
         rows.append({"case": r.case_id, "context": context, "rank": "target", "ID": _id_text(sid, task, r.target),
-                     "title": title[r.target], "mark": f"target at rank {rank}" if rank else "target not in top 30"})
+                     "title": title[r.target], "mark": f"target at rank {rank}" if rank else f"target not in top {K}"})
         for k, item in enumerate(ranked[:top], 1):
             rows.append({"case": r.case_id, "context": "", "rank": k, "ID": _id_text(sid, task, item),
                          "title": title[item], "mark": "<== target" if item == r.target else ""})

@@ -12,7 +12,7 @@ IDs get their own namespace so the two tasks cannot share a token by accident:
 Prompts: search = ``<search> query text``, rec = ``<rec>`` + the last K history items, each written
 as its rec ID. CPU profiles train a small word-piece vocabulary on the study's own text (a 30k
 vocabulary would make the embedding and output layers most of a 1M-parameter model,
-FEASIBILITY.md); ``paper`` loads the base model's tokenizer and adds the same tokens.
+docs/FEASIBILITY.md); ``paper`` loads the base model's tokenizer and adds the same tokens.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.ids import TWO_ID_SCHEMES
 
 TASKS = ("search", "rec")
 TASK_TOKENS = {"search": "<search>", "rec": "<rec>"}
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"  # T5's names; pad doubles as the decoder start token
-TWO_ID_SCHEMES = ("separate", "prefix_share")
 
 
 def id_token(namespace: str, level: int, code: int) -> str:

@@ -11,13 +11,13 @@ import numpy as np
 
 from jointsid_utils.cache import cached, manifest_path, write_json
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate
 from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
 from jointsid_utils.quantizers.prefix_share import prefix_share_fit, separate_quantizers
 
-TWO_BLOCK = ("separate", "prefix_share")  # schemes whose items carry a search ID and a rec ID
 
 
 def array_sha256(*arrays: np.ndarray) -> str:
@@ -39,7 +39,7 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
     """
     if quantizer_name not in QUANTIZERS:
         make_quantizer(quantizer_name)  # raises the one-sentence error listing valid names
-    if embedding_name in TWO_BLOCK:
+    if embedding_name in TWO_ID_SCHEMES:
         if not (isinstance(X, (tuple, list)) and len(X) == 2):
             raise StudyInputError(f"build_ids: embedding {embedding_name!r} needs X=(search_vecs, rec_vecs), "
                                   f"got {type(X).__name__}; pass the two matrices as a tuple.")

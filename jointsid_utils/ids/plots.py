@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.ids.schemes import Scheme, _id_sets
+from jointsid_utils.ids.schemes import Scheme, id_sets
 
 
 def plot_codebook_usage(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]], schemes: Sequence[Scheme],
@@ -23,7 +23,7 @@ def plot_codebook_usage(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, 
     for scheme in schemes:
         codes, diag = results[scheme]
         L = int(diag["config"]["levels"])
-        for b, (block, d) in enumerate(_id_sets(diag)):
+        for b, (block, d) in enumerate(id_sets(diag)):
             start = b * (L + 1)
             name = {"embedding": scheme[0], "quantizer": scheme[1]}.get(label, f"{scheme[0]} / {scheme[1]}")
             rows.append((name + (f" ({block})" if block else ""), codes[:, start:start + L], d["levels"]))

@@ -14,7 +14,9 @@ One run = one (embedding, configuration, seed): it fits ``RQVAE``, encodes every
 
 Each run is one JSON under ``runs/<profile>/rqvae_diagnosis/<embedding>/``, keyed by the resolved
 config, the seed and the input's sha256, written atomically: a rerun loads, a killed run resumes.
-``run_grid`` can fan out over processes (one torch thread each).
+``run_grid`` can fan out over processes (one torch thread each). ``plan`` reads the grid from the
+profile's ``diagnosis`` section; ``rqvae_tables`` and ``rqvae_plots`` turn the records into tables and
+figures.
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from jointsid_utils.cache import write_json
-from jointsid_utils.config import stable_hash
+from jointsid_utils.cache import run_dir, write_json
+from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
 
 FORMAT = 1  # bump when a run's record changes, so cached runs recompute
@@ -58,37 +59,27 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "residual_only+kmeans+dead": ("no autoencoder", {"autoencoder": False, "kmeans_init": True,
                                                      "threshold_ema_dead_code": 2.0}),
 }
-# The configurations that are cheap and decisive enough to run on every embedding of the profile.
-CORE = ("paper_like", "standardise_input", "kmeans_init", "dead_code_2", "kmeans_init+dead_code", "residual_only")
 FIXED = "kmeans_init+dead_code"  # what rq_vae_fixed registers (quantizers/rq_vae_fixed.py)
+STAGE_QUANTIZERS = ("rq_vae", "rq_vae_fixed")  # compared at the quantizer stage's full budget
 
 
-# What each profile runs (steps per ablation run, seeds, configurations per embedding); measured to
-# fit the notebook's budget on a 2-core CPU: smoke < 2 min, default < 20 min with the cache empty.
-PLANS: dict[str, dict[str, Any]] = {
-    "smoke": {"steps": 100, "seeds": (0,), "workers": 1, "configs": {"content": CORE, "multitask": CORE}},
-    "default": {"steps": 500, "seeds": (0, 1, 2), "workers": 2,
-                # l2_input is the identity on unit-norm sentence vectors; the two extra variants are for paper
-                "configs": {"content": tuple(c for c in CONFIGS if c not in
-                                             ("l2_input", "ema_decay_0.99", "kmeans+dead+commit_0.25")),
-                            "multitask": CORE}},
-    "paper": {"steps": 3000, "seeds": (0, 1, 2), "workers": 2,
-              "configs": {"content": tuple(CONFIGS), "multitask": tuple(CONFIGS)}},
-}
-
-
-def plan(cfg: Any, steps: int | None = None) -> dict[str, Any]:
-    """The profile's plan plus the paper-like base kwargs (``IdConfig`` mapped as the quantizer stage does,
-    with the ablation's steps and a log every steps/40 so the history shows when codes die)."""
+def plan(cfg: StudyConfig) -> dict[str, Any]:
+    """``cfg.diagnosis`` as ``run_grid`` takes it: ``configs`` (embedding -> configuration names), ``seeds``,
+    ``workers``, ``steps``, and ``base``: the paper-like ``rq_vae`` kwargs (``IdConfig`` mapped as the
+    quantizer stage does) with the ablation's steps and a log every steps/40, so the history shows when
+    codes die."""
     from jointsid_utils.ids.schemes import quantizer_kwargs
 
-    p = dict(PLANS.get(cfg.name, PLANS["default"]))
-    if steps:
-        p["steps"] = int(steps)
-    base = quantizer_kwargs(cfg, "rq_vae")
-    base.update(steps=p["steps"], log_every=max(1, p["steps"] // 40))
-    p["base"] = base
-    return p
+    d = cfg.diagnosis
+    for key in ("skipped_configs", "core_configs"):
+        unknown = [name for name in getattr(d, key) if name not in CONFIGS]
+        if unknown:
+            raise StudyInputError(f"diagnosis.{key} names unknown configuration(s) {unknown}; "
+                                  f"choose from {', '.join(CONFIGS)}.")
+    full = tuple(name for name in CONFIGS if name not in d.skipped_configs)
+    configs = {e: full if e in d.full_grid_embeddings else d.core_configs for e in d.embeddings}
+    base = {**quantizer_kwargs(cfg, "rq_vae"), "steps": d.steps, "log_every": max(1, d.steps // 40)}
+    return {"steps": d.steps, "seeds": d.seeds, "workers": d.workers, "configs": configs, "base": base}
 
 
 def resolve_config(name: str, base: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,8 +124,6 @@ def run_one(X: np.ndarray, embedding: str, name: str, kwargs: Mapping[str, Any],
 
 
 def _fit_record(X: np.ndarray, resolved: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
     from jointsid_utils.quantizers import RQVAE, scheme_diagnostics
 
     q = RQVAE(**resolved)
@@ -143,29 +132,17 @@ def _fit_record(X: np.ndarray, resolved: dict[str, Any]) -> dict[str, Any]:
     codes = q.encode(X)
     diag = scheme_diagnostics(codes, q.cfg.codebook_size, quantizer="rq_vae", config=resolved,
                               reconstruction_mse=q.diagnostics()["reconstruction_mse"], fit_seconds=q.fit_seconds)
-    with torch.no_grad():
-        final = scale_probe(q, X, initial=False)
+    final = scale_probe(q, X, initial=False)
     return {**diag, "history": q.history, "probe_init": init, "probe_final": final}
 
 
 def scale_probe(q: Any, X: np.ndarray, *, initial: bool) -> dict[str, Any]:
-    """Latent scale versus level-1 codebook scale. ``initial``: on a freshly built, untrained model with
-    the same seed as ``fit`` (the codebook is all zeros until k-means init runs in the first step)."""
+    """Latent scale versus level-1 codebook scale, of the fitted ``RQVAE`` or (``initial``) of a fresh one
+    built with the same seed as ``fit`` (``RQVAE.latents_and_codebook``)."""
     import torch
 
-    from jointsid_utils.quantizers._torch_common import Normaliser
-
-    if initial:
-        torch.manual_seed(q.cfg.seed)
-        model = q._build(X.shape[1])
-        data = torch.from_numpy(Normaliser(q.cfg.normalize).fit(X)(X))
-    else:
-        model = q.model
-        data = torch.from_numpy(q.normaliser(X))
-    model.eval()
+    z, codebook = q.latents_and_codebook(X, initial=initial)
     with torch.no_grad():
-        z = model.encoder(data)
-        codebook = model.rvq.layers[0]._codebook.embed[0]
         if q.cfg.use_cosine_sim:
             z = torch.nn.functional.normalize(z, dim=-1)
         dist = torch.cdist(z, codebook)
@@ -232,155 +209,12 @@ def run_grid(vectors: Mapping[str, np.ndarray], base: Mapping[str, Any], cache_d
     return sorted(records, key=lambda r: order[(r["embedding"], r["name"], r["seed"])])
 
 
-# Tidy tables ---------------------------------------------------------------------------------
+def stage_diagnostics(cfg: StudyConfig, vectors: Mapping[str, np.ndarray]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The quantizer stage's ``rq_vae`` and ``rq_vae_fixed`` IDs of each diagnosed embedding, built with
+    ``build_ids`` and the stage's settings (``ids.rq_vae_steps``) into ``runs/<profile>/ids/``, so notebook
+    03's cache is reused and notebook 05 finds them; (embedding, quantizer) -> the IDs' diagnostics."""
+    from jointsid_utils.ids.build import build_ids
+    from jointsid_utils.ids.schemes import scheme_kwargs
 
-def runs_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per (embedding, configuration, seed, level) with the level's and the run's diagnostics."""
-    rows = []
-    for r in records:
-        for lvl, stats in enumerate(r["levels"]):
-            rows.append({
-                "embedding": r["embedding"], "config": r["name"], "group": r["group"], "seed": r["seed"],
-                "level": lvl + 1, "codebook_size": stats["codebook_size"], "used": stats["used"],
-                "used_share": stats["used"] / stats["codebook_size"], "perplexity": stats["perplexity"],
-                "top_code_share": stats["top_code_share"], "collision_rate": r["collision_rate"],
-                "max_items_per_prefix": r["max_items_per_prefix"], "distinct_prefixes": r["distinct_prefixes"],
-                "reconstruction_mse": r["reconstruction_mse"], "fit_seconds": r["fit_seconds"],
-                "steps": r["config"]["steps"],
-                "codes_used_init_l1": r["probe_init"]["codes_used_init"],
-                "latent_radius_init": r["probe_init"]["latent_radius"],
-                "code_spacing_init": r["probe_init"]["code_spacing"],
-                "code_gap_init": r["probe_init"]["code_gap"],
-                "latent_radius_final": r["probe_final"]["latent_radius"],
-            })
-    return pd.DataFrame(rows)
-
-
-def history_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per (embedding, configuration, seed, logged step, level): codes used, perplexity, losses."""
-    rows = []
-    for r in records:
-        for h in r["history"]:
-            for lvl, (used, ppl) in enumerate(zip(h["used"], h["perplexity"])):
-                rows.append({"embedding": r["embedding"], "config": r["name"], "seed": r["seed"], "step": h["step"],
-                             "level": lvl + 1, "used": used, "perplexity": ppl, "distinct_ids": h["distinct_ids"],
-                             "recon_loss": h["recon_loss"], "commit_loss": h["commit_loss"][lvl]})
-    return pd.DataFrame(rows)
-
-
-def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds per (embedding, configuration, level)."""
-    cols = ["codebook_size", "used", "used_share", "perplexity", "top_code_share", "collision_rate", "max_items_per_prefix",
-            "distinct_prefixes", "reconstruction_mse", "codes_used_init_l1", "fit_seconds"]
-    g = runs.groupby(["embedding", "config", "level"], sort=False)[cols]
-    out = g.mean().join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename("seeds"))
-    return out.reset_index()
-
-
-def pretty_table(summary: pd.DataFrame, embedding: str) -> pd.DataFrame:
-    """The ablation table for one embedding: 'mean ± sd' strings, one row per configuration, levels side by side."""
-    s = summary[summary.embedding == embedding]
-
-    def pm(m: float, sd: float, fmt: str) -> str:
-        return f"{m:{fmt}}" if not np.isfinite(sd) else f"{m:{fmt}} ± {sd:{fmt}}"
-
-    rows = []
-    for name, block in s.groupby("config", sort=False):
-        row: dict[str, Any] = {"config": name, "knob": CONFIGS.get(name, ("custom",))[0]}
-        for _, lv in block.iterrows():
-            k = int(lv.level)
-            row[f"L{k} used"] = pm(lv.used, lv.used_sd, ".1f") + f" / {int(lv.codebook_size)}"
-            row[f"L{k} perplexity"] = pm(lv.perplexity, lv.perplexity_sd, ".1f")
-        first = block.iloc[0]
-        row["collision rate"] = pm(first.collision_rate, first.collision_rate_sd, ".3f")
-        row["max items/prefix"] = pm(first.max_items_per_prefix, first.max_items_per_prefix_sd, ".1f")
-        row["recon MSE x1e3"] = pm(1e3 * first.reconstruction_mse, 1e3 * first.reconstruction_mse_sd, ".3f")
-        row["seeds"] = int(first.seeds)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("config")
-
-
-def death_steps(history: pd.DataFrame, threshold: float = 0.1) -> pd.DataFrame:
-    """Per (embedding, config, seed, level): the first logged step where codes used fall below
-    ``threshold`` x the best count seen so far, and the step where usage is lowest."""
-    rows = []
-    for (emb, cfg, seed, lvl), h in history.groupby(["embedding", "config", "seed", "level"], sort=False):
-        h = h.sort_values("step")
-        peak = h.used.cummax()
-        dead = h[h.used <= np.maximum(1, threshold * peak)]
-        rows.append({"embedding": emb, "config": cfg, "seed": seed, "level": lvl,
-                     "first_logged_used": int(h.used.iloc[0]), "min_used": int(h.used.min()),
-                     "step_of_min": int(h.step.iloc[int(h.used.values.argmin())]),
-                     "collapsed_at_step": int(dead.step.iloc[0]) if len(dead) else None,
-                     "final_used": int(h.used.iloc[-1])})
-    return pd.DataFrame(rows)
-
-
-# Figures --------------------------------------------------------------------------------------
-
-def plot_usage_over_training(history: pd.DataFrame, configs: Sequence[str], *, embeddings: Sequence[str] | None = None,
-                             codebook_size: int | None = None):
-    """Codes used per level over training: rows = embeddings, columns = levels, one line per configuration
-    (mean over seeds, shaded min..max)."""
-    import matplotlib.pyplot as plt
-
-    embeddings = list(embeddings or history.embedding.unique())
-    shown = history[history.config.isin(configs)]  # levels of the plotted configs only (no empty panels)
-    levels = sorted(shown.level.unique())
-    fig, axes = plt.subplots(len(embeddings), len(levels), figsize=(5.2 * len(levels), 3.4 * len(embeddings)),
-                             squeeze=False, sharex=True, sharey=True)
-    colours = dict(zip(configs, plt.get_cmap("tab10").colors))
-    for i, emb in enumerate(embeddings):
-        for j, lvl in enumerate(levels):
-            ax = axes[i, j]
-            for k, name in enumerate(configs):
-                h = history[(history.embedding == emb) & (history.level == lvl) & (history.config == name)]
-                if h.empty:
-                    continue
-                g = h.groupby("step").used
-                ax.plot(g.mean().index, g.mean().values, color=colours[name], lw=2.6 if k == 0 else 1.6,
-                        ls="--" if k == 0 else "-", label=name, zorder=3 if k == 0 else 2)
-                ax.fill_between(g.min().index, g.min().values, g.max().values, color=colours[name], alpha=0.15, lw=0)
-            if codebook_size:
-                ax.axhline(codebook_size, color="grey", ls=":", lw=1)
-            ax.set_title(f"{emb} · level {lvl}")
-            ax.set_xlabel("training step")
-            ax.set_ylabel("codes used")
-            ax.set_ylim(0, (codebook_size or ax.get_ylim()[1]) * 1.05)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.suptitle("RQ-VAE codebook usage over training (mean over seeds, band = min..max)", y=1.0)
-    fig.tight_layout()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(5, len(labels)), fontsize=9)
-    return fig
-
-
-def plot_ablation(summary: pd.DataFrame, embedding: str, order: Sequence[str] | None = None):
-    """Three panels per configuration: share of each level's codebook used, perplexity / codebook size,
-    collision rate before dedup (mean over seeds, error bar = sd)."""
-    import matplotlib.pyplot as plt
-
-    s = summary[summary.embedding == embedding].copy()
-    order = [c for c in (order or s.config.unique()) if c in set(s.config)]
-    levels = sorted(s.level.unique())
-    fig, axes = plt.subplots(1, 3, figsize=(15, 0.32 * len(order) + 1.6), sharey=True)
-    y = np.arange(len(order))
-    height = 0.8 / len(levels)
-    for k, lvl in enumerate(levels):
-        lv = s[s.level == lvl].set_index("config").reindex(order)
-        offs = y - 0.4 + height * (k + 0.5)
-        axes[0].barh(offs, lv.used_share, height, xerr=lv.used_sd / lv.codebook_size, label=f"level {lvl}")
-        axes[1].barh(offs, lv.perplexity / lv.codebook_size, height, xerr=lv.perplexity_sd / lv.codebook_size,
-                     label=f"level {lvl}")
-    first = s[s.level == levels[0]].set_index("config").reindex(order)
-    axes[2].barh(y, first.collision_rate, 0.6, xerr=first.collision_rate_sd, color="tab:red")
-    axes[0].set_yticks(y, order)
-    axes[0].invert_yaxis()
-    axes[0].set_xlabel("codes used / codebook size")
-    axes[1].set_xlabel("perplexity / codebook size")
-    axes[2].set_xlabel("collision rate before dedup (lower is better)")
-    for ax in axes:
-        ax.set_xlim(0, 1.05)
-    axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"RQ-VAE ablation on {embedding} (mean ± sd over seeds; each row changes the paper-like config)", y=1.0)
-    fig.tight_layout()
-    return fig
+    return {(e, q): build_ids(e, q, vectors[e], run_dir(cfg.name, "ids"), **scheme_kwargs(cfg, e, q))[1]
+            for e in cfg.diagnosis.embeddings for q in STAGE_QUANTIZERS}

@@ -22,25 +22,24 @@ import pandas as pd
 from jointsid_utils.cache import manifest_path, run_dir
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.ids.build import build_ids
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer, scheme_diagnostics
-from jointsid_utils.ids.build import TWO_BLOCK
 
-VECTOR_EMBEDDINGS = ("content", "search", "rec", "fused_concat", "fused_svd", "multitask")
 # STUDY.md §5. Table A: how the IDs are built, all with RQ-KMeans (the paper's Table 2).
 TABLE_A = ("content", "search", "rec", "separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
 # Table B: the quantizers (the paper's Table 3) on multitask, and on content for the diagnostics.
-# rq_vae is the paper-like configuration; rq_vae_fixed is notebook 04's, built once it is registered.
+# rq_vae is the paper-like configuration; rq_vae_fixed adds notebook 04's remedies.
 TABLE_B_QUANTIZERS = ("rq_kmeans", "rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")
 TABLE_B_EMBEDDINGS = ("multitask", "content")
 
-Scheme = tuple[str, str]
+Scheme = tuple[str, str]  # (embedding, quantizer), e.g. ("multitask", "rq_kmeans")
 SCHEMES: tuple[Scheme, ...] = tuple(dict.fromkeys(
     [(e, "rq_kmeans") for e in TABLE_A] + [(e, q) for e in TABLE_B_EMBEDDINGS for q in TABLE_B_QUANTIZERS]))
 
-# IdConfig field -> quantizer config field, per registered method. A method registered later that
-# subclasses one of these (e.g. ``rq_vae_fixed``) gets only the training-budget knobs of its parent,
-# so the profile sets its steps but cannot undo the settings that make it "fixed".
+# IdConfig field -> quantizer config field, per method. A method without an entry that subclasses one of
+# these (``rq_vae_fixed``) gets only its parent's training-budget knobs, so the profile sets its steps
+# but cannot undo the settings that make it "fixed".
 _KNOBS: dict[str, dict[str, str]] = {
     "rq_kmeans": {"backend": "rq_kmeans_backend", "niter": "rq_kmeans_niter"},
     "rq_vae": {"steps": "rq_vae_steps", "batch_size": "rq_vae_batch_size", "lr": "rq_vae_lr",
@@ -52,11 +51,6 @@ _KNOBS: dict[str, dict[str, str]] = {
 _BUDGET = ("steps", "batch_size", "log_every", "niter", "max_iter")
 
 
-def default_schemes(include_unregistered: bool = False) -> list[Scheme]:
-    """SCHEMES whose quantizer is registered now (``rq_vae_fixed`` joins when notebook 04's module adds it)."""
-    return [s for s in SCHEMES if include_unregistered or s[1] in QUANTIZERS]
-
-
 def quantizer_kwargs(cfg: StudyConfig, name: str) -> dict[str, Any]:
     """``cfg.ids`` mapped onto quantizer ``name``'s config: levels, codebook_size, seed and its own knobs."""
     if name not in QUANTIZERS:
@@ -66,7 +60,7 @@ def quantizer_kwargs(cfg: StudyConfig, name: str) -> dict[str, Any]:
     cls = QUANTIZERS[name]
     if name in _KNOBS:
         knobs = _KNOBS[name]
-    else:  # a later method: the budget knobs of the registered family it derives from, if any
+    else:  # a method without its own entry: the budget knobs of the family it derives from, if any
         parents = [p for p in _KNOBS if p in QUANTIZERS and issubclass(cls, QUANTIZERS[p])]
         knobs = {k: v for k, v in _KNOBS[parents[0]].items() if k in _BUDGET} if parents else {}
     fields = set(cls.Config.__dataclass_fields__)
@@ -93,7 +87,7 @@ def _check_schemes(requested: Iterable[Scheme], embeddings: Mapping[str, np.ndar
         if emb not in TABLE_A and emb not in embeddings:
             raise StudyInputError(f"Scheme {emb}__{quant}: unknown embedding {emb!r}; use one of "
                                   f"{', '.join(TABLE_A)} or a key of the embeddings passed in.")
-        needed = ("search", "rec") if emb in TWO_BLOCK else (emb,)
+        needed = ("search", "rec") if emb in TWO_ID_SCHEMES else (emb,)
         missing = [m for m in needed if m not in embeddings]
         if missing:
             raise StudyInputError(f"Scheme {emb}__{quant} needs the {', '.join(missing)} embedding(s), which were not "
@@ -111,7 +105,7 @@ def _check_inputs(cfg: StudyConfig, todo: Sequence[Scheme], embeddings: Mapping[
         K = scheme_kwargs(cfg, emb, quant)["codebook_size"]
         key = "ids.prefix_share_codebook_size" if emb == "prefix_share" and cfg.ids.prefix_share_codebook_size \
             is not None else "ids.codebook_size"
-        for name in (("search", "rec") if emb in TWO_BLOCK else (emb,)):
+        for name in (("search", "rec") if emb in TWO_ID_SCHEMES else (emb,)):
             X = np.asarray(embeddings[name])
             if X.ndim == 2 and np.issubdtype(X.dtype, np.number) and not np.isfinite(X).all():
                 rows = int((~np.isfinite(X)).any(axis=1).sum())
@@ -129,19 +123,19 @@ def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes:
                 *, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
     """Build (or reload) the IDs of every scheme into ``runs/<profile>/ids/``; (emb, quant) -> (codes, diag).
 
-    ``schemes`` defaults to every scheme of STUDY.md §5 whose quantizer is registered. All schemes are
+    ``schemes`` defaults to every scheme of STUDY.md §5 (``SCHEMES``). All schemes are
     checked before anything is fitted, so a typo fails in a second, not after the RQ-VAE.
     """
     from tqdm.auto import tqdm
 
-    todo = _check_schemes(default_schemes() if schemes is None else schemes, embeddings)
+    todo = _check_schemes(SCHEMES if schemes is None else schemes, embeddings)
     _check_inputs(cfg, todo, embeddings)
     out_dir = run_dir(cfg.name, "ids")
     results: dict[Scheme, tuple[np.ndarray, dict[str, Any]]] = {}
     bar = tqdm(todo, desc="semantic IDs", unit="scheme", disable=not progress)
     for emb, quant in bar:
         bar.set_postfix_str(f"{emb}__{quant}")
-        X = (embeddings["search"], embeddings["rec"]) if emb in TWO_BLOCK else embeddings[emb]
+        X = (embeddings["search"], embeddings["rec"]) if emb in TWO_ID_SCHEMES else embeddings[emb]
         results[(emb, quant)] = build_ids(emb, quant, X, out_dir, **scheme_kwargs(cfg, emb, quant))
     return results
 
@@ -160,7 +154,7 @@ class SemanticIds:
 
     @property
     def two_block(self) -> bool:
-        return self.embedding in TWO_BLOCK
+        return self.embedding in TWO_ID_SCHEMES
 
     def for_task(self, task: str) -> np.ndarray:
         if task not in ("search", "rec"):
@@ -191,8 +185,9 @@ def load_ids(cfg: StudyConfig, embedding: str, quantizer: str) -> SemanticIds:
 
 # diagnostics ------------------------------------------------------------------------------------
 
-def _id_sets(diag: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """("", diag) for one-block schemes, ("search", block), ("rec", block) for two-block ones."""
+def id_sets(diag: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """A scheme's ID sets with their diagnostics: ``[("", diag)]`` for one-block schemes, ``[("search",
+    block), ("rec", block)]`` for the two-ID schemes, in the order of the array's columns."""
     blocks = diag.get("blocks")  # the JSON stores keys sorted; keep the array's order: search, then rec
     return [(task, blocks[task]) for task in ("search", "rec")] if blocks else [("", diag)]
 
@@ -202,7 +197,7 @@ def diagnostics_table(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, An
     perplexity and top-code share; collision rate, largest prefix group, reconstruction MSE, fit time."""
     rows = []
     for (emb, quant), (_, diag) in results.items():
-        for block, d in _id_sets(diag):
+        for block, d in id_sets(diag):
             row: dict[str, Any] = {"embedding": emb, "quantizer": quant, "block": block or "-",
                                    "codebook": d["levels"][0]["codebook_size"]}
             for i, lv in enumerate(d["levels"], start=1):
@@ -222,7 +217,7 @@ def level_codes(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]], 
     """Per-level code columns (without the dedup counter) of one ID set, (n_items, levels)."""
     codes, diag = results[scheme]
     L = int(diag["config"]["levels"])
-    if scheme[0] in TWO_BLOCK:
+    if scheme[0] in TWO_ID_SCHEMES:
         start = 0 if block == "search" else L + 1
         return codes[:, start:start + L]
     return codes[:, :L]

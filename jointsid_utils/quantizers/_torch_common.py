@@ -1,10 +1,13 @@
-"""Shared pieces of the gradient-trained quantizers: input normalisation, optimisers, code stats."""
+"""Shared pieces of the gradient-trained quantizers: input normalisation, optimisers, minibatches, the
+training log and encoding."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from jointsid_utils.quantizers.base import Quantizer
 
 NORMALISATIONS = ("none", "l2", "standardise")
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
@@ -30,6 +33,17 @@ class Normaliser:
         if self.kind == "standardise":
             return ((X - self.mean) / self.std).astype(np.float32)
         return X
+
+
+def seeded_input(X: np.ndarray, normalize: str, seed: int) -> tuple[Normaliser, Any, Any]:
+    """The start of every gradient-trained fit: torch's global seed set (model initialisation), the input
+    normalised (fitted on X) as a tensor, and the seeded generator that orders the minibatches."""
+    import torch
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    normaliser = Normaliser(normalize).fit(X)
+    return normaliser, torch.from_numpy(normaliser(X)), generator
 
 
 def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> Any:
@@ -74,3 +88,27 @@ def log_subset(n: int, max_items: int | None, seed: int) -> np.ndarray:
     if max_items is None or n <= max_items:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=max_items, replace=False))
+
+
+class GradientQuantizer(Quantizer):
+    """A quantizer trained by minibatch gradient steps on normalised input (``rq_vae``, ``residual_lfq``).
+    Its ``_fit`` sets ``self.normaliser`` and calls ``_log_step`` after every step; ``_codes`` maps a
+    normalised tensor to codes."""
+
+    normaliser: Normaliser
+
+    def _codes(self, data: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _log_step(self, step: int, log_data: Any, **losses: Any) -> None:
+        """Every ``log_every`` steps and at the last one, a history row: the losses (tensors), then codes
+        used and perplexity per level and distinct IDs on ``log_data``, a fixed subset of the items."""
+        if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+            codes = self._codes(log_data)
+            self.history.append({"step": step, **{k: v.detach().tolist() for k, v in losses.items()},
+                                 **code_stats(codes)})
+
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        return self._codes(torch.from_numpy(self.normaliser(X)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import types
 import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from jointsid_utils.config import as_dict
+from jointsid_utils.config import as_dict, check_value
 from jointsid_utils.errors import StudyInputError
 
 
@@ -123,46 +122,15 @@ def check_matrix(X: Any, what: str = "X") -> np.ndarray:
 
 
 def build_config(cls: type, values: dict[str, Any], owner: str) -> Any:
-    """``cls(**values)`` with unknown keys and wrong types reported as one sentence."""
+    """``cls(**values)`` with unknown keys and wrong types reported as one sentence (``config.check_value``)."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    checked = {}
     for key, value in values.items():
         if key not in hints:
             raise StudyInputError(f"{owner}: unknown parameter {key!r}; valid parameters are: {', '.join(names)}.")
-        if not _matches(value, hints[key]):
-            raise StudyInputError(f"{owner}: parameter {key!r} expects {_type_name(hints[key])}, got "
-                                  f"{type(value).__name__} {value!r}.")
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
-    values = {k: (float(v) if hints[k] is float else int(v) if hints[k] is int else v) for k, v in values.items()}
-    return cls(**values)
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
-        else (hint,)
-    for t in allowed:
-        if t is type(None):
-            if value is None:
-                return True
-            continue
-        origin = typing.get_origin(t) or t
-        if origin is tuple:
-            elem = (typing.get_args(t) or (object,))[0]
-            if isinstance(value, (list, tuple)) and all(_matches(v, elem) for v in value):
-                return True
-        elif t is float:
-            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-                return True
-        elif t is int:
-            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-                return True
-        elif t is object or isinstance(value, origin):
-            return True
-    return False
-
-
-def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        checked[key] = check_value(hints[key], value, f"{owner}: parameter {key!r}")
+    return cls(**checked)
 
 
 def choice(owner: str, key: str, value: str, options: tuple[str, ...]) -> None:

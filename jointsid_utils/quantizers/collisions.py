@@ -12,7 +12,8 @@ import numpy as np
 from jointsid_utils.errors import StudyInputError
 
 
-def _check_codes(codes: np.ndarray) -> np.ndarray:
+def check_codes(codes: np.ndarray) -> np.ndarray:
+    """``codes`` as a non-empty 2-d int64 array (n_items, levels); anything else raises one sentence."""
     arr = np.asarray(codes)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise StudyInputError(f"codes has shape {arr.shape}; pass a non-empty 2-d integer array (n_items, levels).")
@@ -29,7 +30,7 @@ def _groups(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def deduplicate(codes: np.ndarray) -> np.ndarray:
     """``codes`` (n, L) -> (n, L + 1): the new last column is 0, 1, 2, ... among items with the same
     L codes, in item index order."""
-    codes = _check_codes(codes)
+    codes = check_codes(codes)
     inverse, _ = _groups(codes)
     order = np.argsort(inverse, kind="stable")  # items grouped by prefix, index order inside a group
     sorted_groups = inverse[order]
@@ -42,11 +43,11 @@ def deduplicate(codes: np.ndarray) -> np.ndarray:
 
 def collision_rate(codes: np.ndarray) -> float:
     """Share of items whose (pre-dedup) ID is shared with at least one other item."""
-    codes = _check_codes(codes)
+    codes = check_codes(codes)
     inverse, counts = _groups(codes)
     return float(np.mean(counts[inverse] > 1))
 
 
 def max_items_per_prefix(codes: np.ndarray) -> int:
     """The largest number of items under one full (pre-dedup) ID; also the dedup level's size."""
-    return int(_groups(_check_codes(codes))[1].max())
+    return int(_groups(check_codes(codes))[1].max())

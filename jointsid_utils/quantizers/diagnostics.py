@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jointsid_utils.quantizers.collisions import _check_codes, collision_rate, max_items_per_prefix
+from jointsid_utils.quantizers.collisions import check_codes, collision_rate, max_items_per_prefix
 
 
 def perplexity(column: np.ndarray) -> float:
@@ -27,7 +27,7 @@ def scheme_diagnostics(codes: np.ndarray, codebook_sizes: int | Sequence[int], *
                        config: dict[str, Any] | None = None, reconstruction_mse: float | None = None,
                        fit_seconds: float | None = None, encode_seconds: float | None = None) -> dict[str, Any]:
     """The §4 JSON for one ID set; ``codes`` are the pre-dedup codes (n, L)."""
-    codes = _check_codes(codes)
+    codes = check_codes(codes)
     sizes = [codebook_sizes] * codes.shape[1] if isinstance(codebook_sizes, (int, np.integer)) else list(codebook_sizes)
     return {
         "quantizer": quantizer, "config": config, "n_items": int(codes.shape[0]),

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.quantizers._torch_common import (NORMALISATIONS, OPTIMIZERS, Normaliser, code_stats,
-                                                     log_subset, make_optimizer, minibatches)
-from jointsid_utils.quantizers.base import Quantizer, QuantizerConfig, choice
+from jointsid_utils.quantizers._torch_common import (NORMALISATIONS, OPTIMIZERS, GradientQuantizer, log_subset,
+                                                     make_optimizer, minibatches, seeded_input)
+from jointsid_utils.quantizers.base import QuantizerConfig, choice
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +44,7 @@ class ResidualLFQConfig(QuantizerConfig):
     log_max_items: int | None = 10_000
 
 
-class ResidualLFQQuantizer(Quantizer):
+class ResidualLFQQuantizer(GradientQuantizer):
     name = "residual_lfq"
     Config = ResidualLFQConfig
 
@@ -62,23 +62,19 @@ class ResidualLFQQuantizer(Quantizer):
                 raise StudyInputError(f"{self.name}: {key} is {getattr(cfg, key)}; use a positive integer.")
 
     def _fit(self, X: np.ndarray) -> dict[str, Any]:
-        import torch
         import torch.nn.functional as F
         from vector_quantize_pytorch import ResidualLFQ
 
         cfg = self.cfg
         # 1. seeds, normalisation, model (ResidualLFQ owns the projection to log2(codebook_size) dims)
-        torch.manual_seed(cfg.seed)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        self.normaliser = Normaliser(cfg.normalize).fit(X)
-        data = torch.from_numpy(self.normaliser(X))
+        self.normaliser, data, generator = seeded_input(X, cfg.normalize, cfg.seed)
         self.model = ResidualLFQ(dim=X.shape[1], num_quantizers=cfg.levels, codebook_size=cfg.codebook_size,
                                  entropy_loss_weight=cfg.entropy_loss_weight,
                                  commitment_loss_weight=cfg.commitment_loss_weight,
                                  diversity_gamma=cfg.diversity_gamma,
                                  soft_clamp_input_value=cfg.soft_clamp_input_value)
         optimizer = make_optimizer(cfg.optimizer, list(self.model.parameters()), cfg.lr, cfg.weight_decay)
-        log_rows = log_subset(len(data), cfg.log_max_items, cfg.seed)
+        log_data = data[log_subset(len(data), cfg.log_max_items, cfg.seed)]
         # 2. minibatch steps: reconstruction + entropy/commitment auxiliary loss
         for step, rows in minibatches(len(data), cfg.batch_size, cfg.steps, generator):
             x = data[rows]
@@ -90,10 +86,7 @@ class ResidualLFQQuantizer(Quantizer):
             loss.backward()
             optimizer.step()
             # 3. log usage on a fixed subset
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                codes = self._codes(data[log_rows])
-                self.history.append({"step": step, "loss": loss.item(), "recon_loss": recon_loss.item(),
-                                     "aux_loss": aux.detach().tolist(), **code_stats(codes)})
+            self._log_step(step, log_data, loss=loss, recon_loss=recon_loss, aux_loss=aux)
         # 4. reconstruction error on the whole training set
         return {"reconstruction_mse": self._recon_mse(data)}
 
@@ -115,8 +108,3 @@ class ResidualLFQQuantizer(Quantizer):
 
     def _recon_mse(self, data: Any) -> float:
         return self._run(data)[1]
-
-    def _encode(self, X: np.ndarray) -> np.ndarray:
-        import torch
-
-        return self._codes(torch.from_numpy(self.normaliser(X)))

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.quantizers._torch_common import (NORMALISATIONS, OPTIMIZERS, Normaliser, code_stats,
-                                                     log_subset, make_optimizer, minibatches)
-from jointsid_utils.quantizers.base import Quantizer, QuantizerConfig, choice
+from jointsid_utils.quantizers._torch_common import (NORMALISATIONS, OPTIMIZERS, GradientQuantizer, log_subset,
+                                                     make_optimizer, minibatches, seeded_input)
+from jointsid_utils.quantizers.base import QuantizerConfig, choice
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +66,7 @@ class RQVAEConfig(QuantizerConfig):
     log_max_items: int | None = 10_000  # items on which usage is logged; None = all
 
 
-class RQVAE(Quantizer):
+class RQVAE(GradientQuantizer):
     name = "rq_vae"
     Config = RQVAEConfig
 
@@ -123,14 +123,11 @@ class RQVAE(Quantizer):
 
         cfg = self.cfg
         # 1. seeds, input normalisation, model
-        torch.manual_seed(cfg.seed)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        self.normaliser = Normaliser(cfg.normalize).fit(X)
-        data = torch.from_numpy(self.normaliser(X))
+        self.normaliser, data, generator = seeded_input(X, cfg.normalize, cfg.seed)
         self.model = self._build(X.shape[1])
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = make_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay) if params else None
-        log_rows = log_subset(len(data), cfg.log_max_items, cfg.seed)
+        log_data = data[log_subset(len(data), cfg.log_max_items, cfg.seed)]
         # 2. minibatch steps: reconstruction + commitment loss
         for step, rows in minibatches(len(data), cfg.batch_size, cfg.steps, generator):
             x = data[rows]
@@ -144,10 +141,7 @@ class RQVAE(Quantizer):
                     loss.backward()
                     optimizer.step()
             # 3. log codebook usage on a fixed item subset
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                codes = self._codes(data[log_rows])
-                self.history.append({"step": step, "loss": loss.item(), "recon_loss": recon_loss.item(),
-                                     "commit_loss": commit.detach().tolist(), **code_stats(codes)})
+            self._log_step(step, log_data, loss=loss, recon_loss=recon_loss, commit_loss=commit)
         # 4. reconstruction error of the trained model on the whole training set
         return {"reconstruction_mse": self._recon_mse(data)}
 
@@ -172,7 +166,19 @@ class RQVAE(Quantizer):
                 total += float(((self._forward(x)[0] - x) ** 2).sum())
         return total / data.numel()
 
-    def _encode(self, X: np.ndarray) -> np.ndarray:
+    def latents_and_codebook(self, X: np.ndarray, *, initial: bool = False) -> tuple[Any, Any]:
+        """The encoder's latents of X and the level-1 codebook (torch tensors, no gradient), for probing the
+        scale mismatch behind the collapse: of the fitted model, or (``initial``) of a fresh model built as
+        ``fit`` builds it, same seed and input normalisation, before any update. With ``kmeans_init`` the
+        fresh codebook is all zeros: the library fills it in the first training step."""
         import torch
 
-        return self._codes(torch.from_numpy(self.normaliser(X)))
+        if initial:
+            _, data, _ = seeded_input(X, self.cfg.normalize, self.cfg.seed)
+            model = self._build(X.shape[1])
+        else:
+            model, data = self.model, torch.from_numpy(self.normaliser(X))
+        model.eval()
+        with torch.no_grad():
+            # vector-quantize-pytorch keeps the codebook on a private attribute: read it here, in one place
+            return model.encoder(data), model.rvq.layers[0]._codebook.embed[0]

@@ -1,5 +1,7 @@
 """Notebook 01, second half: 20 search queries per item, split 10 train / 10 test.
 
-``templates`` writes them offline from the metadata (seeded); ``llm`` asks any OpenAI-compatible chat
-endpoint instead, with an on-disk answer cache.
+``stage`` is the entry point (``prepare_queries``) and picks a backend: ``templates`` writes the
+queries offline from the metadata (seeded, wording in ``vocabulary``); ``llm`` asks any
+OpenAI-compatible chat endpoint instead, with an on-disk answer cache. ``common`` holds what both
+backends share: the frame's columns, input checks and the seeded train/test split.
 """

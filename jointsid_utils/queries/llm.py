@@ -24,7 +24,8 @@ from tqdm import tqdm
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.templates import _as_list, _check_items, _finish, _known, exact_title_share, split_labels
+from jointsid_utils.queries.common import (as_list, check_items, exact_title_share, finish_queries, is_known,
+                                           split_labels)
 from jointsid_utils.reproducibility import rng
 
 BASE_DELAY_S = 1.0  # first backoff; doubles per retry (tests set it near zero)
@@ -45,7 +46,7 @@ class _Retryable(Exception):
 def llm_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str | None = None,
                 base_delay_s: float | None = None, session: requests.Session | None = None) -> pd.DataFrame:
     """``per_item`` queries per item from ``cfg.queries.llm_model`` at ``cfg.queries.llm_base_url``."""
-    _check_items(items)
+    check_items(items)
     q = cfg.queries
     url = chat_url(cfg)
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir(cfg.name, "data", "llm_cache")
@@ -77,7 +78,7 @@ def llm_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str 
         splits = split_labels(kinds, q.train_per_item, rng(cfg.seed, "queries", item_id))
         rows += [{"item_id": item_id, "query": text, "kind": "llm", "split": s, "source": f"llm:{q.llm_model}"}
                  for text, s in zip(answers[item_id], splits)]
-    frame = _finish(rows)
+    frame = finish_queries(rows)
     share = exact_title_share(frame, items)
     if share > 0.10:
         warnings.warn(f"{share:.0%} of the queries from {q.llm_model} contain the item's full title "
@@ -102,15 +103,15 @@ def build_messages(item: dict, n: int) -> list[dict[str, str]]:
     for label, key, unit in (("Year", "year", ""), ("Runtime", "runtime_min", " minutes"),
                              ("IMDb rating", "imdb_rating", "/10"), ("Certificate", "mpaa", "")):
         value = item.get(key)
-        if _known(value):
+        if is_known(value):
             lines.append(f"{label}: {value}{unit}")
-    genres = [g for g in _as_list(item.get("genres")) if g != "unknown"]
+    genres = [g for g in as_list(item.get("genres")) if g != "unknown"]
     if genres:
         lines.append(f"Genres: {', '.join(genres)}")
-    tags = _as_list(item.get("tags"))
+    tags = as_list(item.get("tags"))
     if tags:
         lines.append(f"Tags: {', '.join(map(str, tags))}")
-    if _known(item.get("plot")) and str(item["plot"]).strip():
+    if is_known(item.get("plot")) and str(item["plot"]).strip():
         lines.append(f"Plot: {str(item['plot']).strip()[:PLOT_CHARS]}")
     max_title = max(1, n // 10)
     user = (f"Write exactly {n} different search queries that a person might type to find this movie.\n\n"

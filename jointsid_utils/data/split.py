@@ -1,0 +1,74 @@
+"""From raw ratings to the study's interactions: slicing, contiguous ids, the leave-last-out split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jointsid_utils.config import StudyConfig
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import rng
+
+INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "split"]
+
+
+def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """max_items (most rated), then a seeded user sample (max_users / target_interactions), then min_interactions."""
+    data = cfg.data
+    if data.max_items is not None:
+        counts = ratings.groupby("movie").size().rename("n").reset_index()
+        counts = counts.sort_values(["n", "movie"], ascending=[False, True], kind="mergesort")  # ties: lower id
+        ratings = ratings[ratings["movie"].isin(counts["movie"].head(data.max_items).to_numpy())]
+    if data.max_users is not None or data.target_interactions is not None:
+        per_user = ratings.groupby("user").size().sort_index()
+        order = rng(cfg.seed, "users").permutation(per_user.index.to_numpy())
+        if data.max_users is not None:
+            order = order[: data.max_users]
+        if data.target_interactions is not None:
+            # Paper: sample users until about this many interactions (1.2M of ML-25M).
+            total = per_user.loc[order].cumsum().to_numpy()
+            order = order[: int(np.searchsorted(total, data.target_interactions)) + 1]
+        ratings = ratings[ratings["user"].isin(order)]
+    per_user = ratings.groupby("user")["movie"].transform("size")
+    ratings = ratings[per_user >= data.min_interactions]
+    if ratings.empty:
+        raise StudyInputError(f"No user has {data.min_interactions}+ interactions after slicing (max_items="
+                              f"{data.max_items}, max_users={data.max_users}, target_interactions="
+                              f"{data.target_interactions}); raise those limits, lower data.min_interactions "
+                              "(to 3 at least) or use a dataset whose users have more interactions.")
+    return ratings
+
+
+def reindex(items: pd.DataFrame, ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep items with interactions; contiguous item ids in source order, user ids in user order.
+
+    The items gain empty enrichment columns (runtime, IMDb rating, MPAA, plot) so every catalogue has
+    the same schema whether or not ``enrich_items`` fills them.
+    """
+    items = items[items["movie"].isin(ratings["movie"].unique())]
+    items = items.sort_values("movie").reset_index(drop=True)
+    items.insert(0, "item_id", np.arange(len(items), dtype="int64"))
+    item_of = pd.Series(items["item_id"].to_numpy(), index=items["movie"].to_numpy())
+    items.insert(1, "source_id", items.pop("movie").astype(str))
+    users = np.sort(ratings["user"].unique())
+    user_of = pd.Series(np.arange(len(users), dtype="int64"), index=users)
+    interactions = pd.DataFrame({
+        "user_id": user_of.loc[ratings["user"].to_numpy()].to_numpy(),
+        "item_id": item_of.loc[ratings["movie"].to_numpy()].to_numpy().astype("int64"),
+        "timestamp": ratings["timestamp"].astype("int64").to_numpy(),
+        "rating": ratings["rating"].astype("float32").to_numpy(),
+    })
+    items["runtime_min"] = pd.array([None] * len(items), dtype="Int64")
+    items["imdb_rating"] = np.full(len(items), np.nan)
+    items["mpaa"] = pd.Series([None] * len(items), dtype=object)
+    items["plot"] = pd.Series([None] * len(items), dtype=object)
+    return items, interactions
+
+
+def split_leave_last_out(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Per user, in time order (ties by item_id): last = test, second-to-last = validation, rest = train."""
+    out = interactions.sort_values(["user_id", "timestamp", "item_id"], kind="mergesort").reset_index(drop=True)
+    from_end = out.groupby("user_id").cumcount(ascending=False).to_numpy()
+    out["split"] = np.where(from_end == 0, "test", np.where(from_end == 1, "validation", "train"))
+    out["split"] = out["split"].astype(str)
+    return out[INTERACTION_COLUMNS]

@@ -1,0 +1,201 @@
+"""The generator's examples (STUDY.md §2.5): prompts and target items per split, and their torch datasets.
+
+* search = (train query -> item ID); a few train queries are held out for validation.
+* rec = sliding windows over each user's *train* history (K items -> the next one), the last
+  ``rec_windows_per_user`` windows per user; validation = every user's validation item.
+* test: the sampled test queries, and every user's first test item with all earlier items as history.
+
+Both tasks' train examples form one shuffled stream (mixed batches, as the paper), unless
+``TaskBlockSampler`` puts one task in each batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from jointsid_utils.config import GeneratorConfig, StudyConfig
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.generator.tokenization import IdScheme, make_id_scheme, rec_prompt, search_prompt
+from jointsid_utils.reproducibility import rng
+
+
+@dataclass
+class Examples:
+    """Prompts and targets per split; ``test_rec.history`` holds each rec test case's earlier items."""
+
+    train: pd.DataFrame  # task, prompt, target
+    validation: pd.DataFrame  # task, prompt, target
+    test_search: pd.DataFrame  # case_id, query_id, query, prompt, target
+    test_rec: pd.DataFrame  # case_id, user_id, prompt, target, history (all train+validation items)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def build_examples(scheme: IdScheme, interactions: pd.DataFrame, queries: pd.DataFrame, *, history_k: int,
+                   rec_windows_per_user: int, val_queries: int, search_eval_cases: int | None,
+                   seed: int, items: pd.DataFrame | None = None, item_text_examples: int = 0,
+                   case_seed: int = 0) -> Examples:
+    """Train, validation and test examples for both tasks (see the module docstring).
+
+    ``seed`` (the training seed) picks the held-out validation queries and the shuffle; ``case_seed`` (the
+    study seed) picks the test-query subsample, so every scheme and training seed is scored on the same
+    cases and paired tests apply.
+    """
+    check_frames(interactions, queries, scheme.n_items)
+    search_train, search_val = _search_examples(queries, val_queries, seed)
+    if item_text_examples and items is not None:
+        search_train = pd.concat([search_train, _item_text_examples(items, item_text_examples)], ignore_index=True)
+    rec_train, rec_val, test_rec = _rec_examples(scheme, interactions, history_k, rec_windows_per_user)
+    test_search = _search_test_cases(queries, search_eval_cases, case_seed)
+
+    order = rng(seed, "generator", "shuffle").permutation(len(search_train) + len(rec_train))
+    train = pd.concat([search_train, rec_train], ignore_index=True).iloc[order].reset_index(drop=True)
+    validation = pd.concat([search_val, rec_val], ignore_index=True)
+    stats = {"train_search": len(search_train), "train_rec": len(rec_train), "val_search": len(search_val),
+             "val_rec": len(rec_val), "test_search": len(test_search), "test_rec": len(test_rec)}
+    return Examples(train, validation, test_search, test_rec, stats)
+
+
+def scheme_examples(scheme: IdScheme, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
+                    gcfg: GeneratorConfig, *, seed: int, case_seed: int) -> Examples:
+    """``build_examples`` with the generator config's settings: what a training job uses."""
+    return build_examples(scheme, interactions, queries, history_k=gcfg.history_k,
+                          rec_windows_per_user=gcfg.rec_windows_per_user, val_queries=gcfg.val_queries,
+                          search_eval_cases=gcfg.search_eval_cases, seed=seed, items=items,
+                          item_text_examples=gcfg.item_text_examples, case_seed=case_seed)
+
+
+def generator_test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame,
+                         queries: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(search, rec) test cases of every scheme's generator: they depend on the data, ``history_k``,
+    ``search_eval_cases`` and the study seed only, so baselines are scored on the same cases."""
+    one_code_per_item = make_id_scheme("baseline", np.arange(len(items)).reshape(-1, 1))
+    ex = build_examples(one_code_per_item, interactions, queries, history_k=cfg.generator.history_k,
+                        rec_windows_per_user=1, val_queries=0, search_eval_cases=cfg.generator.search_eval_cases,
+                        seed=0, case_seed=cfg.seed)
+    return ex.test_search, ex.test_rec
+
+
+def check_frames(interactions: pd.DataFrame, queries: pd.DataFrame, n_items: int) -> None:
+    """One sentence for frames without the needed columns or with item ids the codes do not cover."""
+    for frame, name, cols in ((interactions, "interactions", ("user_id", "item_id", "split")),
+                              (queries, "queries", ("item_id", "query", "split"))):
+        missing = [c for c in cols if c not in frame]
+        if missing:
+            raise StudyInputError(f"The {name} frame lacks columns {missing}; pass the frame from notebook 01.")
+        if len(frame) and (frame["item_id"].max() >= n_items or frame["item_id"].min() < 0):
+            raise StudyInputError(f"The {name} frame names item ids outside 0..{n_items - 1}; the codes and the "
+                                  "data come from different runs, rebuild the IDs for this dataset.")
+
+
+def _search_frame(queries: pd.Series, targets: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"task": "search", "prompt": [search_prompt(q) for q in queries], "target": targets})
+
+
+def _search_examples(queries: pd.DataFrame, val_queries: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train queries as (train, validation) search examples; at most a tenth is held out."""
+    q_train = queries[queries["split"] == "train"]
+    held = rng(seed, "generator", "val_queries").permutation(len(q_train))[: min(val_queries, len(q_train) // 10)]
+    is_held = np.zeros(len(q_train), dtype=bool)
+    is_held[held] = True
+    targets = q_train["item_id"].to_numpy()
+    return (_search_frame(q_train["query"][~is_held], targets[~is_held]),
+            _search_frame(q_train["query"][is_held], targets[is_held]))
+
+
+def _item_text_examples(items: pd.DataFrame, copies: int) -> pd.DataFrame:
+    """DSI-style indexing examples (Tay et al. 2022): each item's title and its text -> its search ID."""
+    prompts, targets = [], []
+    for row in items.itertuples():
+        title = f"{row.title} {int(row.year)}" if "year" in items and pd.notna(row.year) else str(row.title)
+        text = str(row.text) if "text" in items else title
+        prompts += [search_prompt(title), search_prompt(text)]
+        targets += [row.item_id, row.item_id]
+    return pd.DataFrame({"task": "search", "prompt": prompts * copies, "target": targets * copies})
+
+
+def _rec_examples(scheme: IdScheme, interactions: pd.DataFrame, history_k: int,
+                  windows_per_user: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train windows, validation, test cases) of the rec task; histories come from earlier items only."""
+    train_rows, val_rows, test_rows = [], [], []
+    for user, g in interactions.groupby("user_id", sort=True):
+        seq, split = g["item_id"].to_numpy(), g["split"].to_numpy()
+        train = seq[split == "train"]
+        for j in range(max(1, len(train) - windows_per_user), len(train)):
+            train_rows.append((rec_prompt(scheme, train[max(0, j - history_k) : j], history_k), train[j]))
+        val = seq[split == "validation"]
+        if len(val) and len(train):
+            val_rows.append((rec_prompt(scheme, train, history_k), val[0]))
+        test_pos = np.flatnonzero(split == "test")
+        if len(test_pos):
+            before = seq[: test_pos[0]]
+            test_rows.append((user, rec_prompt(scheme, before, history_k), seq[test_pos[0]], before))
+    test = pd.DataFrame(test_rows, columns=["user_id", "prompt", "target", "history"])
+    test.insert(0, "case_id", [f"u{u}" for u in test["user_id"]])
+    return (pd.DataFrame(train_rows, columns=["prompt", "target"]).assign(task="rec"),
+            pd.DataFrame(val_rows, columns=["prompt", "target"]).assign(task="rec"), test)
+
+
+def _search_test_cases(queries: pd.DataFrame, n_cases: int | None, case_seed: int) -> pd.DataFrame:
+    """The test queries, a seeded subsample of ``n_cases`` when there are more (None = all)."""
+    q_test = queries[queries["split"] == "test"]
+    if n_cases is not None and n_cases < len(q_test):
+        pick = np.sort(rng(case_seed, "generator", "search_eval_cases").choice(len(q_test), n_cases, replace=False))
+        q_test = q_test.iloc[pick]
+    qid = q_test["query_id"].to_numpy() if "query_id" in q_test else np.arange(len(q_test))
+    return pd.DataFrame({"case_id": [f"q{q}" for q in qid], "query_id": qid, "query": q_test["query"].to_numpy(),
+                         "prompt": [search_prompt(q) for q in q_test["query"]], "target": q_test["item_id"].to_numpy()})
+
+
+# ----------------------------------------------------------------------------- torch datasets
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """input_ids and labels per example; a plain torch dataset (the Trainer needs no ``datasets``)."""
+
+    def __init__(self, input_ids: list[list[int]], labels: list[list[int]]):
+        self.input_ids, self.labels = input_ids, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return {"input_ids": self.input_ids[i], "labels": self.labels[i]}
+
+
+def encode_examples(frame: pd.DataFrame, tokenizer, label_ids: dict[str, np.ndarray], max_len: int) -> ExampleDataset:
+    """Tokenised prompts and labels (the target item's ID tokens, then eos)."""
+    enc = tokenizer(list(frame["prompt"]), truncation=True, max_length=max_len)
+    eos = tokenizer.eos_token_id
+    labels = [[int(x) for x in label_ids[t][i]] + [eos] for t, i in zip(frame["task"], frame["target"])]
+    return ExampleDataset(enc["input_ids"], labels)
+
+
+class TaskBlockSampler(torch.utils.data.Sampler):
+    """Indices in blocks of exactly ``block`` examples of one task (a DataLoader with that batch size then
+    gets one task per batch), blocks in a seeded random order, reshuffled per pass. A task's last block is
+    filled up with its first examples of the pass, so blocks never go out of step with the batches."""
+
+    def __init__(self, tasks: Sequence[str], block: int, seed: int):
+        self.tasks, self.block, self.seed, self.epoch = np.asarray(tasks), block, seed, 0
+        self._n = sum(-(-int((self.tasks == t).sum()) // block) * block for t in np.unique(self.tasks))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        gen = rng(self.seed, "task_blocks", self.epoch)
+        self.epoch += 1
+        blocks = []
+        for task in np.unique(self.tasks):
+            idx = gen.permutation(np.flatnonzero(self.tasks == task))
+            idx = np.resize(idx, -(-len(idx) // self.block) * self.block)  # wrap around to full blocks
+            blocks += list(idx.reshape(-1, self.block))
+        for b in gen.permutation(len(blocks)):
+            yield from blocks[b].tolist()

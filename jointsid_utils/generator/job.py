@@ -1,0 +1,97 @@
+"""One generator job: a scheme's IDs and a training seed -> the ranked lists of every test case.
+
+    preds = train_and_predict("multitask__rq_kmeans", codes, items, interactions, queries, cfg, seed)
+
+The job key (``job_key``) names everything that decides the lists; it keys both the trained model
+(``runs/<profile>/models/generator/<scheme>__seed<k>/``) and the scored job's marker that
+``orchestration`` writes under ``results/generator_runs/``. Every setting comes from ``GeneratorConfig``;
+another value is another config (``dataclasses.replace`` or ``config.load_config`` overrides).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from jointsid_utils import distributed
+from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
+from jointsid_utils.generator.examples import scheme_examples
+from jointsid_utils.generator.model import load_saved
+from jointsid_utils.generator.predict import predict, search_settings
+from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
+from jointsid_utils.generator.training import load_trained, model_dir, train_scheme
+from jointsid_utils.ids.build import array_sha256
+from jointsid_utils.reproducibility import seed_everything
+
+# Settings left out of the job key. ``decoding`` and ``decode_batch_size`` change only how the saved model
+# is decoded, so a job that differs in them reuses the model (notebook 06 decodes one model both ways;
+# the marker's file name carries the decoding). ``seeds`` lists the jobs to run; each job's own seed is
+# in the key.
+NOT_IN_KEY = ("decoding", "decode_batch_size", "seeds")
+ITEM_COLUMNS = ("item_id", "title", "year", "text")  # what the tokenizer corpus and item-text examples read
+INTERACTION_COLUMNS = ("user_id", "item_id", "split")
+QUERY_COLUMNS = ("query_id", "item_id", "query", "split")
+
+
+def data_hash(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame) -> str:
+    """A hash of the columns a job reads, row order included (it decides each user's sequence)."""
+    parts = []
+    for frame, columns in ((items, ITEM_COLUMNS), (interactions, INTERACTION_COLUMNS), (queries, QUERY_COLUMNS)):
+        rows = pd.util.hash_pandas_object(frame[[c for c in columns if c in frame]], index=False).to_numpy()
+        parts.append(array_sha256(rows))
+    return stable_hash(parts)
+
+
+def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: int, seed: int) -> str:
+    """Everything that decides a job's ranked lists: the generator settings (less ``NOT_IN_KEY``), the
+    scheme and its codes, the data (``data_hash``), the study seed (it picks the test queries) and the
+    training seed."""
+    settings = {k: v for k, v in as_dict(gcfg).items() if k not in NOT_IN_KEY}
+    return stable_hash({"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
+                        "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed)})
+
+
+def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray], items: pd.DataFrame,
+                      interactions: pd.DataFrame, queries: pd.DataFrame, cfg: StudyConfig | GeneratorConfig,
+                      seed: int, *, profile: str | None = None, threads: int | None = None,
+                      retrain: bool = False) -> pd.DataFrame | None:
+    """Train (or reload) the scheme's generator and return the ranked lists of every test case.
+
+    ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
+    model, tokenizer and ``train_info.json`` (examples, times, loss curve) go to ``training.model_dir``;
+    a model saved there for the same job key is reloaded instead of retrained (``retrain=True`` forces
+    training). Under ``torchrun`` every process trains its shard and only the main one decodes (the
+    others get None).
+    """
+    gcfg = cfg.generator if isinstance(cfg, StudyConfig) else cfg
+    profile = profile or (cfg.name if isinstance(cfg, StudyConfig) else "default")
+    case_seed = cfg.seed if isinstance(cfg, StudyConfig) else 0
+    search_settings(gcfg)  # an unknown decoding fails before any training
+    if threads is not None:
+        torch.set_num_threads(threads)
+    seed_everything(seed)
+    scheme = make_id_scheme(scheme_name, codes)
+    examples = scheme_examples(scheme, items, interactions, queries, gcfg, seed=seed, case_seed=case_seed)
+    key = job_key(gcfg, scheme, data_hash(items, interactions, queries), case_seed=case_seed, seed=seed)
+
+    out = model_dir(profile, scheme_name, seed)
+    info = None if retrain else load_trained(out, key)
+    if info is None:
+        info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
+    if not distributed.is_main():
+        return None  # the main process decodes; the others go on to the next job's training
+
+    # Decoding reads the saved model, so a first run and a rerun give the same lists: after
+    # load_best_model_at_end the trainer's in-memory model (which reports the tied embeddings as missing
+    # keys) scored up to 0.04 apart from the saved best checkpoint on an H200, 26 of 64 lists differing.
+    tokenizer, model = load_saved(out)
+    started = time.time()
+    preds = predict(model, tokenizer, scheme, examples, gcfg)
+    preds["seed"] = seed
+    preds.attrs["train_info"] = {k: v for k, v in info.items() if k != "log_history"}
+    preds.attrs["decode_seconds"] = round(time.time() - started, 1)
+    return preds

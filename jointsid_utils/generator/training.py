@@ -1,0 +1,153 @@
+"""Training one scheme's generator with HF ``Seq2SeqTrainer``, and its cached model directory.
+
+    out = model_dir(profile, "multitask__rq_kmeans", seed)   # runs/<profile>/models/generator/<scheme>__seed<k>/
+    info = load_trained(out, key)                            # a finished model for this job key, or None
+    info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key)
+
+The Trainer runs unchanged under ``accelerate launch`` / ``torchrun`` (every process trains its shard of
+each batch); a fixed number of epochs, bf16 where CUDA has it, the lowest-validation-loss checkpoint
+kept, and an interrupted run resumes from its last complete checkpoint. ``train_info.json`` (the job
+key, example counts, times, the loss curve) is written last, so it marks a complete model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+
+from jointsid_utils import distributed
+from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
+from jointsid_utils.config import GeneratorConfig, as_dict
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.generator.examples import Examples, TaskBlockSampler, encode_examples
+from jointsid_utils.generator.model import build_model, make_tokenizer
+from jointsid_utils.generator.tokenization import IdScheme, check_tokenizer, item_token_ids
+
+TASK_BATCHING = ("mixed", "per_task")
+INFO_FILE = "train_info.json"
+
+
+def model_dir(profile: str, scheme_name: str, seed: int) -> Path:
+    """``runs/<profile>/models/generator/<scheme>__seed<k>/``."""
+    return run_dir(profile, "models", "generator", f"{scheme_name}__seed{seed}")
+
+
+def load_trained(out: Path, key: str) -> dict[str, Any] | None:
+    """The ``train_info.json`` of a complete model in ``out`` trained for job ``key``, else None."""
+    path = out / INFO_FILE
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    return info if info.get("key") == key else None
+
+
+def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
+                 gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False) -> dict[str, Any]:
+    """Train the scheme's generator into ``out`` and return its ``train_info`` (also saved there).
+
+    Steps: a checkpoint folder for this key (resumed when it holds one), the tokenizer, the tokenised
+    examples, the model, the Trainer, then the saved model, tokenizer and info.
+    """
+    if gcfg.task_batching not in TASK_BATCHING:
+        raise StudyInputError(f"generator.task_batching {gcfg.task_batching!r} is not 'mixed' or 'per_task'.")
+    checkpoints = checkpoint_dir(out, key, fresh=retrain)
+    tokenizer = _tokenizer(scheme, items, queries, gcfg, checkpoints)
+    labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
+    train_ds = encode_examples(examples.train, tokenizer, labels, gcfg.max_prompt_tokens)
+    val_ds = encode_examples(examples.validation, tokenizer, labels, gcfg.max_prompt_tokens)
+    model = build_model(tokenizer, gcfg)
+    per_task = list(examples.train["task"]) if gcfg.task_batching == "per_task" else None
+    run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed, train_tasks=per_task)
+    info = {"key": key, "scheme": scheme.name, "seed": seed, "generator": as_dict(gcfg), "examples": examples.stats,
+            "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()), **run}
+    if distributed.is_main():
+        (out / INFO_FILE).unlink(missing_ok=True)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        write_json(out / INFO_FILE, info)
+    distributed.barrier()
+    return info
+
+
+def checkpoint_dir(out: Path, key: str, *, fresh: bool = False) -> Path:
+    """``out/checkpoints`` for job ``key``: emptied when it holds another key's checkpoints (or ``fresh``),
+    so only a run of the same job is resumed. Under torchrun the main process resets it, the others wait."""
+    folder = out / "checkpoints"
+    stamp = folder / "key.txt"
+    if distributed.is_main():
+        if folder.exists() and (fresh or not stamp.exists() or stamp.read_text() != key):
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(key)
+    distributed.barrier()
+    return folder
+
+
+def _tokenizer(scheme: IdScheme, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+               checkpoints: Path):
+    """The resumed checkpoint's tokenizer, else a new one; either must hold every ID token of ``scheme``.
+
+    A resumed model's embedding rows follow its own tokenizer's ids, so that tokenizer is reused rather
+    than rebuilt."""
+    from transformers import AutoTokenizer
+
+    checkpoint = last_complete_checkpoint(checkpoints)
+    tokenizer = (AutoTokenizer.from_pretrained(checkpoint) if checkpoint is not None
+                 else make_tokenizer(scheme, items, queries, gcfg))
+    check_tokenizer(tokenizer, scheme)
+    return tokenizer
+
+
+def training_arguments(gcfg: GeneratorConfig, out: Path, seed: int):
+    """``Seq2SeqTrainingArguments``: the global batch is ``gcfg.batch_size`` whatever the process count."""
+    from transformers import Seq2SeqTrainingArguments
+
+    cuda = torch.cuda.is_available()
+    return Seq2SeqTrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=max(1, gcfg.batch_size // distributed.world_size()),
+        per_device_eval_batch_size=256, learning_rate=gcfg.lr, weight_decay=gcfg.weight_decay,
+        num_train_epochs=gcfg.epochs, warmup_steps=gcfg.warmup_steps, lr_scheduler_type="cosine",
+        max_grad_norm=gcfg.max_grad_norm, eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_steps=50, seed=seed, data_seed=seed, bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        report_to="none", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False, save_only_model=False,
+        # accelerate treats CPU processes under torchrun as separate single-process runs (DistributedType.NO)
+        # unless use_cpu is set: each would train the whole model alone and race on the checkpoints.
+        use_cpu=not cuda,
+    )
+
+
+def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, out_dir: Path, seed: int, *,
+                    resume: bool = True, train_tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Seq2SeqTrainer with a fixed number of epochs; keeps the lowest-validation-loss checkpoint.
+
+    ``train_tasks`` (the task of each train example) switches to one task per batch (``TaskBlockSampler``).
+    """
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
+
+    class Trainer(Seq2SeqTrainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            if train_tasks is None:
+                return super()._get_train_sampler(*args, **kwargs)
+            return TaskBlockSampler(train_tasks, self.args.per_device_train_batch_size * self.args.world_size, seed)
+
+    # T5's forward takes **kwargs but averages its loss over the local tokens and ignores num_items_in_batch;
+    # the trainer (average_tokens_across_devices) would then multiply that loss by the process count, which
+    # scales the logged losses and the gradients (against max_grad_norm) with the number of processes.
+    model.accepts_loss_kwargs = False
+    trainer = Trainer(model=model, args=training_arguments(gcfg, out_dir, seed), train_dataset=train_ds,
+                      eval_dataset=val_ds, processing_class=tokenizer,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100))
+    checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    return {"train_seconds": round(time.time() - started, 1), "metrics": result.metrics,
+            "log_history": list(trainer.state.log_history),
+            "world_size": trainer.args.world_size,  # as the trainer saw it: 1 unless gradients were averaged
+            "best_checkpoint": trainer.state.best_model_checkpoint, "resumed": checkpoint is not None}
