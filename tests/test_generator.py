@@ -162,3 +162,43 @@ def test_two_id_schemes_end_to_end(runs_dir, scheme):
     preds = train_and_predict(scheme, np.hstack([codes, rec]), items, inter, queries, replace(TINY, epochs=1.0), 0,
                               profile="smoke")
     assert all(len(set(r)) == len(r) == 10 and max(r) < N_ITEMS for r in preds["ranked"])
+
+
+def test_reloaded_generator_has_the_trained_logits_and_no_missing_key_warning(tmp_path):
+    """The best checkpoint's reload and the saved model keep T5's tied embeddings: no "missing keys"
+    warning for the aliases, and the saved model reloads to the same logits as the trained one."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from jointsid_utils.generator.examples import encode_examples
+    from jointsid_utils.generator.model import build_model, load_saved, make_tokenizer
+    from jointsid_utils.generator.training import tied_aliases, train_generator
+
+    items, inter, queries, codes = toy_data()
+    scheme = make_id_scheme("content", codes)
+    cfg = replace(TINY, epochs=2.0)
+    ex = build_examples(scheme, inter, queries, history_k=cfg.history_k, rec_windows_per_user=cfg.rec_windows_per_user,
+                        val_queries=cfg.val_queries, search_eval_cases=None, seed=0)
+    tokenizer = make_tokenizer(scheme, items, queries, cfg)
+    labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
+    train_ds, val_ds = (encode_examples(f, tokenizer, labels, cfg.max_prompt_tokens) for f in (ex.train, ex.validation))
+    model = build_model(tokenizer, cfg)
+    assert tied_aliases(model) == {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        train_generator(model, tokenizer, train_ds, val_ds, cfg, tmp_path, seed=0, resume=False)
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert not [r for r in records if "missing keys" in r], records
+    model.save_pretrained(tmp_path / "saved")
+    tokenizer.save_pretrained(tmp_path / "saved")
+    _, reloaded = load_saved(tmp_path / "saved")
+    batch = torch.tensor([train_ds[0]["input_ids"]]), torch.tensor([[tokenizer.pad_token_id]])
+    with torch.no_grad():
+        trained = model.eval()(input_ids=batch[0], decoder_input_ids=batch[1]).logits
+        again = reloaded.eval()(input_ids=batch[0], decoder_input_ids=batch[1]).logits
+    assert torch.equal(trained, again)

@@ -75,6 +75,18 @@ def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, quer
     return info
 
 
+def tied_aliases(model: torch.nn.Module) -> set[str]:
+    """Parameter names that share their tensor with an earlier-named parameter (T5's tied embeddings)."""
+    first: dict[int, str] = {}
+    aliases = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first:
+            aliases.add(name)
+        else:
+            first[id(param)] = name
+    return aliases
+
+
 def checkpoint_dir(out: Path, key: str, *, fresh: bool = False) -> Path:
     """``out/checkpoints`` for job ``key``: emptied when it holds another key's checkpoints (or ``fresh``),
     so only a run of the same job is resumed. Under torchrun the main process resets it, the others wait."""
@@ -136,6 +148,13 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
             if train_tasks is None:
                 return super()._get_train_sampler(*args, **kwargs)
             return TaskBlockSampler(train_tasks, self.args.per_device_train_batch_size * self.args.world_size, seed)
+
+        def _issue_warnings_after_load(self, load_result):
+            # A checkpoint stores T5's tied embedding once (``shared.weight``), so reloading the best one
+            # lists its aliases (``encoder.embed_tokens``, ``decoder.embed_tokens``, ``lm_head``) as missing
+            # although they share the loaded tensor. Only those aliases are dropped from the warning.
+            missing = [k for k in load_result.missing_keys if k not in tied_aliases(self.model)]
+            super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     # T5's forward takes **kwargs but averages its loss over the local tokens and ignores num_items_in_batch;
     # the trainer (average_tokens_across_devices) would then multiply that loss by the process count, which
