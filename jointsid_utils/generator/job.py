@@ -86,8 +86,8 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         return None  # the main process decodes; the others go on to the next job's training
 
     # Decoding reads the saved model, so a first run and a rerun give the same lists: after
-    # load_best_model_at_end the trainer's in-memory model (which reports the tied embeddings as missing
-    # keys) scored up to 0.04 apart from the saved best checkpoint on an H200, 26 of 64 lists differing.
+    # load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
+    # checkpoint on an H200, 26 of 64 lists differing.
     tokenizer, model = load_saved(out)
     started = time.time()
     preds = predict(model, tokenizer, scheme, examples, gcfg)

@@ -173,8 +173,9 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
         for seed in seeds:
             key = job_key(cfg.generator, id_scheme, data, case_seed=cfg.seed, seed=seed)
             marker = out / f"{scheme_name(s)}__seed{seed}{suffix}.json"
-            if not retrain and marker.exists() and json.loads(marker.read_text()).get("key") == key:
-                cached.append({**json.loads(marker.read_text()), "status": "cached"})
+            summary = json.loads(marker.read_text()) if not retrain and marker.exists() else {}
+            if summary.get("key") == key:
+                cached.append({**summary, "status": "cached"})
                 continue
             jobs.append({"scheme": s, "seed": int(seed), "codes": codes[s], "items": items,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "retrain": retrain,
