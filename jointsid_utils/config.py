@@ -15,20 +15,67 @@ import numbers
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 from jointsid_utils.errors import StudyInputError
 
 
+DATA_SOURCES = ("ml-100k", "movielens-csv", "catalogue")
+REPEAT_CONSUMPTION = ("keep", "last")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    source: str = "ml-100k"  # "ml-100k" (embedded, offline) or "movielens-csv" (movies.csv + ratings.csv)
-    path: str | None = None  # directory or zip for "movielens-csv" (ML-25M, ML-1M exports, ml-latest)
+    """Where the items and interactions come from and how they are cleaned and sliced (docs/DATA.md)."""
+
+    # "ml-100k" (embedded, offline), "movielens-csv" (movies.csv + ratings.csv) or "catalogue" (any
+    # items + interactions tables in the generic schema of docs/DATA.md)
+    source: str = "ml-100k"
+    path: str | None = None  # folder or zip for "movielens-csv" (ML-25M, ML-1M, ml-latest) and "catalogue"
+    # A user's repeated interactions with one item (after exact duplicate rows are dropped): "keep" counts
+    # each (implicit feedback, as listening twice); "last" keeps the latest only. MovieLens rates a movie
+    # once per user, so either leaves it unchanged; "keep" loses nothing elsewhere.
+    repeat_consumption: str = "keep"
+    # Items without a title or text, and interaction rows missing a field (a truncated line), are dropped
+    # and counted up to this share of their table; above it the load fails (0 = fail on the first).
+    max_dropped_share: float = 0.05
     max_items: int | None = None  # keep the most-rated items only (smoke slices the catalogue)
     max_users: int | None = None  # keep a seeded sample of users (smoke)
     target_interactions: int | None = None  # paper: sample users until about this many interactions
     min_interactions: int = 3  # users below this cannot give train, validation and test items
-    enrich: bool = True  # join ggplot2movies attributes and plot summaries into the item text
+    enrich: bool = True  # join ggplot2movies attributes and plot summaries into the item text (MovieLens sources)
+
+
+def check_data_section(data: DataConfig) -> None:
+    """Data settings that cannot give a usable catalogue fail before any file is read or notebook starts
+    (the files' headers are checked next, by ``data.dataset.check_source``)."""
+    if data.source not in DATA_SOURCES:
+        raise StudyInputError(f"Unknown data.source {data.source!r}; choose one of: {', '.join(DATA_SOURCES)}.")
+    if data.source != "ml-100k":
+        if not data.path:
+            wants = ("movies.csv and ratings.csv" if data.source == "movielens-csv"
+                     else "items and interactions tables, docs/DATA.md")
+            raise StudyInputError(f"data.source {data.source!r} needs data.path; pass -p data.path "
+                                  f"/path/to/folder-or-zip (with {wants}).")
+        if not Path(data.path).expanduser().exists():
+            raise StudyInputError(f"data.path {Path(data.path).expanduser()} does not exist; point it at the "
+                                  f"{'MovieLens' if data.source == 'movielens-csv' else 'catalogue'} folder or zip.")
+    if data.repeat_consumption not in REPEAT_CONSUMPTION:
+        raise StudyInputError(f"Unknown data.repeat_consumption {data.repeat_consumption!r}; choose one of: "
+                              f"{', '.join(REPEAT_CONSUMPTION)}.")
+    if not 0 <= data.max_dropped_share < 1:
+        raise StudyInputError(f"data.max_dropped_share={data.max_dropped_share} is not a share in [0, 1); "
+                              "use e.g. 0.05 (drop up to 5% of the items or interactions) or 0 to drop none.")
+    if data.min_interactions < 3:
+        raise StudyInputError(f"data.min_interactions={data.min_interactions} would keep users with fewer than 3 "
+                              "interactions, who cannot give a train, a validation and a test item; use 3 or more.")
+    if data.max_items is not None and data.max_items < 2:
+        raise StudyInputError(f"data.max_items={data.max_items} leaves fewer than 2 items to tell apart; "
+                              "use at least 2 (smoke uses 200) or None for the whole catalogue.")
+    if data.max_users is not None and data.max_users < 1:
+        raise StudyInputError(f"data.max_users={data.max_users} keeps no user; use at least 1 (smoke uses 150) "
+                              "or None for every user.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +199,11 @@ class GeneratorConfig:
     # (11% faster, slightly worse on both tasks on default).
     task_batching: str = "mixed"
     workers: int = 0  # schemes trained side by side, 1 thread each; 0 = auto: 1 on a GPU, 2 on idle CPUs (orchestration.auto_workers)
+    # Throughput options (bench/bench_generator_throughput.py, docs/PERFORMANCE.md), all off = the paper's setup:
+    rec_item_positions: bool = False  # one encoder position per history item (its ID tokens' embeddings summed)
+    id_output_only: bool = False  # the output layer scores only ID tokens + EOS, the only tokens decoded
+    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where the GPU/CPU runs it natively)
+    length_grouped: bool = False  # batches of similar prompt length (less padding in mixed-task batches)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -324,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: yaml.safe_load(v) for k, v in zip(args[1::2], args[2::2])}
     try:
         cfg = load_config(args[0], overrides)
+        check_data_section(cfg.data)
     except StudyInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -5,7 +5,9 @@ calls after installing. While a notebook runs, its progress lines (the package's
 prints, throttled tqdm bars of fine-tunes, training and decoding) are shown indented under its name
 (``jointsid_utils.progress``). Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall
 time and the kernel's peak resident memory go to ``runs/<profile>/timings.csv``. The first failing
-notebook stops the run with its name, the failing cell and the error's one-line message.
+notebook stops the run with its name, the failing cell and the error's one-line message. Before any
+notebook starts, the profile, the overrides and the data source (its files and their headers) are
+checked, so a bad configuration fails in one sentence instead of inside notebook 01.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
 from jointsid_utils.config import load_config
+from jointsid_utils.data.dataset import check_source
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.progress import KERNEL_ARGUMENTS, ProgressRelay
 
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {key: yaml.safe_load(value) for key, value in args.p}
     try:
-        load_config(args.profile, overrides)  # fail before any notebook starts
+        # The whole configuration fails here, before any kernel starts: overrides, data settings, data files.
+        check_source(load_config(args.profile, overrides))
         notebooks = numbered_notebooks(args.only, args.notebook_dir)
         if not notebooks:
             raise StudyInputError(f"No notebooks found in {args.notebook_dir}.")

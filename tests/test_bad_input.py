@@ -92,7 +92,7 @@ IDS = {"ids.codebook_size": 4}
 @pytest.mark.parametrize("case, needles", [
     ("no movies", ("movies.csv", "lists no movies")),
     ("no ratings", ("ratings.csv", "has no ratings")),
-    ("ratings of other movies", ("None of the 2 ratings", "same MovieLens export")),
+    ("ratings of other movies", ("None of the 2 ratings", "same export")),
     ("max_items 0", (r"data\.max_items=0", "at least 2")),
 ])
 def test_empty_catalogue(tmp_path, runs_dir, case, needles):
@@ -275,3 +275,112 @@ def test_cli_rejects_wrong_parameter_types(runs_dir, argv, needle):
     assert needle in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr  # one line
     assert nothing_written(runs_dir)
+
+
+# ---------------------------------------------------------------------------------- generic catalogue (issue 17)
+
+CAT_ITEMS = "item_id,title,text,year,categories\n" + "".join(
+    f'{i},Film {i},"Title: Film {i}. A story, number {i}.",{1990 + i % 20},Drama\n' for i in range(1, 41))
+CAT_INTER = "user_id,item_id,timestamp,rating\n" + "".join(
+    f"{u},{(u * 7 + k) % 40 + 1},{1000 * u + k},4.0\n" for u in range(1, 31) for k in range(6))
+
+
+def catalogue_dir(tmp_path: Path, items: str | bytes = CAT_ITEMS, inter: str | bytes = CAT_INTER,
+                  items_name: str = "items.csv") -> Path:
+    out = tmp_path / "catalogue"
+    out.mkdir()
+    (out / items_name).write_bytes(items if isinstance(items, bytes) else items.encode())
+    (out / "interactions.csv").write_bytes(inter if isinstance(inter, bytes) else inter.encode())
+    return out
+
+
+def catalogue_cfg(path: Path | None, **extra):
+    return load_config("default", {"data.source": "catalogue", "data.path": None if path is None else str(path),
+                                   **extra})
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("no path", (r"data\.source 'catalogue' needs data\.path", "-p data.path")),
+    ("missing path", ("does not exist", "catalogue folder or zip")),
+    ("no interactions table", ("has no interactions.csv or interactions.parquet",)),
+    ("empty file", ("items.csv", "is empty", "header line")),
+    ("binary garbage", ("items.csv", "is binary", "zero byte")),
+    ("latin-1", ("items.csv", "is not UTF-8 text", "save it as UTF-8")),
+    ("parquet named csv", ("Parquet file with a .csv name", "rename it")),
+    ("broken parquet", ("items.parquet", "not a readable Parquet file")),
+    ("missing column", ("lacks the column", "text", "separator ';'", "item_id, title, text")),
+    ("non-numeric user id", ("interactions.csv", "non-numeric user_id", "'alice'", "data row 181", "integers")),
+    ("non-integer item id", ("non-integer item_id", "'3.5'")),
+    ("dates mixed with seconds", ("non-numeric timestamp", "ISO 8601")),
+    ("line with a field more", ("cannot be split into its columns", "Expected 4 fields in line 9, saw 5")),
+    ("every line a field more", ("more fields on its lines than in its header",)),
+    ("unterminated quote", ("items.csv", "EOF inside string")),
+    ("many truncated lines", ("20 of the 200 rows", r"data\.max_dropped_share=0\.05")),
+    ("untitled over the share", ("3 of the 40 items", "have no title or text", "first: id 1",
+                                 r"raise data\.max_dropped_share")),
+    ("conflicting item rows", ("lists item_id 1 more than once with different values", "one row per item")),
+    ("header only", ("items.csv", "lists no items")),
+    ("all items unknown", ("None of the 1 interactions", "same export")),
+    ("unknown repeat option", (r"Unknown data\.repeat_consumption 'first'", "keep, last")),
+    ("share out of range", (r"data\.max_dropped_share=1\.5", r"\[0, 1\)")),
+])
+def test_catalogue_inputs_refused_in_one_sentence(tmp_path, runs_dir, case, needles):
+    untitled = CAT_ITEMS.replace("Film 1,", ",").replace("Film 2,", ",").replace("Film 3,", ",")
+    build = {
+        "no path": lambda: catalogue_cfg(None),
+        "missing path": lambda: catalogue_cfg(tmp_path / "nowhere"),
+        "no interactions table": lambda: catalogue_cfg(
+            (lambda d: ((d / "interactions.csv").unlink(), d)[1])(catalogue_dir(tmp_path))),
+        "empty file": lambda: catalogue_cfg(catalogue_dir(tmp_path, items="")),
+        "binary garbage": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=bytes(range(256)) * 8)),
+        "latin-1": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=(CAT_ITEMS + "41,Amélie,Amélie,2001,Comedy\n")
+                                                       .encode("latin-1"))),
+        "parquet named csv": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=b"PAR1 not really")),
+        "broken parquet": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=b"PAR1 garbage PAR1",
+                                                              items_name="items.parquet")),
+        "missing column": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=b"\xef\xbb\xbf" + CAT_ITEMS.replace(
+            ",", ";").replace("; number", ", number").replace("text", "body").encode())),
+        "non-numeric user id": lambda: catalogue_cfg(catalogue_dir(tmp_path, inter=CAT_INTER + "alice,3,5,4.0\n")),
+        "non-integer item id": lambda: catalogue_cfg(catalogue_dir(tmp_path, inter=CAT_INTER + "3,3.5,5,4.0\n")),
+        "dates mixed with seconds": lambda: catalogue_cfg(catalogue_dir(
+            tmp_path, inter=CAT_INTER.replace(",1000,", ",2021-03-04T10:00:00,"))),
+        "line with a field more": lambda: catalogue_cfg(catalogue_dir(
+            tmp_path, inter=CAT_INTER.replace("2,16,2001,4.0", "2,16,2001,4.0,9"))),
+        "every line a field more": lambda: catalogue_cfg(catalogue_dir(
+            tmp_path, inter=CAT_INTER.replace("\n", ",x\n").replace("rating,x", "rating"))),
+        "unterminated quote": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=CAT_ITEMS + '41,"Film 41,text\n')),
+        "many truncated lines": lambda: catalogue_cfg(catalogue_dir(tmp_path, inter=CAT_INTER + "5,3\n" * 20)),
+        "untitled over the share": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=untitled)),
+        "conflicting item rows": lambda: catalogue_cfg(catalogue_dir(tmp_path, items=CAT_ITEMS + "1,Other,Other,2000,\n")),
+        "header only": lambda: catalogue_cfg(catalogue_dir(tmp_path, items="item_id,title,text\n")),
+        "all items unknown": lambda: catalogue_cfg(catalogue_dir(tmp_path, inter="user_id,item_id,timestamp\n1,999,5\n")),
+        "unknown repeat option": lambda: catalogue_cfg(catalogue_dir(tmp_path), **{"data.repeat_consumption": "first"}),
+        "share out of range": lambda: catalogue_cfg(catalogue_dir(tmp_path), **{"data.max_dropped_share": 1.5}),
+    }
+    prepare_data_fails(build[case](), runs_dir, *needles)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--profile", "paper"], "data.source 'movielens-csv' needs data.path"),
+    (["--profile", "smoke", "-p", "data.source", "catalogue", "-p", "data.path", "{missing_column}"],
+     "lacks the column(s) text (header read with separator ','"),
+    (["--profile", "smoke", "-p", "data.source", "catalogue", "-p", "data.path", "{tmp}/nowhere"], "does not exist"),
+    (["--profile", "smoke", "-p", "data.source", "imdb"], "Unknown data.source 'imdb'"),
+])
+def test_runner_checks_the_data_before_any_notebook(tmp_path, runs_dir, args, needle):
+    """The runner (and run_all.sh's first step, the config CLI) refuse a bad data section before any kernel."""
+    missing_column = catalogue_dir(tmp_path, items=CAT_ITEMS.replace("text", "body"))
+    args = [a.format(missing_column=missing_column, tmp=tmp_path) for a in args]
+    empty_notebooks = tmp_path / "no_notebooks"  # a kernel start would fail differently: there is none to start
+    empty_notebooks.mkdir()
+    result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", *args, "--notebook-dir",
+                             str(empty_notebooks)], capture_output=True, text=True, cwd=ROOT,
+                            env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
+    assert result.returncode == 1 and needle in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "No notebooks found" not in result.stderr  # refused before the notebooks were even listed
+    assert nothing_written(runs_dir)
+    if "paper" in args:
+        cli = subprocess.run([sys.executable, "-m", "jointsid_utils.config", "paper"], capture_output=True, text=True,
+                             cwd=ROOT)
+        assert cli.returncode == 2 and needle in cli.stderr

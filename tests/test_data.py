@@ -44,8 +44,8 @@ def check_schema(items: pd.DataFrame, inter: pd.DataFrame) -> None:
     assert (users == np.arange(len(users))).all()
     assert set(inter["item_id"]) == set(items["item_id"])  # no item without interactions
     assert set(inter["split"]) <= {"train", "validation", "test"}
-    key = inter[["user_id", "timestamp", "item_id"]]
-    assert key.equals(key.sort_values(["user_id", "timestamp", "item_id"]).reset_index(drop=True))
+    key = inter[["user_id", "timestamp"]]  # time order; ties keep a seeded order, not item id
+    assert key.equals(key.sort_values(["user_id", "timestamp"]).reset_index(drop=True))
     per_user = inter.groupby("user_id")["split"].value_counts().unstack(fill_value=0)
     assert (per_user["test"] == 1).all() and (per_user["validation"] == 1).all()
     # test is each user's last interaction, validation the one before
@@ -99,20 +99,60 @@ def test_csv_loader_dir_and_zip(tmp_path, as_zip):
     assert "Tags: pixar, animation." in by_source.loc["1", "text"]
 
 
-def test_split_breaks_time_ties_by_item_id():
+def test_split_keeps_a_time_tie_at_the_end_of_the_fixture_user():
     items, inter = data.load_dataset(csv_cfg(FIXTURE))
     src = dict(zip(items["item_id"], items["source_id"]))
     user4 = inter[inter["user_id"] == 3]  # source user 4 (user 6 dropped later in order: 4 -> 3)
-    assert [src[i] for i in user4["item_id"].tail(2)] == ["32", "260"]
+    assert {src[i] for i in user4["item_id"].tail(2)} == {"32", "260"}  # both rated at 1100004050
     assert list(user4["split"].tail(2)) == ["validation", "test"]
 
 
 def test_split_on_handmade_frame():
     inter = pd.DataFrame({"user_id": [0, 0, 0, 0, 1, 1, 1], "item_id": [3, 1, 2, 0, 5, 4, 6],
                           "timestamp": [4, 1, 2, 3, 7, 7, 9], "rating": np.ones(7, dtype="float32")})
-    out = split_leave_last_out(inter)
-    assert list(out["item_id"]) == [1, 2, 0, 3, 4, 5, 6]
+    out = split_leave_last_out(inter, seed=0)
+    assert list(out["item_id"][:4]) == [1, 2, 0, 3] and out["item_id"].iloc[6] == 6
+    assert set(out["item_id"][4:6]) == {4, 5}  # a time tie: either order
     assert list(out["split"]) == ["train", "train", "validation", "test", "train", "validation", "test"]
+
+
+def tied_users(n_users: int = 400, tie: int = 4) -> pd.DataFrame:
+    """Each user: one item at time 0, then ``tie`` items (ids in increasing order) at time 1."""
+    users = np.repeat(np.arange(n_users), tie + 1)
+    items = np.tile(np.arange(tie + 1), n_users)
+    times = np.tile(np.r_[0, np.ones(tie, dtype=int)], n_users)
+    return pd.DataFrame({"user_id": users, "item_id": items, "timestamp": times,
+                         "rating": np.ones(len(users), dtype="float32")})
+
+
+def test_split_orders_time_ties_by_a_seeded_key_not_the_item_id():
+    inter = tied_users()
+    a = split_leave_last_out(inter, seed=0)
+    pd.testing.assert_frame_equal(a, split_leave_last_out(inter, seed=0))
+    shuffled = inter.sample(frac=1.0, random_state=3)  # the input's row order does not matter
+    pd.testing.assert_frame_equal(a, split_leave_last_out(shuffled, seed=0))
+    b = split_leave_last_out(inter, seed=1)
+    assert not a["item_id"].equals(b["item_id"])
+    for out in (a, b):
+        assert (out.groupby("user_id")["item_id"].first() == 0).all()  # time still comes first
+        test = out.loc[out["split"] == "test", "item_id"]
+        validation = out.loc[out["split"] == "validation", "item_id"]
+        assert 0 not in set(test) | set(validation)
+        # a uniform order makes the highest id of the 4 tied items the test item 1 time in 4; id order always
+        assert 0.15 < np.mean(test == 4) < 0.35 and 0.15 < np.mean(validation == 3) < 0.35
+
+
+def test_ml100k_test_item_is_not_the_highest_id_of_its_tie(ml100k):
+    _, inter = ml100k
+    same_time = inter.merge(inter.loc[inter["split"] == "test", ["user_id", "timestamp"]])
+    groups = same_time.groupby("user_id")["item_id"]
+    sizes = groups.size()
+    tied = sizes[sizes > 1].index  # users whose test item shares its timestamp with another item
+    test_item = inter[inter["split"] == "test"].set_index("user_id")["item_id"]
+    is_max = test_item.loc[tied] == groups.max().loc[tied]
+    assert len(tied) > 300
+    # by item id this share was 1; a fair order gives about the mean of 1 / group size
+    assert abs(is_max.mean() - (1 / sizes.loc[tied]).mean()) < 0.08
 
 
 def test_slicing_is_deterministic_and_seeded():
@@ -222,3 +262,17 @@ def test_title_helpers():
     assert move_article("Eye of Vichy, The (Oeil de Vichy, L')") == "The Eye of Vichy (L'Oeil de Vichy)"
     assert normalise_title("Usual Suspects, The") == normalise_title("The Usual Suspects!")
     assert normalise_title("Amélie") == "amelie"
+
+
+def test_repairs_survive_the_cache(tmp_path, monkeypatch):
+    """Notebook 01's repairs table reads items.attrs, so a cached reload must keep them (issue 17)."""
+    monkeypatch.setenv("JOINTSID_RUNS_DIR", str(tmp_path / "runs"))
+    folder = _copy(tmp_path)
+    ratings = (folder / "ratings.csv").read_text()
+    (folder / "ratings.csv").write_text(ratings + ratings.splitlines(keepends=True)[1])  # one duplicate rating
+    first, _ = data.prepare_data(csv_cfg(folder))
+    mtime = (tmp_path / "runs" / "default" / "data" / "items.parquet").stat().st_mtime_ns
+    again, _ = data.prepare_data(csv_cfg(folder))
+    assert (tmp_path / "runs" / "default" / "data" / "items.parquet").stat().st_mtime_ns == mtime  # from the cache
+    assert again.attrs["repairs"] == first.attrs["repairs"]
+    assert again.attrs["repairs"]["exact duplicate interaction rows, dropped"] == 1

@@ -146,3 +146,21 @@ def test_missing_endpoint_config_is_one_sentence(items, tmp_path):
     cfg = load_config("default", {"queries.backend": "openai"})
     with pytest.raises(StudyInputError, match="llm_base_url"):
         generate_queries(items, cfg, cache_dir=tmp_path)
+
+
+def test_test_queries_shared_with_another_item_are_dropped_and_n_matching_is_unknown(serve, items, tmp_path):
+    def shared_answer(i, body):
+        own = json.loads(good_answer(body, fenced=False))["choices"][0]["message"]["content"]
+        texts = ["a 90s movie", "Something FUN!"] + json.loads(own)[2:]  # two texts every item writes
+        return 200, json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
+                                                                      "content": json.dumps(texts)}}]})
+
+    server = serve(shared_answer)
+    frame = generate_queries(items, config(server.base_url), cache_dir=tmp_path)
+    stats = frame.attrs["query_stats"]
+    key = frame["query"].str.lower().str.replace(r"[^a-z0-9]+", " ", regex=True).str.strip()
+    test = frame["split"] == "test"
+    assert not set(key[test]) & set(key[~test]) and key[test].is_unique
+    assert stats["test_dropped"] > 0 and stats["test_redrawn"] == 0
+    assert int(test.sum()) == len(items) * (N - N // 2) - stats["test_dropped"]
+    assert frame["n_matching"].isna().all() and (frame["constraint"] == "").all() and set(frame["kind"]) == {"llm"}

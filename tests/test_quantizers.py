@@ -126,20 +126,36 @@ def test_dict_learning_codes_are_distinct_atoms_ordered_by_magnitude(fitted, dat
 
 
 # --- collisions and diagnostics ------------------------------------------------------------------
-def test_deduplicate_numbers_items_per_prefix_in_index_order():
+def test_deduplicate_numbers_items_per_prefix():
     codes = np.array([[1, 2], [0, 0], [1, 2], [3, 3], [1, 2], [0, 0]])
-    out = deduplicate(codes)
+    out = deduplicate(codes, seed=0)
     np.testing.assert_array_equal(out[:, :2], codes)
-    np.testing.assert_array_equal(out[:, 2], [0, 0, 1, 0, 2, 1])
+    assert sorted(out[[0, 2, 4], 2]) == [0, 1, 2] and sorted(out[[1, 5], 2]) == [0, 1] and out[3, 2] == 0
     assert out.dtype == np.int64 and np.unique(out, axis=0).shape[0] == len(out)
     assert collision_rate(codes) == pytest.approx(5 / 6)
     assert max_items_per_prefix(codes) == 3
-    assert collision_rate(np.arange(6)[:, None]) == 0.0 and deduplicate(np.arange(6)[:, None])[:, 1].max() == 0
+    single = np.arange(6)[:, None]
+    assert collision_rate(single) == 0.0 and deduplicate(single, seed=0)[:, 1].max() == 0
+
+
+def test_dedup_order_is_seeded_and_not_the_item_index():
+    codes = np.repeat(np.arange(50), 8)[:, None]  # 50 prefixes of 8 items each, in index order
+    a, again, other = (deduplicate(codes, seed=s)[:, 1] for s in (0, 0, 1))
+    np.testing.assert_array_equal(a, again)
+    assert not np.array_equal(a, other)
+    index_order = np.tile(np.arange(8), 50)
+    for counters in (a, other):  # each group holds 0..7 once: the same counters, in another order
+        np.testing.assert_array_equal(np.sort(counters.reshape(50, 8), axis=1), index_order.reshape(50, 8))
+    # a uniform order gives counter 0 to the group's first item 1 time in 8; index order always does
+    assert np.mean(a.reshape(50, 8)[:, 0] == 0) < 0.4
+    assert np.mean(a == index_order) < 0.3
+    with pytest.raises(StudyInputError, match="integer seed"):
+        deduplicate(codes, seed=None)
 
 
 def test_dedup_makes_real_codes_unique(fitted):
     codes = fitted["rq_kmeans"][1]
-    assert np.unique(deduplicate(codes), axis=0).shape[0] == len(codes)
+    assert np.unique(deduplicate(codes, seed=0), axis=0).shape[0] == len(codes)
 
 
 def test_level_stats_on_a_constructed_case():
@@ -169,7 +185,7 @@ def test_prefix_share_shares_column_zero_and_dedups_to_unique_ids():
     np.testing.assert_array_equal(sc[:, 0], rc[:, 0])
     assert not np.array_equal(sc[:, 1], rc[:, 1])  # task-specific codebooks
     for codes in (sc, rc):
-        assert np.unique(deduplicate(codes), axis=0).shape[0] == 400
+        assert np.unique(deduplicate(codes, seed=0), axis=0).shape[0] == 400
     again = prefix_share_ids(s, r, levels=2, codebook_size=K, seed=0)
     np.testing.assert_array_equal(again[0], sc)
 
@@ -264,4 +280,4 @@ def test_other_bad_inputs_raise_study_input_error(tmp_path):
     with pytest.raises(StudyInputError, match="tuple"):
         build_ids("separate", "rq_kmeans", GOOD, tmp_path, codebook_size=K)
     with pytest.raises(StudyInputError, match="integer"):
-        deduplicate(np.zeros((3, 2), np.float32))
+        deduplicate(np.zeros((3, 2), np.float32), seed=0)

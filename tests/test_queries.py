@@ -1,16 +1,20 @@
-"""The offline template query generator: determinism, distinctness, split, kinds, no title copying."""
+"""The offline template query generator: determinism, distinctness, split, kinds, no title copying, and
+test queries that single out their item (``n_matching``) and share no text with another item."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from queries_fixture import make_items
 
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.common import QUERY_COLUMNS, exact_title_share
-from jointsid_utils.queries.stage import generate_queries, prepare_queries, query_report
-from jointsid_utils.queries.templates import KINDS, template_queries
+from jointsid_utils.queries.common import QUERY_COLUMNS, exact_title_share, split_labels
+from jointsid_utils.queries.matching import Catalogue, Constraint, normalise_query, parse_constraint, title_key
+from jointsid_utils.queries.stage import generate_queries, kind_table, prepare_queries, query_report
+from jointsid_utils.queries.templates import KINDS, catalogue_kinds, template_queries
+from jointsid_utils.reproducibility import rng
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +42,14 @@ def test_same_seed_same_frame_other_seed_differs(items, queries):
     assert (other["query"] != queries["query"]).mean() > 0.5
 
 
-def test_slicing_the_catalogue_keeps_each_items_queries(items, queries):
-    # per-item seeds: a slice keeps every item's queries, except that plot keywords use the idf of the
-    # catalogue's plots, so items with a plot may change
+def test_n_matching_recounts_from_the_saved_constraint_and_fits_the_own_item(items, queries):
+    catalogue = Catalogue(items)
+    for item_id, constraint, n in zip(queries["item_id"], queries["constraint"], queries["n_matching"]):
+        fits = catalogue.matches(parse_constraint(constraint))
+        assert item_id in fits and len(fits) == n, (item_id, constraint, n)
+    # a sliced catalogue counts over the slice
     part = template_queries(items.iloc[5:16], load_config("default"))
-    no_plot = items.loc[items["plot"].isna(), "item_id"]
-    cols = ["item_id", "query", "kind", "split"]
-    assert part[part["item_id"].isin(no_plot)][cols].values.tolist() == \
-        queries[queries["item_id"].between(5, 15) & queries["item_id"].isin(no_plot)][cols].values.tolist()
+    assert part["n_matching"].max() <= 11 and part["item_id"].between(5, 15).all()
 
 
 def test_twenty_distinct_nonempty_queries_per_item(queries):
@@ -58,12 +62,81 @@ def test_twenty_distinct_nonempty_queries_per_item(queries):
     assert (normalised.groupby(queries["item_id"]).nunique() == 20).all()
 
 
-def test_exactly_ten_train_ten_test_with_kinds_in_both(queries):
+def test_exactly_ten_train_ten_test(queries):
     counts = queries.groupby(["item_id", "split"]).size().unstack()
     assert (counts["train"] == 10).all() and (counts["test"] == 10).all()
-    # stratified: a kind with at least 2 queries in an item appears in both of its splits
-    per_kind = queries.groupby(["item_id", "kind"])["split"].agg(["size", "nunique"])
-    assert (per_kind.loc[per_kind["size"] >= 2, "nunique"] == 2).all()
+
+
+def test_split_sends_broad_queries_to_train_first_and_stratifies_the_rest():
+    kinds = ["a"] * 6 + ["b"] * 6 + ["c"] * 8
+    broad = [i in (0, 1, 2, 6) for i in range(20)]
+    labels = split_labels(kinds, 10, rng(0, "t"), broad=broad)
+    assert labels.count("train") == 10 and all(labels[i] == "train" for i in (0, 1, 2, 6))
+    rest = [k for k, label, b in zip(kinds, labels, broad) if label == "train" and not b]
+    # 6 of the 16 narrow ones (3 a, 5 b, 8 c), each kind within one of its proportional share
+    narrow = {"a": 3, "b": 5, "c": 8}
+    assert sum(map(rest.count, "abc")) == 6
+    assert all(np.floor(6 * v / 16) <= rest.count(k) <= np.ceil(6 * v / 16) for k, v in narrow.items())
+    too_many = split_labels(kinds, 3, rng(0, "t"), broad=broad)
+    assert too_many.count("train") == 3 and {i for i, x in enumerate(too_many) if x == "train"} < {0, 1, 2, 6}
+
+
+def test_no_test_text_equals_another_query(queries):
+    key = queries["query"].map(normalise_query)
+    test = queries["split"] == "test"
+    assert not set(key[test]) & set(key[~test])
+    assert key[test].groupby(key[test]).size().max() == 1
+    assert query_report(queries, make_items())["test_items_sharing_a_text"] == 0
+
+
+def test_hand_checked_n_matching():
+    items = pd.DataFrame({
+        "item_id": [0, 1, 2, 3, 4], "title": ["Heat", "Heat Wave", "The Heat", "Sabrina", "Sabrina"],
+        "year": [1995, 1995, 1987, 1954, 1995],
+        "genres": [["Action", "Crime"], ["Action"], ["Comedy"], ["Comedy", "Romance"], ["Comedy", "Romance"]],
+        "runtime_min": [170, 95, None, 113, 127], "imdb_rating": [8.3, 5.0, 6.1, 7.6, 6.3],
+        "mpaa": ["R", None, "R", None, "PG"],
+        "text": ["Heat. thieves and a detective", "Heat Wave. a summer", "The Heat", "Sabrina. chauffeur", "x"]})
+    c = Catalogue(items)
+    assert c.count(Constraint()) == 5
+    assert c.count(Constraint(genres=frozenset({"Action"}), years=(1990, 1999))) == 2  # "a 90s action movie"
+    assert c.count(Constraint(genres=frozenset({"Action", "Crime"}), years=(1990, 1999))) == 1
+    assert c.count(Constraint(genres=frozenset({"Comedy"}), years=(1950, 1959))) == 1
+    assert c.count(Constraint(title_words=frozenset({"heat"}))) == 3
+    assert c.count(Constraint(title=title_key("Sabrina"))) == 2  # "sabrnia movie": both Sabrinas
+    assert c.count(Constraint(title=title_key("Heat"))) == 2  # "The Heat" drops its article
+    assert c.count(Constraint(runtime=(90, 126))) == 2  # 95 and 113; unknown runtime never fits
+    assert c.count(Constraint(rating=(7.0, 10.01))) == 2 and c.count(Constraint(certificate="R")) == 2
+    assert c.count(Constraint(text_words=frozenset({"thieves", "detective"}))) == 1
+    assert c.count(Constraint(genres=frozenset({"Comedy"}), rating=(6.0, 7.0), years=(1994, 1996))) == 1
+
+
+def test_most_test_queries_single_out_their_item_on_smoke_data():
+    from jointsid_utils.data.dataset import load_dataset
+    cfg = load_config("smoke")
+    items, _ = load_dataset(cfg)
+    queries = template_queries(items, cfg)
+    test = queries[queries["split"] == "test"]
+    assert (test["n_matching"] > 1).mean() <= 0.15  # smoke: 200 items; default measured 4.9% (docs/STUDY.md)
+    assert (queries["n_matching"] > 1).mean() > 0.1  # broad queries are kept, in train (18% on smoke)
+    key = queries["query"].map(normalise_query)
+    assert not set(key[queries["split"] == "test"]) & set(key[queries["split"] == "train"])
+    table = kind_table(queries)
+    assert table.loc["vague", ("train", "share n_matching > 1")] > table.loc["vague", ("test", "share n_matching > 1")]
+
+
+def test_kinds_from_whatever_the_catalogue_has(items, caplog):
+    bare = items[["item_id", "title", "year", "genres", "text"]]
+    kinds, skipped = catalogue_kinds(bare)
+    assert set(skipped) == {"runtime", "rating", "certificate", "tag"} and "no runtime_min column" in skipped["runtime"]
+    with caplog.at_level("INFO", logger="jointsid_utils"):
+        queries = template_queries(bare, load_config("default"))
+    assert "kinds skipped" in caplog.text and "certificate (no mpaa column)" in caplog.text
+    assert set(queries["kind"]) <= set(kinds) and {"title_partial", "title_typo", "genre_era"} <= set(queries["kind"])
+    assert (queries.groupby("item_id").size() == 20).all()
+    assert query_report(queries, bare)["skipped_kinds"] == skipped
+    unknown_runtime = items.assign(runtime_min=pd.array([None] * len(items), dtype="Int64"))
+    assert catalogue_kinds(unknown_runtime)[1] == {"runtime": "no known runtime_min value"}
 
 
 def test_every_kind_present_and_mixed_per_item(queries, items):
@@ -78,6 +151,7 @@ def test_exact_title_share_below_ten_percent(queries, items):
     report = query_report(queries, items)
     assert report["exact_title_share"] == round(share, 4)
     assert report["min_distinct_per_item"] == 20
+    assert report["test_broad_share"] == round(float((queries.loc[queries.split == "test", "n_matching"] > 1).mean()), 4)
 
 
 def test_attribute_and_plot_kinds_only_where_known(queries, items):

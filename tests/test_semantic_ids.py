@@ -10,7 +10,7 @@ import torch
 from jointsid_utils.ids import schemes as sid
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.quantizers import QUANTIZERS, RQVAE
+from jointsid_utils.quantizers import QUANTIZERS, RQVAE, deduplicate
 
 torch.set_num_threads(1)
 
@@ -30,7 +30,7 @@ def built(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JOINTSID_RUNS_DIR", str(runs))
-        cfg = load_config("smoke", FAST)
+        cfg = load_config("smoke", {**FAST, "seed": 5})  # not the default 0, so a dropped seed shows
         yield cfg, runs, sid.prepare_ids(cfg, vectors(), progress=False)
 
 
@@ -92,6 +92,17 @@ def test_load_ids_splits_two_block_schemes(built):
     np.testing.assert_array_equal(shared.search[:, 0], shared.rec[:, 0])
     one = sid.load_ids(cfg, "content", "rq_kmeans")
     assert not one.two_block and one.search is one.rec
+
+
+def test_dedup_level_follows_the_study_seed(built):
+    cfg, _, results = built
+    differs = 0
+    for emb, quant in results:
+        ids = sid.load_ids(cfg, emb, quant)
+        for block in (ids.search, ids.rec):
+            np.testing.assert_array_equal(block, deduplicate(block[:, :-1], seed=cfg.seed), f"{emb}__{quant}")
+            differs += not np.array_equal(block, deduplicate(block[:, :-1], seed=0))
+    assert differs > 0  # another seed numbers some group differently: the check can fail
 
 
 def test_second_call_reuses_the_cache(built):

@@ -7,12 +7,15 @@
   ``imdb_rating`` (float), ``mpaa`` (str), ``plot`` (str), ``tags`` (list of str), ``text`` (str, the
   encoder input; only the fields present).
 - interactions: ``user_id`` (int64, 0..m-1), ``item_id``, ``timestamp`` (int64), ``rating`` (float32),
-  ``split`` ("train" | "validation" | "test"), sorted by user, time, item. Every rating counts as an
-  interaction (implicit feedback, as the paper).
+  ``split`` ("train" | "validation" | "test"), sorted by user and time (ties in a seeded order). Every
+  rating counts as an interaction (implicit feedback, as the paper).
 
-``prepare_data(cfg)`` caches both under ``runs/<profile>/data/`` keyed by the data section and seed.
-The steps live in ``movielens`` (raw loaders), ``split`` (slicing, ids, the split), ``enrich``
-(attributes, plots, item text) and ``titles`` (title parsing).
+``prepare_data(cfg)`` caches both under ``runs/<profile>/data/`` keyed by the data section and seed;
+``items.attrs`` carries the counts and the ingestion repairs (``summary.repairs_table``).
+``check_source(cfg)`` is the cheap check the runner makes before any notebook starts.
+Every source becomes one ``catalogue.Catalogue`` (``movielens`` adapts the MovieLens files, ``ingest``
+reads a user's tables), ``catalogue.clean`` applies the ingestion policy, then ``split`` slices,
+reindexes and splits, and ``enrich`` adds attributes, plots and the item text (MovieLens sources).
 """
 
 from __future__ import annotations
@@ -24,16 +27,17 @@ from typing import Any
 import pandas as pd
 
 from jointsid_utils.cache import cached, is_fresh, run_dir, save_parquet
-from jointsid_utils.config import StudyConfig, as_dict, stable_hash
+from jointsid_utils.config import DATA_SOURCES, DataConfig, StudyConfig, as_dict, check_data_section, stable_hash
+from jointsid_utils.data.catalogue import Catalogue, catalogue_files, clean, read_catalogue
 from jointsid_utils.data.enrich import enrich_items, item_text
-from jointsid_utils.data.movielens import raw_ml100k, raw_movielens_csv
+from jointsid_utils.data.movielens import check_csv_files, ml100k_catalogue, movielens_csv_catalogue
 from jointsid_utils.data.split import reindex, slice_interactions, split_leave_last_out
 from jointsid_utils.errors import StudyInputError
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("ml-100k", "movielens-csv")
-SCHEMA_VERSION = 1  # bump when the output schema or text template changes, so caches rebuild
+SOURCES = DATA_SOURCES
+SCHEMA_VERSION = 3  # bump when the schema, text template or split rule changes, so caches rebuild
 ITEM_COLUMNS = ["item_id", "source_id", "title", "year", "genres", "runtime_min", "imdb_rating", "mpaa",
                 "plot", "tags", "text"]
 
@@ -41,26 +45,44 @@ ITEM_COLUMNS = ["item_id", "source_id", "title", "year", "genres", "runtime_min"
 def load_dataset(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Items and split interactions for ``cfg.data`` (see the module docstring for the schema)."""
     data = cfg.data
-    _check_data_config(cfg)
-    if data.source == "ml-100k":
-        items, ratings = raw_ml100k()
-    elif data.source == "movielens-csv":
-        items, ratings = raw_movielens_csv(data.path)
-    else:
-        raise StudyInputError(f"Unknown data.source {data.source!r}; choose one of: {', '.join(SOURCES)}.")
-    ratings = slice_interactions(ratings, cfg)
-    items, interactions = reindex(items, ratings)
+    check_data_section(data)
+    cat = clean(read_source(data), data)
+    ratings = slice_interactions(cat.interactions.rename(columns={"user_id": "user", "item_id": "movie"}), cfg)
+    given = cat.items.set_index("item_id")[list(cat.attributes)]
+    items, interactions = reindex(cat.items.rename(columns={"item_id": "movie"}), ratings)
+    for col in cat.attributes:  # reindex leaves the attributes empty; a catalogue may give them
+        items[col] = given[col].reindex(items["source_id"].astype("int64").to_numpy()).set_axis(items.index)
     _check_catalogue(items, data.source)
     counts: dict[str, int] = {"items": len(items), "users": int(interactions["user_id"].nunique()),
                               "interactions": len(interactions)}
-    if data.enrich:
+    if data.enrich and data.source != "catalogue":
         items, matched = enrich_items(items)
         counts.update(matched)
-    items["text"] = [item_text(row) for row in items.itertuples(index=False)]
+    if not cat.text_given:
+        items["text"] = [item_text(row) for row in items.itertuples(index=False)]
     items = items[ITEM_COLUMNS]
     items.attrs["counts"] = counts
+    items.attrs["repairs"] = dict(cat.repairs)
     log.info("data %s: %s", data.source, counts)
-    return items, split_leave_last_out(interactions)
+    return items, split_leave_last_out(interactions, cfg.seed)
+
+
+def read_source(data: DataConfig) -> Catalogue:
+    """The catalogue of ``data.source`` in source ids, before the ingestion policy."""
+    if data.source == "ml-100k":
+        return ml100k_catalogue()
+    if data.source == "movielens-csv":
+        return movielens_csv_catalogue(data)
+    return read_catalogue(data)
+
+
+def check_source(cfg: StudyConfig) -> None:
+    """The data section and the headers of its files, checked before any notebook starts (one sentence each)."""
+    check_data_section(cfg.data)
+    if cfg.data.source == "movielens-csv":
+        check_csv_files(cfg.data.path)
+    elif cfg.data.source == "catalogue":
+        catalogue_files(cfg.data.path)
 
 
 def save_dataset(items: pd.DataFrame, interactions: pd.DataFrame, out_dir: Path | str) -> tuple[Path, Path]:
@@ -93,36 +115,17 @@ def prepare_data(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     return load_saved(out)
 
 
-def _check_data_config(cfg: StudyConfig) -> None:
-    """Limits that cannot give a usable catalogue fail before any file is read."""
-    data = cfg.data
-    if data.min_interactions < 3:
-        raise StudyInputError(f"data.min_interactions={data.min_interactions} would keep users with fewer than 3 "
-                              "interactions, who cannot give a train, a validation and a test item; use 3 or more.")
-    if data.max_items is not None and data.max_items < 2:
-        raise StudyInputError(f"data.max_items={data.max_items} leaves fewer than 2 items to tell apart; "
-                              "use at least 2 (smoke uses 200) or None for the whole catalogue.")
-    if data.max_users is not None and data.max_users < 1:
-        raise StudyInputError(f"data.max_users={data.max_users} keeps no user; use at least 1 (smoke uses 150) "
-                              "or None for every user.")
-
-
 def _check_catalogue(items: pd.DataFrame, source: str) -> None:
-    """The sliced catalogue needs two or more items, each with a title (the encoder and query input)."""
+    """The sliced catalogue needs two or more items (``clean`` already dropped those without a title)."""
     if len(items) < 2:
         raise StudyInputError(f"The {source} catalogue has {len(items)} item(s) with interactions after slicing; "
                               "the study needs at least 2, so use a larger dataset or raise data.max_items.")
-    blank = items["title"].isna() | (items["title"].astype(str).str.strip() == "")
-    if blank.any():
-        first = items.loc[blank, "source_id"].iloc[0]
-        raise StudyInputError(f"{int(blank.sum())} item(s) of {source} have no title (first: id {first}), so they "
-                              "would have no text to embed or query; give every movie a title in movies.csv.")
 
 
 def _source_stat(cfg: StudyConfig) -> Any:
     """Size and mtime of a user-given source, so replacing the files invalidates the cache."""
-    if cfg.data.source != "movielens-csv" or not cfg.data.path or not Path(cfg.data.path).exists():
+    if cfg.data.source == "ml-100k" or not cfg.data.path or not Path(cfg.data.path).expanduser().exists():
         return None
-    root = Path(cfg.data.path)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*.csv"))
+    root = Path(cfg.data.path).expanduser()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".csv", ".parquet"))
     return [[str(p.relative_to(root.parent)), p.stat().st_size, int(p.stat().st_mtime)] for p in files]

@@ -65,9 +65,19 @@ def reindex(items: pd.DataFrame, ratings: pd.DataFrame) -> tuple[pd.DataFrame, p
     return items, interactions
 
 
-def split_leave_last_out(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Per user, in time order (ties by item_id): last = test, second-to-last = validation, rest = train."""
-    out = interactions.sort_values(["user_id", "timestamp", "item_id"], kind="mergesort").reset_index(drop=True)
+def split_leave_last_out(interactions: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Per user, in time order: last = test, second-to-last = validation, rest = train.
+
+    Interactions with the same (user, timestamp) are ordered by a key drawn from ``rng(seed, "ties")``,
+    never by item id: ids follow source order, which tracks popularity, so an id tie-break would make
+    the test item the least popular of a user's last burst (STUDY.md, "Ties in the split and the dedup
+    level"). Rows are put in a canonical order before the draw, so the result depends on the
+    interactions and the seed, not on the input's row order.
+    """
+    canonical = interactions.sort_values(["user_id", "timestamp", "item_id"], kind="mergesort")
+    tie_key = rng(seed, "ties").permutation(len(canonical))
+    order = np.lexsort((tie_key, canonical["timestamp"].to_numpy(), canonical["user_id"].to_numpy()))
+    out = canonical.iloc[order].reset_index(drop=True)
     from_end = out.groupby("user_id").cumcount(ascending=False).to_numpy()
     out["split"] = np.where(from_end == 0, "test", np.where(from_end == 1, "validation", "train"))
     out["split"] = out["split"].astype(str)

@@ -28,6 +28,13 @@ def dataset_stats(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.D
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="statistic"))
 
 
+def repairs_table(items: pd.DataFrame) -> pd.DataFrame:
+    """What loading repaired (the ingestion policy of docs/DATA.md), one row per repair, 0 where none was needed."""
+    repairs = items.attrs.get("repairs", {})
+    return pd.DataFrame({"count": [int(n) for n in repairs.values()]},
+                        index=pd.Index(list(repairs), name="repair (docs/DATA.md)"))
+
+
 def plot_history_and_popularity(interactions: pd.DataFrame) -> plt.Figure:
     """History length per user and interactions per item, on log axes (both are long-tailed)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))

@@ -53,7 +53,7 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
     out_dir = Path(out_dir)
     npy, js = out_dir / f"{embedding_name}__{quantizer_name}.npy", out_dir / f"{embedding_name}__{quantizer_name}.json"
     key = {"embedding": embedding_name, "quantizer": quantizer_name, "config": resolved,
-           "input_sha256": array_sha256(*arrays), "format": 1}
+           "input_sha256": array_sha256(*arrays), "format": 2}  # 2: seeded dedup order
     result: dict[str, Any] = {}
 
     def build(tmp: Path) -> None:
@@ -93,7 +93,7 @@ def _fit_scheme(embedding: str, quantizer_name: str, arrays: tuple[np.ndarray, .
         diag.update(embedding=embedding, dedup_level_size=diag["max_items_per_prefix"],
                     layout=f"columns 0..{codes.shape[1] - 1}: quantizer levels; column {codes.shape[1]}: dedup counter",
                     training={k: v for k, v in qd.items() if k not in ("quantizer", "config", "fit_seconds")})
-        return deduplicate(codes), diag
+        return deduplicate(codes, seed=resolved["seed"]), diag
     s, r = arrays
     if embedding == "prefix_share":
         sc, rc, info = prefix_share_fit(s, r, **cfg)
@@ -125,4 +125,5 @@ def _fit_scheme(embedding: str, quantizer_name: str, arrays: tuple[np.ndarray, .
     }
     if embedding == "prefix_share":
         diag["layout"]["shared_columns"] = [0, L + 1]
-    return np.concatenate([deduplicate(sc), deduplicate(rc)], axis=1), diag
+    seed = resolved["seed"]
+    return np.concatenate([deduplicate(sc, seed=seed), deduplicate(rc, seed=seed)], axis=1), diag

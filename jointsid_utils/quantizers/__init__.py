@@ -2,7 +2,7 @@
 
 >>> q = make_quantizer("rq_kmeans", levels=2, codebook_size=64, seed=0).fit(X)
 >>> codes = q.encode(X)                       # int64 (n, 2)
->>> ids = deduplicate(codes)                  # int64 (n, 3), every row unique (TIGER)
+>>> ids = deduplicate(codes, seed=0)          # int64 (n, 3), every row unique (TIGER)
 
 A new method is one ``Quantizer`` subclass and one line in ``QUANTIZERS``.
 """

@@ -1,8 +1,11 @@
 """Collision handling: a last level that numbers items sharing a prefix (TIGER, Rajput et al. 2023; GRID).
 
 Without it two items with the same codes are one ID and the generator cannot name either; with it
-every full ID names exactly one item. The numbering follows item index order, so it is
-deterministic and the first item of every prefix gets 0.
+every full ID names exactly one item. Inside a prefix group the numbering follows a seeded random
+key, never the item index: item ids follow source order, which tracks popularity, so index order
+would hand counter 0 to the same kind of item in every group, a popularity prior the generator could
+learn (STUDY.md, "Ties in the split and the dedup level"). The same codes and seed give the same
+numbering.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import rng
 
 
 def check_codes(codes: np.ndarray) -> np.ndarray:
@@ -27,12 +31,15 @@ def _groups(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse.reshape(-1), counts
 
 
-def deduplicate(codes: np.ndarray) -> np.ndarray:
+def deduplicate(codes: np.ndarray, *, seed: int) -> np.ndarray:
     """``codes`` (n, L) -> (n, L + 1): the new last column is 0, 1, 2, ... among items with the same
-    L codes, in item index order."""
+    L codes, in the order of a random key drawn from ``rng(seed, "dedup")``."""
     codes = check_codes(codes)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise StudyInputError(f"deduplicate needs an integer seed (the study seed), got {seed!r}.")
     inverse, _ = _groups(codes)
-    order = np.argsort(inverse, kind="stable")  # items grouped by prefix, index order inside a group
+    key = rng(int(seed), "dedup").permutation(len(codes))
+    order = np.lexsort((key, inverse))  # items grouped by prefix, key order inside a group
     sorted_groups = inverse[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
     rank_sorted = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))

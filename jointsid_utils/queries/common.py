@@ -1,7 +1,9 @@
 """What every query backend shares: the frame's columns, input checks, the seeded split and the finish.
 
-Both ``templates`` and ``llm`` build rows of ``item_id, query, split, source, kind`` and hand them to
-``finish_queries``, so the two backends give frames of the same schema and order.
+Both ``templates`` and ``llm`` build rows of ``item_id, query, split, source, kind`` (the templates add
+``n_matching`` and ``constraint``) and hand them to ``finish_queries``, so the two backends give frames
+of the same schema and order. ``n_matching`` is the number of catalogue items that fit what the query
+says (``matching``); it is missing (NA) where that is unknown, as for free text from an LLM.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 
-QUERY_COLUMNS = ["query_id", "item_id", "query", "split", "source", "kind"]
+QUERY_COLUMNS = ["query_id", "item_id", "query", "split", "source", "kind", "n_matching", "constraint"]
 REQUIRED_ITEM_COLUMNS = ("item_id", "title", "year", "genres")
 
 
@@ -90,15 +92,26 @@ def plain_value(value: Any) -> Any:
 # ---------------------------------------------------------------------------- split and frame
 
 
-def split_labels(kinds: list[str], n_train: int, gen: np.random.Generator) -> list[str]:
-    """Exactly ``n_train`` "train" labels, stratified by kind (systematic sampling over kind-sorted queries)."""
+def split_labels(kinds: list[str], n_train: int, gen: np.random.Generator,
+                 broad: list[bool] | None = None) -> list[str]:
+    """Exactly ``n_train`` "train" labels: the ``broad`` queries first (a seeded subset if there are more),
+    the rest stratified by kind (systematic sampling over kind-sorted queries).
+
+    Broad queries (several items fit them) go to train because a test case on one is partly a guess.
+    """
     n = len(kinds)
-    kind_rank = {k: r for r, k in enumerate(gen.permutation(sorted(set(kinds))))}
-    order = sorted(range(n), key=lambda i: (kind_rank[kinds[i]], gen.random()))
     labels = ["test"] * n
-    if n_train > 0:
-        step, start = n / n_train, gen.random() * n / n_train
-        for j in range(n_train):
+    broad_ids = [i for i in range(n) if broad is not None and broad[i]]
+    if broad_ids:
+        for i in gen.permutation(broad_ids)[:n_train]:
+            labels[int(i)] = "train"
+    rest = [i for i in range(n) if labels[i] == "test"]
+    n_left = n_train - (n - len(rest))
+    kind_rank = {k: r for r, k in enumerate(gen.permutation(sorted({kinds[i] for i in rest})))}
+    order = sorted(rest, key=lambda i: (kind_rank[kinds[i]], gen.random()))
+    if n_left > 0:
+        step, start = len(rest) / n_left, gen.random() * len(rest) / n_left
+        for j in range(n_left):
             labels[order[int(start + j * step)]] = "train"
     return labels
 
@@ -112,18 +125,22 @@ def exact_title_share(queries: pd.DataFrame, items: pd.DataFrame) -> float:
 
 
 def finish_queries(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The query frame from rows of ``item_id, query, split, source, kind``: sorted by item, numbered."""
-    frame = pd.DataFrame(rows, columns=["item_id", "query", "split", "source", "kind"])
+    """The query frame from rows of ``item_id, query, split, source, kind`` (and optionally ``n_matching``,
+    ``constraint``): sorted by item, numbered."""
+    frame = pd.DataFrame(rows, columns=QUERY_COLUMNS[1:])
     frame = frame.sort_values("item_id", kind="stable").reset_index(drop=True)
     frame.insert(0, "query_id", np.arange(len(frame), dtype="int64"))
     return conform_queries(frame)
 
 
 def conform_queries(frame: pd.DataFrame) -> pd.DataFrame:
-    """``QUERY_COLUMNS`` in order with their dtypes (ids int64, text columns str), as parquet round-trips need."""
+    """``QUERY_COLUMNS`` in order with their dtypes (ids int64, ``n_matching`` nullable Int64, text columns str),
+    as parquet round-trips need."""
     frame = frame[QUERY_COLUMNS].copy()
     frame["query_id"] = frame["query_id"].astype("int64")
     frame["item_id"] = frame["item_id"].astype("int64")
-    for c in ("query", "split", "source", "kind"):
+    frame["n_matching"] = pd.to_numeric(frame["n_matching"]).astype("Int64")
+    frame["constraint"] = frame["constraint"].fillna("")
+    for c in ("query", "split", "source", "kind", "constraint"):
         frame[c] = frame[c].astype(str)
     return frame.reset_index(drop=True)

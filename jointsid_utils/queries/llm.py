@@ -26,6 +26,7 @@ from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.queries.common import (as_list, check_items, exact_title_share, finish_queries, is_known,
                                            split_labels)
+from jointsid_utils.queries.distinct import distinct_test_queries
 from jointsid_utils.reproducibility import rng
 
 BASE_DELAY_S = 1.0  # first backoff; doubles per retry (tests set it near zero)
@@ -78,7 +79,10 @@ def llm_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str 
         splits = split_labels(kinds, q.train_per_item, rng(cfg.seed, "queries", item_id))
         rows += [{"item_id": item_id, "query": text, "kind": "llm", "split": s, "source": f"llm:{q.llm_model}"}
                  for text, s in zip(answers[item_id], splits)]
-    frame = finish_queries(rows)
+    # n_matching stays NA: a free-text query says no constraint that could be counted over the catalogue.
+    # A test query whose text another item also has cannot be rewritten without asking again: it is dropped.
+    frame, stats = distinct_test_queries(finish_queries(rows), cfg.seed)
+    frame.attrs["query_stats"] = {**stats, "skipped_kinds": {}}
     share = exact_title_share(frame, items)
     if share > 0.10:
         warnings.warn(f"{share:.0%} of the queries from {q.llm_model} contain the item's full title "

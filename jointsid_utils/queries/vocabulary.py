@@ -110,3 +110,7 @@ TAG_TEMPLATES = ("movie tagged {a}", "{a} {b} movie", "something {a}", "{a} film
                  "{g} with {a}")
 
 KEYBOARD_ROWS = "qwertyuiop asdfghjkl zxcvbnm".split()  # neighbouring keys give realistic typos
+
+# Refinements: what a query adds to single out its item ("..., 1995", "..., about 95 minutes long")
+YEAR_SUFFIXES = ("from {y}", "({y})", "{y}", "released in {y}", "the {y} one")
+GENRE_SUFFIXES = ("{g}", "a {g} one", "kind of {g}", "{g} i think")
