@@ -5,6 +5,8 @@ Kept tiny (a 24-item catalogue, one fine-tune of a few MiniLM steps) so the file
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,6 +129,55 @@ def test_dense_recall_on_a_constructed_case(tiny, runs_dir):
     assert len(pd.read_csv(results / "dense_recall_at_30_detail.csv")) == len(table)
     contract = pd.read_csv(results / "dense_recall_at_30.csv")  # STUDY.md §4: one row per (embedding, task)
     assert not contract.duplicated(["embedding", "task"]).any() and set(contract.protocol) == {"all"}
+
+
+def test_dense_check_is_loaded_when_nothing_changed_and_recomputed_when_an_input_did(tiny, runs_dir, monkeypatch):
+    from jointsid_utils.assets import encoder_path
+    from jointsid_utils.embeddings import dense_check, finetune
+
+    items, interactions, queries = tiny
+    cfg = load_config("smoke", {"embeddings.history_k": 2})
+    texts = items["text"].tolist()
+    genre = dense_check.encode(dense_check.load_encoder(cfg.embeddings.base_encoder), texts)  # content vectors
+    loads = []
+
+    def counting_load(path):  # the real encoder, counted: a cache hit must not load (let alone run) it
+        loads.append(str(path))
+        return load_encoder(path)
+
+    load_encoder = dense_check.load_encoder
+    monkeypatch.setattr(dense_check, "load_encoder", counting_load)
+
+    def check(vectors=None, qs=queries, encoder=cfg.embeddings.base_encoder, k_cfg=cfg):
+        vectors = {"genre": genre} if vectors is None else vectors
+        return dense_recall_at_30(k_cfg, vectors, interactions, qs, query_encoders={"genre": encoder})
+
+    first = check()
+    artifact = dense_check.dense_check_path(cfg)
+    built = artifact.stat().st_mtime_ns
+    assert len(loads) == 1 and set(first.task) == {"search", "rec"}
+    (runs_dir / "smoke" / "results" / "dense_recall_at_30.csv").unlink()
+    again = check()
+    assert len(loads) == 1 and artifact.stat().st_mtime_ns == built  # loaded, not recomputed
+    pd.testing.assert_frame_equal(again, first)
+    assert (runs_dir / "smoke" / "results" / "dense_recall_at_30.csv").exists()  # the contract file rewritten
+
+    check(qs=queries.assign(query=queries["query"] + " film"))  # other test queries
+    assert len(loads) == 2
+    shuffled = {"genre": genre[np.r_[1:24, 0]]}  # other vectors
+    check(vectors=shuffled)
+    assert len(loads) == 3 and artifact.stat().st_mtime_ns != built
+    copy = shutil.copytree(encoder_path(cfg.embeddings.base_encoder), runs_dir / "encoder_copy")
+    check(encoder=str(copy))  # another encoder: a local directory is known by its weights' sha256
+    assert len(loads) == 4 and loads[-1] == str(copy)
+    (copy / finetune.INFO).write_text('{"key_hash": "abc"}')  # a fine-tune's directory: by its own cache key
+    assert dense_check.encoder_fingerprint(copy) == "trained:abc" and dense_check.TRAINED_INFO == finetune.INFO
+    check(encoder=str(copy))
+    assert len(loads) == 5
+    check(k_cfg=load_config("smoke", {"embeddings.history_k": 3}))  # a config field the check reads
+    assert len(loads) == 6
+    check()  # back to the first inputs: computed again (one cached table per profile), same numbers
+    assert len(loads) == 7 and check().equals(first) and len(loads) == 7
 
 
 def test_dense_checks_and_metrics_read_the_table():

@@ -10,24 +10,34 @@ with no IDs and no generator, an upper bound for what semantic IDs can keep.
 Rec is reported under two protocols (docs/FEASIBILITY.md: they differ by 2x): ``all`` ranks the whole
 catalogue, as the paper's generator does (the primary, paper-style number); ``exclude_history``
 removes the user's train + validation items from the ranking first. Search rows use ``all``.
+
+Encoding every test query with every text encoder is most of a rerun of notebook 02 (about 100 s on
+``default``), so the table is cached in ``runs/<profile>/embeddings/dense_check.parquet``, keyed like the
+embeddings themselves: content hashes of the vectors, the interactions and the queries, each query
+encoder's identity (a fine-tune's own cache key) and the config fields the check reads.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.cache import atomic_path, run_dir
+from jointsid_utils.cache import atomic_path, cached, file_sha256, run_dir
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.embeddings.encoders import encode, load_encoder
-from jointsid_utils.embeddings.inputs import histories, targets
+from jointsid_utils.embeddings.inputs import array_fingerprint, frame_fingerprint, histories, targets
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
 
 COLUMNS = ["embedding", "task", "recall_at_30", "n_cases", "protocol", "user_vector"]
 PRIMARY_PROTOCOL = "all"
+VERSION = 1  # bump when the table changes for the same inputs, so cached checks recompute
+CONFIG_KEYS = ("history_k",)  # the embeddings fields the check reads: its cache key names these
+TRAINED_INFO = "jointsid_model.json"  # finetune.INFO, read here without importing the trainer
 
 
 def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
@@ -38,14 +48,64 @@ def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], inte
 
     ``query_encoders``: method -> encoder (directory or asset name) for the search rows;
     ``user_vectors``: method -> (n_users, d) own user vectors (ENMF's ``p_u``) for extra rec rows.
+    Loaded from ``dense_check_path`` when nothing it reads changed (``cache_key``); computed otherwise.
     """
+    query_encoders = {m: p for m, p in (query_encoders or {}).items() if m in vectors}
+    user_vectors = {m: u for m, u in (user_vectors or {}).items() if m in vectors}
+    key = cache_key(cfg, vectors, interactions, queries, query_encoders, user_vectors, max_queries)
+
+    def build(tmp: Path) -> None:
+        started = time.time()
+        compute_table(cfg, vectors, interactions, queries, query_encoders=query_encoders,
+                      user_vectors=user_vectors, max_queries=max_queries).to_parquet(tmp, index=False)
+        print(f"dense check: computed in {time.time() - started:.1f} s", flush=True)
+
+    path = cached(dense_check_path(cfg), key, build, seed=cfg.seed)
+    table = pd.read_parquet(path)
+    if write:
+        write_table(cfg, table)
+    return table
+
+
+def dense_check_path(cfg: StudyConfig) -> Path:
+    return run_dir(cfg.name, "embeddings") / "dense_check.parquet"
+
+
+def cache_key(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
+              queries: pd.DataFrame, query_encoders: Mapping[str, str], user_vectors: Mapping[str, np.ndarray],
+              max_queries: int | None) -> dict[str, Any]:
+    """Everything the table depends on, hashed the way the embeddings stage hashes its own inputs."""
+    return {"version": VERSION, "embeddings": {k: getattr(cfg.embeddings, k) for k in CONFIG_KEYS},
+            "max_queries": max_queries,
+            "data": {"interactions": frame_fingerprint("interactions", interactions),
+                     "queries": frame_fingerprint("queries", queries)},
+            "vectors": [[m, array_fingerprint(v)] for m, v in vectors.items()],  # in order: the table's rows
+            "query_encoders": {m: encoder_fingerprint(p) for m, p in query_encoders.items()},
+            "user_vectors": {m: array_fingerprint(np.asarray(u)) for m, u in user_vectors.items()}}
+
+
+def encoder_fingerprint(name_or_path: str | Path) -> str:
+    """What identifies a query encoder: a fine-tune's cache key (it names the config and data it was trained
+    on), the weights' sha256 for any other local directory, and the name of an offline asset (whose files
+    the assets module checks by sha256)."""
+    path = Path(str(name_or_path))
+    if (path / TRAINED_INFO).exists():
+        return "trained:" + json.loads((path / TRAINED_INFO).read_text())["key_hash"]
+    if path.is_dir():
+        weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+        return "directory:" + ",".join(f"{p.name}={file_sha256(p)}" for p in weights)
+    return "asset:" + str(name_or_path)
+
+
+def compute_table(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
+                  queries: pd.DataFrame, *, query_encoders: Mapping[str, str], user_vectors: Mapping[str, np.ndarray],
+                  max_queries: int | None) -> pd.DataFrame:
+    """The check itself: encodes the test queries and ranks the catalogue for every case."""
     rows = []
     test_q = queries[queries["split"] == "test"].reset_index(drop=True)
     if max_queries is not None and len(test_q) > max_queries:
         test_q = test_q.sample(n=max_queries, random_state=cfg.seed).reset_index(drop=True)
-    for method, path in (query_encoders or {}).items():
-        if method not in vectors:
-            continue
+    for method, path in query_encoders.items():
         q = encode(load_encoder(path), test_q["query"].astype(str).tolist(),
                    batch_size=cfg.embeddings.encode_batch_size)
         rows.append(_row(method, "search", top_k(q, vectors[method]), test_q["item_id"].to_numpy(), "all", "query"))
@@ -57,16 +117,13 @@ def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], inte
     k = cfg.embeddings.history_k
     for method, items in vectors.items():
         cases = [(f"history_mean_{k}", history_mean(items, user_hist, k))]
-        if user_vectors and method in user_vectors:
+        if method in user_vectors:
             cases.append(("enmf_user" if method == "rec" else "own_user", np.asarray(user_vectors[method])[users]))
         for user_vector, u in cases:
             for protocol, exclude in (("all", None), ("exclude_history", user_hist)):
                 rows.append(_row(method, "rec", top_k(u, items, exclude=exclude), test.to_numpy(), protocol,
                                  user_vector))
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    if write:
-        write_table(cfg, table)
-    return table
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _row(method: str, task: str, ranked: np.ndarray, target: np.ndarray, protocol: str, user_vector: str) -> dict:

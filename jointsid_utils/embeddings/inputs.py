@@ -7,6 +7,7 @@ only by the dense check and by validation respectively.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -42,12 +43,27 @@ class EmbeddingData:
     def fingerprint(self, part: str) -> str:
         """A content hash of the ``items`` text, the ``interactions`` or the ``queries``."""
         if part not in self._fingerprints:
-            frame = {"items": self.items[["item_id", "text"]],
-                     "interactions": self.interactions[["user_id", "item_id", "timestamp", "split"]],
-                     "queries": self.queries[["item_id", "query", "split"]]}[part]
-            hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-            self._fingerprints[part] = stable_hash([len(frame), hashed.tobytes().hex()])
+            self._fingerprints[part] = frame_fingerprint(part, getattr(self, part))
         return self._fingerprints[part]
+
+
+# The columns each frame's fingerprint covers: what the embedding methods and the dense check read.
+FINGERPRINT_COLUMNS = {"items": ["item_id", "text"], "interactions": ["user_id", "item_id", "timestamp", "split"],
+                       "queries": ["item_id", "query", "split"]}
+
+
+def frame_fingerprint(part: str, frame: pd.DataFrame) -> str:
+    """The cache keys' content hash of one study frame (``items``, ``interactions`` or ``queries``), row order
+    included; stages that hold a frame without an ``EmbeddingData`` (the dense check) key on the same hash."""
+    hashed = pd.util.hash_pandas_object(frame[FINGERPRINT_COLUMNS[part]], index=False).to_numpy()
+    return stable_hash([len(frame), hashed.tobytes().hex()])
+
+
+def array_fingerprint(array: np.ndarray) -> str:
+    """The same kind of content hash for a matrix (item or user vectors): shape, dtype and every byte."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(array.tobytes()).hexdigest()
+    return stable_hash([list(array.shape), str(array.dtype), digest])
 
 
 def check_frames(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame) -> None:
