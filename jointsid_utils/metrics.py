@@ -1,4 +1,7 @@
-"""Recall@30 with intervals and tests (STUDY.md §2.6), through ``ranx``; predictions and result rows on disk.
+"""Recall@30 with per-seed intervals (STUDY.md §2.6), through ``ranx``; predictions and result rows on disk.
+
+Intervals over seeds and cases, and paired tests between schemes, are ``evaluation.statistics``'s (notebook 06):
+they need every seed's per-case hits, which the prediction files written here keep.
 
 A predictions frame has one row per test case: ``case_id``, ``task``, ``target`` (the one relevant
 item), ``ranked`` (item ids, best first), and optionally ``protocol``, ``decoding``, ``seed`` plus
@@ -88,44 +91,6 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
                          "ci_low": lo, "ci_high": hi, "n_cases": int(mask.sum()), "seed": int(seed),
                          "protocol": protocol, "decoding": decoding, "segment": segment})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
-
-
-def compare_schemes(frames: dict[str, pd.DataFrame], *, k: int = K, max_p: float = 0.05) -> pd.DataFrame:
-    """Paired t-tests (ranx ``compare``, Student) between schemes on the same cases, Bonferroni-corrected.
-
-    ``frames`` maps a scheme name to its predictions for one task and protocol; with several seeds, a
-    case's ranked list is taken per seed and the case id gets the seed appended, so the test pairs
-    (case, seed) units, the same for every scheme. Returns one row per pair: mean recalls, raw and
-    Bonferroni p-values, and whether the corrected p is below ``max_p``.
-    """
-    from ranx import compare
-
-    names = list(frames)
-    if len(names) < 2:
-        raise StudyInputError("compare_schemes needs predictions of at least two schemes.")
-    runs, qrels = [], None
-    for name in names:
-        f = frames[name].copy()
-        f["case_id"] = f["case_id"].astype(str) + "|s" + f.get("seed", pd.Series(0, index=f.index)).astype(str)
-        q, run = _qrels_run(f, k)
-        run.name = name
-        if qrels is None:
-            qrels = q
-        elif set(q.keys()) != set(qrels.keys()):
-            raise StudyInputError(f"Scheme {name!r} has different test cases from {names[0]!r}; compare schemes "
-                                  "on the same cases and seeds.")
-        runs.append(run)
-    report = compare(qrels, runs=runs, metrics=[f"recall@{k}"], stat_test="student", max_p=max_p,
-                     make_comparable=True)
-    n_pairs = len(names) * (len(names) - 1) // 2
-    rows = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            p = float(report.comparisons[a, b][f"recall@{k}"]["p_value"])
-            rows.append({"a": a, "b": b, "recall_a": report.results[a][f"recall@{k}"],
-                         "recall_b": report.results[b][f"recall@{k}"], "p_value": p,
-                         "p_bonferroni": min(1.0, p * n_pairs), "significant": min(1.0, p * n_pairs) < max_p})
-    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- files

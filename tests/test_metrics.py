@@ -1,12 +1,14 @@
-"""Recall@30 through ranx, bootstrap intervals, paired tests, baselines on toy cases."""
+"""Recall@30 through ranx, per-seed bootstrap intervals, baselines on toy cases (tests over seeds: test_statistics)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from jointsid_utils.evaluation.baselines import bm25, most_popular, random_baseline
-from jointsid_utils.metrics import (RESULT_COLUMNS, append_results, bootstrap_ci, compare_schemes, head_items,
-                                    per_case_recall, recall_rows, save_predictions)
+from jointsid_utils.errors import StudyInputError
+
+from jointsid_utils.evaluation.baselines import bm25, dense, most_popular, random_baseline
+from jointsid_utils.metrics import (RESULT_COLUMNS, append_results, bootstrap_ci, head_items, per_case_recall,
+                                    recall_rows, save_predictions)
 
 
 def frame(targets, ranked, task="search", **cols):
@@ -44,17 +46,6 @@ def test_head_torso_split_and_results_file(runs_dir):
     assert paths[0].name == "e__q__rec.parquet" and len(pd.read_parquet(paths[0])) == 3
 
 
-def test_paired_comparison_with_bonferroni():
-    gen = np.random.default_rng(0)
-    targets = gen.integers(0, 100, 400)
-    good = frame(targets, [[t] for t in targets])
-    bad = frame(targets, [[(t + 1) % 100] if gen.random() < 0.8 else [t] for t in targets])
-    mid = frame(targets, [[t] if gen.random() < 0.5 else [] for t in targets])
-    out = compare_schemes({"good": good, "bad": bad, "mid": mid})
-    assert len(out) == 3 and out["significant"].all()
-    assert (out["p_bonferroni"] >= out["p_value"]).all()
-
-
 def test_baselines_are_sane():
     n = 200
     items = pd.DataFrame({"item_id": np.arange(n), "text": [f"movie number{i} about topic{i % 7}" for i in range(n)]})
@@ -72,3 +63,19 @@ def test_baselines_are_sane():
     excl = mp[mp.protocol == "exclude_history"]["ranked"].tolist()
     assert allp[0] == list(range(30))
     assert excl[1] == list(range(30, 40)) and 1 not in excl[0]
+
+
+def test_dense_baseline_on_the_given_cases():
+    gen = np.random.default_rng(0)
+    items = gen.normal(size=(100, 16)).astype(np.float32)
+    cases = pd.DataFrame({"case_id": [f"q{i}" for i in range(10)], "query": "x", "target": np.arange(10)})
+    search = dense(cases, "search", items, query_vectors=items[:10])
+    assert per_case_recall(search).mean() == 1.0 and set(search.decoding) == {"dense"}
+    rec = pd.DataFrame({"case_id": ["u0", "u1"], "user_id": [0, 1], "target": [5, 6],
+                        "history": [np.array([5]), np.array([6, 7])]})
+    out = dense(rec, "rec", items, history_k=1)
+    allp, excl = out[out.protocol == "all"], out[out.protocol == "exclude_history"]
+    assert per_case_recall(allp).tolist() == [1.0, 0.0]  # u0's mean-of-history is the target's own vector
+    assert 5 not in excl.ranked.iloc[0] and 7 not in excl.ranked.iloc[1]
+    with pytest.raises(StudyInputError, match="query vector"):
+        dense(cases, "search", items)

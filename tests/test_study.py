@@ -77,6 +77,18 @@ def test_baselines_on_the_generators_cases(runs_dir):
     search_cases, rec_cases = generator_test_cases(cfg, items, inter, queries)
     assert table[(table.method == "bm25")].n_cases.iloc[0] == len(search_cases)
     assert mp.n_cases.iloc[0] == len(rec_cases) == inter.user_id.nunique()
+    assert not table.method.str.startswith("dense").any()  # notebook 02 has not run: no item vectors
+
+    rec_vectors = np.random.default_rng(0).normal(size=(len(items), 8)).astype(np.float32)
+    (runs_dir / "smoke/embeddings").mkdir(parents=True, exist_ok=True)
+    np.save(runs_dir / "smoke/embeddings/rec.npy", rec_vectors)  # rec has no query encoder: rec rows only
+    table = results_io.run_baselines(cfg, items, inter, queries)
+    dense_rec = table[(table.method == "dense_rec") & (table.segment == "all")]
+    assert set(dense_rec.protocol) == {"all", "exclude_history"} and set(dense_rec.task) == {"rec"}
+    assert dense_rec.n_cases.iloc[0] == len(rec_cases)
+    hits = results_io.load_hits("smoke", results_io.baseline_schemes(table))
+    assert {"bm25", "dense_rec", "most_popular", "random"} == set(hits.quantizer)
+    assert (runs_dir / "smoke/results/hits/baseline__dense_rec__rec.parquet").exists()
 
 
 def test_reference_numbers_match_reference_md():

@@ -1,4 +1,5 @@
-"""Baselines on the generator's own test cases: random, most-popular (rec), BM25 over item text (search).
+"""Baselines on the generator's own test cases: random, most-popular (rec), BM25 over item text (search),
+and dense retrieval with an embedding's own vectors (both tasks).
 
 Each returns a predictions frame in the shape of ``generator.predict`` (``case_id``, ``task``,
 ``target``, ``ranked``, ``protocol``), so ``metrics.recall_rows`` scores generative schemes and
@@ -11,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jointsid_utils.embeddings.retrieval import history_mean, top_k
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.metrics import K
 from jointsid_utils.reproducibility import rng
-
 
 
 def _with_protocols(cases: pd.DataFrame, task: str, rank_fn) -> pd.DataFrame:
@@ -68,3 +69,21 @@ def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int = K, text_column: s
     docs, _ = retriever.retrieve(q_tokens, k=min(k, len(corpus)), show_progress=False, n_threads=1)
     ranked = {i: docs[i].tolist() for i in range(len(cases))}
     return _with_protocols(cases, "search", lambda i, row, ex: ranked[i]).assign(decoding="bm25")
+
+
+def dense(cases: pd.DataFrame, task: str, item_vectors: np.ndarray, *, query_vectors: np.ndarray | None = None,
+          history_k: int = 10, k: int = K) -> pd.DataFrame:
+    """Exact inner-product retrieval: search ranks items by the encoded query (``query_vectors``, one row
+    per case); rec by the mean of the last ``history_k`` history items' vectors, as notebook 02's dense
+    check does, but here on the generator's own test cases."""
+    if task == "search":
+        if query_vectors is None or len(query_vectors) != len(cases):
+            raise StudyInputError("dense search needs one query vector per test case (query_vectors).")
+        top = top_k(query_vectors, item_vectors, k=k)
+        return _with_protocols(cases, task, lambda i, row, ex: top[i].tolist()).assign(decoding="dense")
+    if "history" not in cases:
+        raise StudyInputError("dense rec needs rec test cases with a 'history' column (generator.build_examples).")
+    history = [np.asarray(h, dtype=np.int64) for h in cases["history"]]
+    users = history_mean(item_vectors, history, history_k)
+    ranked = {False: top_k(users, item_vectors, k=k), True: top_k(users, item_vectors, k=k, exclude=history)}
+    return _with_protocols(cases, task, lambda i, row, ex: ranked[ex][i].tolist()).assign(decoding="dense")

@@ -1,7 +1,8 @@
 """Tables, flags, findings and the trade-off figure of notebook 06, computed from the result files.
 
-Inputs are the frames of ``evaluation.results.load_results``: ``recall_at_30.csv`` (generative schemes) and
-``baselines.csv`` (random, most-popular, BM25, dense bounds). Nothing here trains or decodes.
+Inputs are the frames of ``evaluation.results``: ``recall_at_30.csv`` rows (one per seed) or, for intervals over
+seeds and cases, ``statistics.seed_level_table``'s rows; ``baselines.csv`` (random, most-popular, BM25, dense
+retrieval); the paired tests of ``statistics.family_tests``. Nothing here trains or decodes.
 Rec is reported under both protocols (docs/FEASIBILITY.md): "all" (the ranked list as decoded, the
 paper-style number) and "exclude_history" (the user's seen items removed). Never compare across them.
 """
@@ -15,30 +16,34 @@ import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation.reference import reference_table
+from jointsid_utils.evaluation.statistics import JOINT
 from jointsid_utils.ids.schemes import Scheme
 
-JOINT = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
 COLUMNS = {("search", "all", "all"): "search", ("rec", "all", "all"): "rec",
            ("rec", "exclude_history", "all"): "rec_excl", ("rec", "all", "head"): "rec_head",
            ("rec", "all", "torso"): "rec_torso"}
 
 
 def _cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds of recall and interval bounds per (embedding, quantizer, column)."""
+    """Recall and interval bounds per (embedding, quantizer, column): as given for seed-level rows
+    (``n_seeds``), else the mean over the per-seed rows."""
     f = frame.copy()
     f["col"] = [COLUMNS.get((t, p, s)) for t, p, s in zip(f.task, f.protocol, f.segment)]
     f = f.dropna(subset=["col"])
+    if "n_seeds" not in f:
+        f["n_seeds"] = f.groupby(["embedding", "quantizer", "col"], sort=False).seed.transform("nunique")
     g = f.groupby(["embedding", "quantizer", "col"], sort=False)
     return g.agg(r=("recall_at_30", "mean"), lo=("ci_low", "mean"), hi=("ci_high", "mean"),
-                 n=("n_cases", "first"), seeds=("seed", "nunique")).reset_index()
+                 n=("n_cases", "first"), seeds=("n_seeds", "max")).reset_index()
 
 
 def scheme_table(results: pd.DataFrame, schemes: Sequence[Scheme], *, decoding: str = "beam") -> pd.DataFrame:
-    """One row per scheme: Recall@30 (mean over seeds) with 95% bootstrap bounds for search, rec (both
-    protocols) and rec head/torso ("all"), beside the paper's numbers. With several seeds the bounds are
-    the seeds' mean bounds (the per-seed interval, not an interval of the mean)."""
+    """One row per scheme: Recall@30 with 95% bounds for search, rec (both protocols) and rec head/torso
+    ("all"), beside the paper's numbers, and ``seeds``. From ``statistics.seed_level_table`` (use this) the
+    value is the mean over seeds and cases and the bounds the two-way bootstrap's (seed and case
+    variance); from per-seed ``recall_at_30.csv`` rows, the seeds' mean value and mean per-seed bounds."""
     if results.empty:
-        raise StudyInputError("recall_at_30.csv is empty; run notebook 05 first.")
+        raise StudyInputError("No Recall@30 rows to tabulate; run notebook 05 first.")
     cells = _cells(results[results.decoding == decoding])
     rows = []
     for emb, quant in schemes:
@@ -89,7 +94,8 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for _, r in table.iterrows():
-        row = {"scheme": f"{r.embedding} / {r.quantizer}", "search": ci(r, "search"), "paper search": num(r.paper_search),
+        row = {"scheme": f"{r.embedding} / {r.quantizer}", "seeds": r.seeds, "search": ci(r, "search"),
+               "paper search": num(r.paper_search),
                "rec (all)": ci(r, "rec"), "paper rec": num(r.paper_rec), "rec (excl. history)": ci(r, "rec_excl"),
                "rec head": num(r.rec_head), "rec torso": num(r.rec_torso), "paper head": num(r.paper_rec_head),
                "paper torso": num(r.paper_rec_torso)}
@@ -196,23 +202,31 @@ def headline(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.DataFrame,
 
 # ----------------------------------------------------------------------------- tests
 
-def paired_tests(profile: str, schemes: Sequence[Scheme], task: str, *, protocol: str = "all",
-                 decoding: str = "beam") -> pd.DataFrame:
-    """ranx paired t-tests (Bonferroni over all pairs) on the saved predictions; cases x seeds are the units."""
-    from jointsid_utils.metrics import compare_schemes, predictions_path
-
-    frames = {}
-    for emb, quant in schemes:
-        path = predictions_path(profile, emb, quant, task)
-        if not path.exists():
-            continue
-        f = pd.read_parquet(path)
-        f = f[(f.protocol == protocol) & (f.decoding == decoding)]
-        frames[f"{emb}/{quant}"] = f
-    if len(frames) < 2:
+def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """``statistics.family_tests`` rows for display: a - b with its interval, p, Holm p, Cohen's d_z, the
+    detectable difference and the design (cases x seeds)."""
+    if tests.empty:
         return pd.DataFrame()
-    seeds = set.intersection(*(set(f.seed) for f in frames.values()))
-    return compare_schemes({k: f[f.seed.isin(seeds)] for k, f in frames.items()})
+    return pd.DataFrame({
+        "label": tests.label, "task": tests.task, "a": tests.a, "b": tests.b,
+        "recall a / b": [f"{x:.3f} / {y:.3f}" for x, y in zip(tests.recall_a, tests.recall_b)],
+        "a - b [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                           for d, lo, hi in zip(tests["diff"], tests.ci_low, tests.ci_high)],
+        "p": [f"{p:.4f}" for p in tests.p_value], "Holm p": [f"{p:.4f}" for p in tests.p_holm],
+        "significant": tests.significant, "Cohen's d_z": tests.cohens_d.round(3), "MDE (80%)": tests.mde.round(3),
+        "units": [f"{c} cases x {s} seeds" for c, s in zip(tests.n_cases, tests.n_seeds)]})
+
+
+def subset_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """``statistics.subset_table`` as one row per scheme, one column per subset: ``0.083 [0.071, 0.095]``,
+    the subset's case count in the column name."""
+    cell = [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in zip(table.recall_at_30, table.ci_low, table.ci_high)]
+    named = table.assign(scheme=[f"{e} / {q} ({s} seed{'s' if s > 1 else ''})"
+                                 for e, q, s in zip(table.embedding, table.quantizer, table.n_seeds)],
+                         column=[f"{s} (n={n})" for s, n in zip(table.subset, table.n_cases)], cell=cell)
+    order = list(dict.fromkeys(named.column))
+    return named.pivot(index="scheme", columns="column", values="cell").reindex(
+        index=list(dict.fromkeys(named.scheme)), columns=order)
 
 
 # ----------------------------------------------------------------------------- figure
@@ -235,8 +249,9 @@ def _place_labels(ax, points: list[tuple[float, float, str]], gap: float = 0.035
 
 
 def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
-    """Search vs rec Recall@30, one point per scheme with 95% intervals, one panel per rec protocol;
-    BM25, most-popular and random as reference lines."""
+    """Search vs rec Recall@30, one point per scheme with 95% intervals (from ``scheme_table``: over seeds and
+    cases when it was given seed-level rows), one panel per rec protocol; BM25, most-popular and random as
+    reference lines."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
@@ -275,6 +290,24 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
         _place_labels(ax, labels)
     axes[0].set_ylabel("search Recall@30")
     axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="scheme (o RQ-KMeans, s other)")
-    fig.suptitle("Search vs recommendation trade-off (95% bootstrap intervals)", y=1.0)
+    seeds = int(table.seeds.max()) if "seeds" in table and len(table) else 1
+    over = f"over {seeds} seeds and test cases" if seeds > 1 else "over test cases, 1 seed"
+    fig.suptitle(f"Search vs recommendation trade-off (mean, 95% bootstrap intervals {over})", y=1.0)
     fig.tight_layout()
     return fig
+
+
+def evaluation_metrics(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.DataFrame, headline_numbers: dict,
+                       decoding: pd.DataFrame, extra: dict) -> dict:
+    """Notebook 06's recorded metrics: the headline, baselines, findings verdicts, decoding rows and every
+    scheme's Recall@30 columns (mean over seeds), plus ``extra`` (seed count, power, significant pairs)."""
+    metrics = {**headline_numbers,
+               "most_popular_rec_excl": baseline_value(baselines, "most_popular", "rec", "exclude_history"),
+               "random_search": baseline_value(baselines, "random", "search"),
+               "findings_ours": {f: found.loc[f, ("holds", "ours")] for f in found.index},
+               "findings_paper": {f: found.loc[f, ("holds", "paper")] for f in found.index},
+               "decoding": {f"{t}/{p}": dict(decoding.loc[(t, p)]) for t, p in decoding.index}, **extra}
+    for r in table.itertuples():
+        for col in ("search", "rec", "rec_excl", "rec_head", "rec_torso"):
+            metrics[f"{r.embedding}__{r.quantizer}/{col}"] = getattr(r, col)
+    return metrics

@@ -1,58 +1,73 @@
 """Notebook 06's inputs: the baselines scored on the generator's own test cases, and the result tables.
 
-    base = run_baselines(cfg)          # random, most-popular, BM25, dense bounds -> results/baselines.csv
+    base = run_baselines(cfg)          # random, most-popular, BM25, dense retrieval -> results/baselines.csv
     results, base = load_results(cfg)  # recall_at_30.csv and baselines.csv
-    decoding_table(results, ("multitask", "rq_kmeans"), seed=0)  # beam vs the paper's diverse beam search
+    hits = load_hits(cfg.name, schemes + baseline_schemes(base))  # per (case, seed) hits, for evaluation.statistics
+    decoding_table(results, ("multitask", "rq_kmeans"), seed=0, hits=hits)  # beam vs the paper's diverse beam
+    write_table(frame, cfg, "statistics_pairs.csv")  # a results table next to recall_at_30.csv
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
-from jointsid_utils.cache import run_dir
+from jointsid_utils.cache import atomic_path, cached, run_dir, save_parquet
 from jointsid_utils.config import StudyConfig
-from jointsid_utils.evaluation.baselines import bm25, most_popular, random_baseline
+from jointsid_utils.embeddings.encoders import encode, load_encoder
+from jointsid_utils.embeddings.registry import EMBEDDING_METHODS, QUERY_ENCODERS, embedding_path, load_embedding
+from jointsid_utils.embeddings.registry import query_encoder_path
+from jointsid_utils.evaluation.baselines import bm25, dense, most_popular, random_baseline
+from jointsid_utils.evaluation.statistics import HIT_COLUMNS, hit_rows
 from jointsid_utils.generator.examples import generator_test_cases
 from jointsid_utils.generator.orchestration import load_inputs
-from jointsid_utils.metrics import EXTRA_COLUMNS, RESULT_COLUMNS, head_items, recall_rows, save_predictions
+from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, head_items, predictions_path, recall_rows,
+                                    save_predictions)
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme
 
 
+def dense_baselines(cfg: StudyConfig, search: pd.DataFrame, rec: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``dense_<method>`` predictions on the generator's test cases for every item matrix notebook 02 built:
+    search where the method has a query encoder (its own, fine-tuned one), rec from the history mean."""
+    out = {}
+    for method in EMBEDDING_METHODS:
+        if not embedding_path(cfg, method).exists():
+            continue
+        items = load_embedding(cfg, method)
+        parts = [dense(rec, "rec", items, history_k=cfg.embeddings.history_k)]
+        if method in QUERY_ENCODERS:  # notebook 02 saved the encoder with the matrix
+            queries = encode(load_encoder(query_encoder_path(cfg, method)), search["query"].astype(str).tolist(),
+                             batch_size=cfg.embeddings.encode_batch_size)
+            parts.insert(0, dense(search, "search", items, query_vectors=queries))
+        out[f"dense_{method}"] = pd.concat(parts, ignore_index=True)
+    return out
+
+
 def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
                   queries: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Random, most-popular (rec) and BM25 (search) on the generator's test cases, plus the dense upper
-    bounds of notebook 02; written to ``results/baselines.csv`` (predictions to ``results/predictions/``
-    as ``baseline__<name>__<task>.parquet``). Column ``method``; dense rows have no interval and their
-    own test cases (``n_cases``)."""
+    """Random, most-popular (rec), BM25 (search) and dense retrieval (both, ``dense_<method>``) on the
+    generator's test cases, so every number is on the cases the generator is scored on; written to
+    ``results/baselines.csv`` (predictions to ``results/predictions/baseline__<name>__<task>.parquet``).
+    Column ``method``. Notebook 02's dense check scores every test query; this one only the generator's."""
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
     search, rec = generator_test_cases(cfg, items, interactions, queries)
     head = head_items(interactions)
     frames = {"random": pd.concat([random_baseline(search, "search", len(items), seed=cfg.seed),
                                    random_baseline(rec, "rec", len(items), seed=cfg.seed)], ignore_index=True),
-              "most_popular": most_popular(rec, interactions), "bm25": bm25(search, items)}
+              "most_popular": most_popular(rec, interactions), "bm25": bm25(search, items),
+              **dense_baselines(cfg, search, rec)}
     parts = []
     for name, frame in frames.items():
         frame = frame.assign(seed=cfg.seed)
         save_predictions(frame, cfg.name, "baseline", name)
         parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head).assign(method=name))
-    table = pd.concat(parts, ignore_index=True)
-    dense_path = run_dir(cfg.name, "results") / "dense_recall_at_30_detail.csv"  # both protocols
-    if dense_path.exists():
-        dense = pd.read_csv(dense_path)
-        if "user_vector" in dense:  # rec: keep the mean-of-history check (the ENMF user vector is rec's own)
-            dense = dense[(dense.task == "search") | (dense.user_vector != "enmf_user")]
-        table = pd.concat([table, pd.DataFrame({
-            "embedding": dense.embedding, "quantizer": "dense", "task": dense.task,
-            "recall_at_30": dense.recall_at_30, "n_cases": dense.n_cases, "seed": cfg.seed,
-            "protocol": dense.get("protocol", "all"), "decoding": "dense", "segment": "all",
-            "method": "dense_" + dense.embedding})], ignore_index=True)
-    table = table.reindex(columns=["method", *RESULT_COLUMNS, *EXTRA_COLUMNS])
-    table.to_csv(run_dir(cfg.name, "results") / "baselines.csv", index=False)
+    table = pd.concat(parts, ignore_index=True).reindex(columns=["method", *RESULT_COLUMNS, *EXTRA_COLUMNS])
+    write_table(table, cfg, "baselines.csv")
     return table
 
 
@@ -63,8 +78,45 @@ def load_results(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     return read("recall_at_30.csv"), read("baselines.csv")
 
 
-def decoding_table(results: pd.DataFrame, scheme: Scheme, seed: int) -> pd.DataFrame:
-    """Recall@30 of one scheme and seed per (task, protocol), one column per decoding (all cases)."""
+def baseline_schemes(baselines: pd.DataFrame) -> list[tuple[str, str]]:
+    """The baselines of ``baselines.csv`` as schemes ``("baseline", method)``, for ``load_hits``."""
+    return [("baseline", m) for m in dict.fromkeys(baselines.get("method", pd.Series(dtype=str)))]
+
+
+def load_hits(profile: str, schemes: Sequence[Scheme]) -> pd.DataFrame:
+    """Per-(case, seed) hits (``statistics.hit_rows``) of every saved prediction of ``schemes``: every task,
+    protocol, decoding and seed. Schemes without prediction files are left out. Each file's hits are cached
+    beside it (``results/hits/``), keyed on the predictions' content hash."""
+    parts = []
+    for emb, quant in dict.fromkeys(schemes):
+        for task in ("search", "rec"):
+            path = predictions_path(profile, emb, quant, task)
+            if not path.exists():
+                continue
+            hits = run_dir(profile, "results", "hits") / path.name
+            build = lambda tmp, p=path, e=emb, q=quant: save_parquet(  # noqa: E731
+                tmp, hit_rows(pd.read_parquet(p), embedding=e, quantizer=q))
+            parts.append(pd.read_parquet(cached(hits, {"k": K, "columns": HIT_COLUMNS}, build, inputs=(path,))))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HIT_COLUMNS)
+
+
+def write_table(frame: pd.DataFrame, cfg: StudyConfig, name: str) -> Path:
+    """``frame`` to ``runs/<profile>/results/<name>`` (CSV, atomically), beside ``recall_at_30.csv``."""
+    path = run_dir(cfg.name, "results") / name
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
+
+
+def decoding_table(results: pd.DataFrame, scheme: Scheme, seed: int, hits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Recall@30 of one scheme and seed per (task, protocol), one column per decoding (all cases); with
+    ``hits`` (``load_hits``) also ``<decoding> list length``, the mean number of distinct items returned,
+    which falls below 30 when diverse beam groups reach the same item."""
     rows = results[(results.embedding == scheme[0]) & (results.quantizer == scheme[1]) & (results.segment == "all")
                    & (results.seed == seed)]
-    return rows.pivot_table(index=["task", "protocol"], columns="decoding", values="recall_at_30")
+    table = rows.pivot_table(index=["task", "protocol"], columns="decoding", values="recall_at_30")
+    if hits is not None and len(hits):
+        own = hits[(hits.embedding == scheme[0]) & (hits.quantizer == scheme[1]) & (hits.seed == seed)]
+        lengths = own.pivot_table(index=["task", "protocol"], columns="decoding", values="list_length", aggfunc="mean")
+        table = table.join(lengths.add_suffix(" list length"))
+    return table
