@@ -82,8 +82,10 @@ def test_tiny_t5_trains_and_predicts(runs_dir):
     assert set(preds["task"]) == {"search", "rec"}
     assert set(preds.loc[preds.task == "rec", "protocol"]) == {"all", "exclude_history"}
     assert all(len(r) == 10 and len(set(r)) == 10 for r in preds["ranked"])
+    # The toy's rec sequences are random and 12 epochs barely start on search, so recall sits near the
+    # random 10/40 whatever the init (measured 0.23-0.27 over inits); learning is the loss check above.
     hits = np.mean([t in r for t, r in zip(preds.target, preds.ranked)])
-    assert hits > 0.25  # above the random 10/40
+    assert 0.1 < hits < 0.6
     # a second call with the same inputs reloads instead of retraining, and so does another decoding
     saved = (out / "model.safetensors").stat().st_mtime_ns
     again = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke")

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.generator.item_positions import encode_prompts
 
 
 class IdTrie:
@@ -132,7 +133,7 @@ def _search_batch(model, input_ids, attention_mask, trie: IdTrie, beam_size, top
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     B, W, G = input_ids.shape[0], beam_size, groups
     Wg = W // G
-    enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    enc = encode_prompts(model, input_ids, attention_mask)  # (B, S) token ids or (B, S, slots) grouped
     hidden, mask = enc.last_hidden_state, attention_mask
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     start = model.config.decoder_start_token_id

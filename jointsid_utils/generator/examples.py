@@ -20,6 +20,7 @@ import torch
 
 from jointsid_utils.config import GeneratorConfig, StudyConfig
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.generator.item_positions import ItemGrouping, tokenize_prompts
 from jointsid_utils.generator.tokenization import IdScheme, make_id_scheme, rec_prompt, search_prompt
 from jointsid_utils.reproducibility import rng
 
@@ -78,6 +79,13 @@ def generator_test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd
                         rec_windows_per_user=1, val_queries=0, search_eval_cases=cfg.generator.search_eval_cases,
                         seed=0, case_seed=cfg.seed)
     return ex.test_search, ex.test_rec
+
+
+def validation_cases(examples: Examples, task: str) -> pd.DataFrame:
+    """The validation examples of ``task`` as decodable cases (case_id, prompt, target)."""
+    rows = examples.validation[examples.validation["task"] == task].reset_index(drop=True)
+    return pd.DataFrame({"case_id": [f"v{task[0]}{i}" for i in range(len(rows))], "prompt": rows["prompt"],
+                         "target": rows["target"].to_numpy()})
 
 
 def check_frames(interactions: pd.DataFrame, queries: pd.DataFrame, n_items: int) -> None:
@@ -154,9 +162,10 @@ def _search_test_cases(queries: pd.DataFrame, n_cases: int | None, case_seed: in
 # ----------------------------------------------------------------------------- torch datasets
 
 class ExampleDataset(torch.utils.data.Dataset):
-    """input_ids and labels per example; a plain torch dataset (the Trainer needs no ``datasets``)."""
+    """input_ids and labels per example; a plain torch dataset (the Trainer needs no ``datasets``).
+    ``input_ids`` holds one token per position, or per-item slots (``item_positions``)."""
 
-    def __init__(self, input_ids: list[list[int]], labels: list[list[int]]):
+    def __init__(self, input_ids: list[list], labels: list[list[int]]):
         self.input_ids, self.labels = input_ids, labels
 
     def __len__(self) -> int:
@@ -166,12 +175,13 @@ class ExampleDataset(torch.utils.data.Dataset):
         return {"input_ids": self.input_ids[i], "labels": self.labels[i]}
 
 
-def encode_examples(frame: pd.DataFrame, tokenizer, label_ids: dict[str, np.ndarray], max_len: int) -> ExampleDataset:
-    """Tokenised prompts and labels (the target item's ID tokens, then eos)."""
-    enc = tokenizer(list(frame["prompt"]), truncation=True, max_length=max_len)
+def encode_examples(frame: pd.DataFrame, tokenizer, label_ids: dict[str, np.ndarray], max_len: int,
+                    grouping: ItemGrouping | None = None) -> ExampleDataset:
+    """Tokenised prompts (grouped per history item with ``grouping``) and labels (the target item's ID
+    tokens, then eos)."""
     eos = tokenizer.eos_token_id
     labels = [[int(x) for x in label_ids[t][i]] + [eos] for t, i in zip(frame["task"], frame["target"])]
-    return ExampleDataset(enc["input_ids"], labels)
+    return ExampleDataset(tokenize_prompts(tokenizer, frame["prompt"], max_len, grouping), labels)
 
 
 class TaskBlockSampler(torch.utils.data.Sampler):

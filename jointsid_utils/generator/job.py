@@ -21,6 +21,7 @@ from jointsid_utils import distributed
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.generator.model import load_saved
+from jointsid_utils.generator.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
 from jointsid_utils.generator.training import load_trained, model_dir, train_scheme
@@ -51,6 +52,7 @@ def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: in
     scheme and its codes, the data (``data_hash``), the study seed (it picks the test queries) and the
     training seed."""
     settings = {k: v for k, v in as_dict(gcfg).items() if k not in NOT_IN_KEY}
+    settings["precision"] = resolve_precision(gcfg.precision)  # "auto" trains differently on other hardware
     return stable_hash({"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
                         "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed)})
 

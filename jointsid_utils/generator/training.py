@@ -5,7 +5,7 @@
     info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key)
 
 The Trainer runs unchanged under ``accelerate launch`` / ``torchrun`` (every process trains its shard of
-each batch); a fixed number of epochs, bf16 where CUDA has it, the lowest-validation-loss checkpoint
+each batch); a fixed number of epochs, bf16 autocast per ``generator.precision``, the lowest-validation-loss checkpoint
 kept, and an interrupted run resumes from its last complete checkpoint. ``train_info.json`` (the job
 key, example counts, times, the loss curve) is written last, so it marks a complete model.
 """
@@ -26,7 +26,9 @@ from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import GeneratorConfig, as_dict
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.examples import Examples, TaskBlockSampler, encode_examples
+from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
 from jointsid_utils.generator.model import build_model, make_tokenizer
+from jointsid_utils.generator.precision import resolve_precision
 from jointsid_utils.generator.tokenization import IdScheme, check_tokenizer, item_token_ids
 
 TASK_BATCHING = ("mixed", "per_task")
@@ -59,9 +61,10 @@ def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, quer
     checkpoints = checkpoint_dir(out, key, fresh=retrain)
     tokenizer = _tokenizer(scheme, items, queries, gcfg, checkpoints)
     labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
-    train_ds = encode_examples(examples.train, tokenizer, labels, gcfg.max_prompt_tokens)
-    val_ds = encode_examples(examples.validation, tokenizer, labels, gcfg.max_prompt_tokens)
-    model = build_model(tokenizer, gcfg)
+    grouping = item_grouping(tokenizer, scheme) if gcfg.rec_item_positions else None
+    train_ds = encode_examples(examples.train, tokenizer, labels, gcfg.max_prompt_tokens, grouping)
+    val_ds = encode_examples(examples.validation, tokenizer, labels, gcfg.max_prompt_tokens, grouping)
+    model = build_model(tokenizer, gcfg, output_tokens(tokenizer, scheme) if gcfg.id_output_only else None)
     per_task = list(examples.train["task"]) if gcfg.task_batching == "per_task" else None
     run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed, train_tasks=per_task)
     info = {"key": key, "scheme": scheme.name, "seed": seed, "generator": as_dict(gcfg), "examples": examples.stats,
@@ -73,6 +76,11 @@ def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, quer
         write_json(out / INFO_FILE, info)
     distributed.barrier()
     return info
+
+
+def output_tokens(tokenizer, scheme: IdScheme) -> list[int]:
+    """What the decoder may emit: every ID token of the scheme, and EOS."""
+    return sorted(set(tokenizer.convert_tokens_to_ids(scheme.all_tokens())) | {tokenizer.eos_token_id})
 
 
 def tied_aliases(model: torch.nn.Module) -> set[str]:
@@ -121,13 +129,15 @@ def training_arguments(gcfg: GeneratorConfig, out: Path, seed: int):
     from transformers import Seq2SeqTrainingArguments
 
     cuda = torch.cuda.is_available()
+    sampling = "group_by_length" if gcfg.length_grouped else "random"
     return Seq2SeqTrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=max(1, gcfg.batch_size // distributed.world_size()),
         per_device_eval_batch_size=256, learning_rate=gcfg.lr, weight_decay=gcfg.weight_decay,
         num_train_epochs=gcfg.epochs, warmup_steps=gcfg.warmup_steps, lr_scheduler_type="cosine",
         max_grad_norm=gcfg.max_grad_norm, eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=50, seed=seed, data_seed=seed, bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        logging_steps=50, seed=seed, data_seed=seed, bf16=resolve_precision(gcfg.precision) == "bf16",
+        train_sampling_strategy=sampling,
         report_to="none", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False, save_only_model=False,
         # accelerate treats CPU processes under torchrun as separate single-process runs (DistributedType.NO)
         # unless use_cpu is set: each would train the whole model alone and race on the checkpoints.
@@ -141,7 +151,7 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
 
     ``train_tasks`` (the task of each train example) switches to one task per batch (``TaskBlockSampler``).
     """
-    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
+    from transformers import Seq2SeqTrainer
 
     class Trainer(Seq2SeqTrainer):
         def _get_train_sampler(self, *args, **kwargs):
@@ -162,7 +172,7 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
     model.accepts_loss_kwargs = False
     trainer = Trainer(model=model, args=training_arguments(gcfg, out_dir, seed), train_dataset=train_ds,
                       eval_dataset=val_ds, processing_class=tokenizer,
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100))
+                      data_collator=PromptCollator(tokenizer.pad_token_id))
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
     started = time.time()
     result = trainer.train(resume_from_checkpoint=checkpoint)

@@ -1,0 +1,232 @@
+"""The generator's cost per example, and what each speed option does to **validation** Recall@30.
+
+    OMP_WAIT_POLICY=PASSIVE python bench/bench_generator_throughput.py [--profile default]
+        [--scheme content/rq_kmeans] [--steps 12] [--rounds 4] [--recall VARIANT ...] [--workers 2]
+
+Two parts, one machine, one run, so the rows compare as ratios:
+1. **Throughput**: examples/s on one thread of a training step (forward, backward, AdamW) of the
+   profile's generator on the profile's data, per variant. The variants take turns in ``--rounds``
+   rounds of ``--steps`` batches each (batches drawn as the variant's sampler draws them), so a load
+   that changes during the run touches every variant alike; the median round is reported.
+2. **Validation Recall@30** at equal epochs: each variant in ``--recall`` trained as notebook 05 trains
+   a job (one thread, same seed, same examples) and decoded on the validation cases only (held-out
+   train queries; every user's validation item), with a bootstrap interval over cases. The test split
+   is never decoded here.
+
+Inputs come from ``runs/<profile>/`` (data, queries, and the scheme's IDs: run notebooks 01-03 or the
+package's stages first); models go under ``runs/<profile>_throughput/<variant>/`` and are reused on a
+rerun. Writes ``bench/results/bench_generator_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from multiprocessing import get_context
+
+# Each variant is today's default generator with some options changed (GeneratorConfig fields).
+VARIANTS: dict[str, dict] = {
+    "today": {},
+    "item_positions": {"rec_item_positions": True},
+    "length_grouped": {"length_grouped": True},
+    "bf16": {"precision": "bf16"},
+    "id_output": {"id_output_only": True},
+    "no_dropout": {"dropout": 0.0},
+    "combined": {"rec_item_positions": True, "length_grouped": True, "precision": "bf16", "id_output_only": True,
+                 "dropout": 0.0},
+    "combined_keep_dropout": {"rec_item_positions": True, "length_grouped": True, "precision": "bf16",
+                              "id_output_only": True},
+    # knobs that were chosen on test before, re-chosen here on validation at the new speed
+    "combined_windows20": {"rec_item_positions": True, "length_grouped": True, "precision": "bf16",
+                           "id_output_only": True, "dropout": 0.0, "rec_windows_per_user": 20},
+    "combined_item_text1": {"rec_item_positions": True, "length_grouped": True, "precision": "bf16",
+                            "id_output_only": True, "dropout": 0.0, "item_text_examples": 1},
+}
+THROUGHPUT_VARIANTS = ("today", "item_positions", "length_grouped", "bf16", "id_output", "no_dropout", "combined",
+                       "combined_keep_dropout")
+
+
+def _job_inputs(profile: str, scheme: tuple[str, str], options: dict):
+    from jointsid_utils.config import load_config
+    from jointsid_utils.generator import orchestration
+    from jointsid_utils.generator.examples import scheme_examples
+    from jointsid_utils.generator.tokenization import make_id_scheme
+    from jointsid_utils.ids.schemes import load_ids
+
+    cfg = load_config(profile)
+    gcfg = replace(cfg.generator, **options)
+    items, interactions, queries = orchestration.load_inputs(cfg)
+    ids = make_id_scheme(orchestration.scheme_name(scheme), load_ids(cfg, *scheme).codes)
+    examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=int(gcfg.seeds[0]), case_seed=cfg.seed)
+    return cfg, gcfg, items, interactions, queries, ids, examples
+
+
+class StepTimer:
+    """One variant's model, optimizer and batches, stepped a few batches at a time."""
+
+    def __init__(self, profile: str, scheme: tuple[str, str], options: dict, seed: int = 0):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        from jointsid_utils.generator.examples import encode_examples
+        from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
+        from jointsid_utils.generator.model import build_model, make_tokenizer
+        from jointsid_utils.generator.precision import resolve_precision
+        from jointsid_utils.generator.tokenization import item_token_ids
+        from jointsid_utils.generator.training import output_tokens
+
+        _, gcfg, items, _, queries, ids, examples = _job_inputs(profile, scheme, options)
+        torch.manual_seed(seed)
+        tok = make_tokenizer(ids, items, queries, gcfg)
+        labels = {t: item_token_ids(tok, ids, t) for t in ("search", "rec")}
+        grouping = item_grouping(tok, ids) if gcfg.rec_item_positions else None
+        self.data = encode_examples(examples.train, tok, labels, gcfg.max_prompt_tokens, grouping)
+        self.model = build_model(tok, gcfg, output_tokens(tok, ids) if gcfg.id_output_only else None)
+        self.model.train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=gcfg.lr, weight_decay=gcfg.weight_decay)
+        self.collate = PromptCollator(tok.pad_token_id)
+        self.bf16 = resolve_precision(gcfg.precision) == "bf16"
+        B = gcfg.batch_size
+        gen = torch.Generator().manual_seed(seed)
+        if gcfg.length_grouped:
+            lengths = [len(self.data[i]["input_ids"]) for i in range(len(self.data))]
+            order = get_length_grouped_indices(lengths, B, generator=gen)
+        else:
+            order = torch.randperm(len(self.data), generator=gen).tolist()
+        self.batches = [order[i : i + B] for i in range(0, len(order) - B + 1, B)]
+        self.batch_size, self.next = B, 0
+        self.prompt_positions = statistics.mean(len(self.data[i]["input_ids"]) for i in range(len(self.data)))
+
+    def run(self, steps: int) -> float:
+        """Seconds for ``steps`` training steps on the next batches."""
+        import torch
+
+        started = time.perf_counter()
+        for _ in range(steps):
+            batch = self.collate([self.data[i] for i in self.batches[self.next % len(self.batches)]])
+            self.next += 1
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                loss = self.model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - started
+
+
+def throughput(profile: str, scheme: tuple[str, str], names: list[str], steps: int, rounds: int) -> list[dict]:
+    """Examples/s per variant on one thread (median over interleaved rounds)."""
+    import torch
+
+    torch.set_num_threads(1)
+    timers = {n: StepTimer(profile, scheme, VARIANTS[n]) for n in names}
+    for t in timers.values():
+        t.run(2)  # warm-up: allocator, first-call dispatch
+    seconds = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names:
+            seconds[n].append(timers[n].run(steps))
+            print(f"round {r} {n}: {steps * timers[n].batch_size / seconds[n][-1]:.0f} ex/s", flush=True)
+    rows = []
+    for n in names:
+        eps = [steps * timers[n].batch_size / s for s in seconds[n]]
+        rows.append({"variant": n, "options": VARIANTS[n], "examples_per_s": round(statistics.median(eps), 1),
+                     "rounds": [round(e, 1) for e in eps],
+                     "mean_prompt_positions": round(timers[n].prompt_positions, 2)})
+    base = next(r["examples_per_s"] for r in rows if r["variant"] == names[0])
+    for r in rows:
+        r["ratio"] = round(r["examples_per_s"] / base, 2)
+    return rows
+
+
+def validation_recall(profile: str, scheme: tuple[str, str], name: str) -> dict:
+    """Train the variant as notebook 05 trains a job, then Recall@30 on the validation cases."""
+    from jointsid_utils.cache import run_dir
+    from jointsid_utils.generator.job import data_hash, job_key
+    from jointsid_utils.generator.model import load_saved
+    from jointsid_utils.generator.predict import predict_validation
+    from jointsid_utils.generator.training import load_trained, train_scheme
+    from jointsid_utils.metrics import bootstrap_ci, per_case_recall
+    from jointsid_utils.reproducibility import seed_everything
+
+    cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme, VARIANTS[name])
+    seed = int(gcfg.seeds[0])
+    key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
+    out = run_dir(f"{profile}_throughput", name)
+    started = time.time()
+    info = load_trained(out, key)
+    if info is None:
+        seed_everything(seed)
+        info = train_scheme(ids, examples, items, queries, gcfg, out, seed, key=key)
+    tok, model = load_saved(out)
+    preds = predict_validation(model, tok, ids, examples, gcfg)
+    row = {"variant": name, "options": VARIANTS[name], "scheme": "/".join(scheme), "seed": seed,
+           "train_seconds": info["train_seconds"], "job_seconds": round(time.time() - started, 1),
+           "train_examples": info["examples"]["train_search"] + info["examples"]["train_rec"],
+           "epochs": gcfg.epochs}
+    for task, frame in preds.groupby("task", sort=True):
+        hits = per_case_recall(frame.reset_index(drop=True))
+        lo, hi = bootstrap_ci(hits)
+        row[f"val_{task}"] = [round(float(hits.mean()), 4), round(lo, 4), round(hi, 4)]
+        row[f"val_{task}_cases"] = len(hits)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _write(path: str, meta: dict, throughput_rows: list[dict], validation_rows: list[dict]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as fh:
+        json.dump({"meta": meta, "throughput": throughput_rows, "validation": validation_rows}, fh, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--scheme", default="content/rq_kmeans")
+    ap.add_argument("--steps", type=int, default=12, help="batches per variant per round")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--throughput", nargs="*", default=list(THROUGHPUT_VARIANTS))
+    ap.add_argument("--recall", nargs="*", default=list(VARIANTS), help="variants trained for validation recall")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="bench/results/bench_generator_throughput.json")
+    args = ap.parse_args()
+    unknown = [v for v in args.throughput + args.recall if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"Unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}.")
+    scheme = tuple(args.scheme.split("/"))
+    from jointsid_utils.generator.orchestration import worker_init
+    from jointsid_utils.generator.precision import cpu_has_native_bf16
+
+    started = time.time()
+    if args.throughput:
+        tp = throughput(args.profile, scheme, args.throughput, args.steps, args.rounds)
+    else:  # recall only: keep the throughput rows of an earlier run in the same file
+        tp = json.load(open(args.out))["throughput"] if os.path.exists(args.out) else []
+    tp_seconds = round(time.time() - started, 1)
+    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "native_bf16": cpu_has_native_bf16(), "workers": args.workers, "date": time.strftime("%Y-%m-%d"),
+            "profile": args.profile, "scheme": args.scheme, "throughput_seconds": tp_seconds,
+            "steps": args.steps, "rounds": args.rounds}
+    rows: list[dict] = []
+    _write(args.out, meta, tp, rows)
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
+        futures = [pool.submit(validation_recall, args.profile, scheme, name) for name in args.recall]
+        for future in as_completed(futures):  # written as each variant finishes, so a long run can be read early
+            rows.append(future.result())
+            meta["total_seconds"] = round(time.time() - started, 1)
+            _write(args.out, meta, tp, sorted(rows, key=lambda r: args.recall.index(r["variant"])))
+    for r in tp:
+        print(f"{r['variant']:24s} {r['examples_per_s']:8.1f} ex/s  x{r['ratio']:.2f}")
+    for r in sorted(rows, key=lambda r: args.recall.index(r["variant"])):
+        print(f"{r['variant']:24s} search {r['val_search']}  rec {r['val_rec']}  train {r['train_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
