@@ -205,23 +205,26 @@ def main() -> None:
     from jointsid_utils.generator.precision import cpu_has_native_bf16
 
     started = time.time()
+    earlier = json.load(open(args.out)) if os.path.exists(args.out) else {"throughput": [], "validation": []}
     if args.throughput:
         tp = throughput(args.profile, scheme, args.throughput, args.steps, args.rounds)
     else:  # recall only: keep the throughput rows of an earlier run in the same file
-        tp = json.load(open(args.out))["throughput"] if os.path.exists(args.out) else []
+        tp = earlier["throughput"]
     tp_seconds = round(time.time() - started, 1)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "native_bf16": cpu_has_native_bf16(), "workers": args.workers, "date": time.strftime("%Y-%m-%d"),
             "profile": args.profile, "scheme": args.scheme, "throughput_seconds": tp_seconds,
             "steps": args.steps, "rounds": args.rounds}
+    kept = [r for r in earlier["validation"] if r["variant"] not in args.recall]  # variants not rerun stay
+    order = [r["variant"] for r in kept] + list(args.recall)
     rows: list[dict] = []
-    _write(args.out, meta, tp, rows)
+    _write(args.out, meta, tp, kept)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
         futures = [pool.submit(validation_recall, args.profile, scheme, name) for name in args.recall]
         for future in as_completed(futures):  # written as each variant finishes, so a long run can be read early
             rows.append(future.result())
             meta["total_seconds"] = round(time.time() - started, 1)
-            _write(args.out, meta, tp, sorted(rows, key=lambda r: args.recall.index(r["variant"])))
+            _write(args.out, meta, tp, sorted(kept + rows, key=lambda r: order.index(r["variant"])))
     for r in tp:
         print(f"{r['variant']:24s} {r['examples_per_s']:8.1f} ex/s  x{r['ratio']:.2f}")
     for r in sorted(rows, key=lambda r: args.recall.index(r["variant"])):

@@ -142,6 +142,22 @@ class IdConfig:
     dict_alpha: float = 1.0  # sparsity penalty (sklearn default)
 
 
+@dataclass(frozen=True, kw_only=True)
+class JointIdConfig:
+    """Notebook 07's joint ID constructions (issue 16, ``ids/joint.py``). Kept out of ``IdConfig`` so that
+    the cache keys of the existing schemes do not change; levels and codebook size come from ``ids``."""
+
+    # shared_then_task: level 0 is k-means on "multitask", or on "multitask_cf" ([multitask; cf_weight x ENMF])
+    shared_input: str = "multitask"
+    # shared_then_task: the search levels refine the "search" (MNRL) vectors or the "multitask" ones; rec: ENMF
+    search_space: str = "search"
+    # multitask_cf (and shared_input="multitask_cf"): weight of the unit-norm ENMF half beside the unit-norm
+    # multitask half; 0 = multitask alone, 1 = equal energy (as fused_concat). Choose it on validation.
+    cf_weight: float = 0.5
+    # balanced_unique: codes per level; None = ids.codebook_size, grown to the smallest K with K**levels >= items
+    unique_codebook_size: int | None = None
+
+
 # Notebook 04's configurations that are cheap and decisive enough to run on every diagnosed embedding.
 DIAGNOSIS_CORE = ("paper_like", "standardise_input", "kmeans_init", "dead_code_2", "kmeans_init+dead_code",
                   "residual_only")
@@ -214,6 +230,7 @@ class StudyConfig:
     queries: QueryConfig = field(default_factory=QueryConfig)
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     ids: IdConfig = field(default_factory=IdConfig)
+    joint_ids: JointIdConfig = field(default_factory=JointIdConfig)  # notebook 07 only
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
@@ -223,6 +240,10 @@ class StudyConfig:
         payload["seed"] = self.seed
         return stable_hash(payload)
 
+
+# The generator's throughput options adopted on the CPU profiles (GeneratorConfig; docs/PERFORMANCE.md).
+FAST_CPU: dict[str, Any] = {"rec_item_positions": True, "length_grouped": True, "id_output_only": True,
+                            "precision": "auto", "dropout": 0.0}
 
 PROFILES: dict[str, StudyConfig] = {
     "smoke": StudyConfig(
@@ -235,14 +256,15 @@ PROFILES: dict[str, StudyConfig] = {
         diagnosis=DiagnosisConfig(steps=100, seeds=(0,), workers=1, full_grid_embeddings=()),
         generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
                                   batch_size=64, rec_windows_per_user=3, search_eval_cases=300,
-                                  workers=1),  # spawning a worker costs more than a smoke job
+                                  workers=1, **FAST_CPU),  # spawning a worker costs more than a smoke job
     ),
-    # default: 10 rec windows per user (not 20) and 2 fixed workers fit the 2-hour budget on 2 cores.
-    # Measured on multitask x rq_kmeans, 8 epochs (bench/bench_generator_budget.py, PERFORMANCE.md):
-    # 20 windows 737 s, search 0.167, rec 0.109; 10 windows 533 s, search 0.217, rec 0.105; 6 epochs
-    # instead 560 s, search 0.147, rec 0.104. Fixed workers (not auto) keep 1 thread per job, so results
-    # do not depend on the machine's load when notebook 05 starts.
-    "default": StudyConfig(name="default", generator=GeneratorConfig(rec_windows_per_user=10, workers=2)),
+    # default: the throughput options (FAST_CPU) and 10 rec windows per user, chosen on validation Recall@30
+    # (bench/bench_generator_throughput.py, content x rq_kmeans, 8 epochs, PERFORMANCE.md): today's setup
+    # search 0.204 / rec 0.157; FAST_CPU 0.334 / 0.182 (dropout 0 is most of the search gain: with dropout
+    # 0.1 it is 0.182 / 0.167); FAST_CPU with 20 windows 0.296 / 0.204 at 1.5x the examples. Three training
+    # seeds. Fixed workers (not auto) keep 1 thread per job, so results do not depend on the machine's load.
+    "default": StudyConfig(name="default", generator=GeneratorConfig(rec_windows_per_user=10, workers=2, seeds=(0, 1, 2),
+                                                                     **FAST_CPU)),
     "paper": StudyConfig(
         name="paper",
         data=DataConfig(source="movielens-csv", target_interactions=1_200_000),
@@ -251,7 +273,8 @@ PROFILES: dict[str, StudyConfig] = {
                                    enmf_optimizer="adam", enmf_lr=1e-3),
         ids=IdConfig(levels=2, codebook_size=256, rq_vae_steps=20000, lfq_steps=20000),
         diagnosis=DiagnosisConfig(steps=3000, full_grid_embeddings=("content", "multitask"), skipped_configs=()),
-        generator=GeneratorConfig(base_model="google/flan-t5-base", epochs=3.0, seeds=(0, 1, 2, 3, 4)),
+        generator=GeneratorConfig(base_model="google/flan-t5-base", epochs=3.0, seeds=(0, 1, 2, 3, 4),
+                                  precision="auto"),  # bf16 on GPUs that have it
     ),
 }
 

@@ -199,10 +199,18 @@ def _distinct_top_k(trie: IdTrie, node: torch.Tensor, final: torch.Tensor, top_k
 
 
 def _cache_kwarg(model) -> str:
-    """transformers >= 5.2x names the KV cache ``cache`` (``past_key_values`` is deprecated); older 5.x do not."""
+    """transformers >= 5.2x names the KV cache ``cache`` (``past_key_values`` is deprecated); older 5.x do not.
+    Read from the first class in the model's MRO whose ``forward`` names either (``JointT5.forward`` passes
+    the cache through ``**kwargs``)."""
     import inspect
 
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    for cls in type(model).__mro__:
+        forward = cls.__dict__.get("forward")
+        params = inspect.signature(forward).parameters if forward is not None else {}
+        for name in ("cache", "past_key_values"):
+            if name in params:
+                return name
+    return "past_key_values"
 
 
 def _diverse_step(beam_scores, logp, groups, penalty):
