@@ -54,7 +54,7 @@ def test_same_seed_gives_identical_metrics(smoke_run, second_smoke_run):
     pd.testing.assert_frame_equal(pd.read_csv(a / "results" / "recall_at_30.csv"),
                                   pd.read_csv(b / "results" / "recall_at_30.csv"), check_exact=True)
     names = files(a, "metrics/*.json")
-    assert len(names) == 6 and names == files(b, "metrics/*.json")
+    assert len(names) == 7 and names == files(b, "metrics/*.json")
     for name in names:
         # compared as canonical JSON text, so NaN (a missing baseline, say) equals NaN
         first, again = (json.dumps(without_wall_time(json.loads((r / name).read_text())), sort_keys=True)
