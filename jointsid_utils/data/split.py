@@ -1,6 +1,9 @@
-"""From raw ratings to the study's interactions: slicing, contiguous ids, the leave-last-out split."""
+"""From raw ratings to the study's interactions: slicing, contiguous ids, the leave-last-out split, and the
+selection view: the same frames with the test rows removed, the only data a step that chooses may read."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,11 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import rng
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "split"]
+# The split labels each frame may carry, and those a step that chooses something may read (STUDY.md §2,
+# "Choices are made on validation only"): queries are split train / test only, so validation queries are
+# held-out *train* queries, drawn by the selector itself.
+SPLITS = {"interactions": ("train", "validation", "test"), "queries": ("train", "test")}
+SELECTION_SPLITS = {"interactions": ("train", "validation"), "queries": ("train",)}
 
 
 def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
@@ -82,3 +90,30 @@ def split_leave_last_out(interactions: pd.DataFrame, seed: int) -> pd.DataFrame:
     out["split"] = np.where(from_end == 0, "test", np.where(from_end == 1, "validation", "train"))
     out["split"] = out["split"].astype(str)
     return out[INTERACTION_COLUMNS]
+
+
+class SelectionView(NamedTuple):
+    """The interactions and queries without their test rows (row order kept, index renumbered)."""
+
+    interactions: pd.DataFrame
+    queries: pd.DataFrame
+
+
+def selection_view(interactions: pd.DataFrame, queries: pd.DataFrame) -> SelectionView:
+    """The study's frames with every test row removed: the one data entry point of every step that *chooses*
+    (ENMF's c0 and epoch, a fine-tune's or the generator's best checkpoint), so choosing cannot read the test
+    split. A split label outside ``SPLITS`` fails here rather than slipping through as "not test"."""
+    return SelectionView(*(_selection_rows(name, frame) for name, frame in
+                           (("interactions", interactions), ("queries", queries))))
+
+
+def _selection_rows(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if "split" not in frame.columns:
+        raise StudyInputError(f"The {name} frame has no 'split' column, so its test rows cannot be held back; "
+                              "build it with jointsid_utils.data.dataset / jointsid_utils.queries.stage.")
+    labels = frame["split"].astype(str)
+    unknown = sorted(set(labels.unique()) - set(SPLITS[name]))
+    if unknown:
+        raise StudyInputError(f"The {name} frame has split label(s) {unknown}, not one of {list(SPLITS[name])}; "
+                              "rebuild it with jointsid_utils.data.dataset / jointsid_utils.queries.stage.")
+    return frame[labels.isin(SELECTION_SPLITS[name]).to_numpy()].reset_index(drop=True)

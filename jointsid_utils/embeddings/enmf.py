@@ -15,7 +15,8 @@ neighbours in this space rank items as the model does; ``q_v`` alone would weigh
 equally and ignore the learnt ``h``. User vectors ``p_u`` are kept for the dense check.
 
 ``c0`` (from ``enmf_c0_grid``) and the epoch are chosen on each user's **validation** item, ranking all
-items except the user's train items; the model is trained on train interactions only.
+items except the user's train items; the model is trained on train interactions only. ``choose_rec``, which
+trains and chooses, is handed ``selection_data(data)`` and so never holds a test interaction.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from jointsid_utils.cache import run_dir, save_numpy, write_json
 from jointsid_utils.config import StudyConfig, as_dict
-from jointsid_utils.embeddings.inputs import EmbeddingData, histories, targets
+from jointsid_utils.embeddings.inputs import EmbeddingData, histories, selection_data, targets
 from jointsid_utils.embeddings.retrieval import recall_at_k, top_k_of_scores
 from jointsid_utils.errors import StudyInputError
 
@@ -165,14 +166,21 @@ def vectors_from_state(state: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_rec(data: EmbeddingData, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Train one ENMF per ``c0`` in the grid, keep the (c0, epoch) with the best validation Recall@30."""
-    emb = cfg.embeddings
+    """``choose_rec`` on the data without its test rows; the user-id space (a shape, like the item count)
+    still comes from every row, so each user keeps a vector row."""
     n_users = int(data.interactions["user_id"].max()) + 1
-    train_hist = histories(data.interactions, ("train",))
-    val = targets(data.interactions, "validation")
+    return choose_rec(selection_data(data), n_users, cfg)
+
+
+def choose_rec(sel: EmbeddingData, n_users: int, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Train one ENMF per ``c0`` in the grid on ``sel``'s train rows, keep the (c0, epoch) with the best
+    Recall@30 on its validation rows. (item vectors, user vectors, training log)."""
+    emb = cfg.embeddings
+    train_hist = histories(sel.interactions, ("train",))
+    val = targets(sel.interactions, "validation")
     fits = []
     for c0 in emb.enmf_c0_grid:
-        fits.append(train_one(train_hist, n_users, data.n_items, c0=float(c0), dim=emb.enmf_dim,
+        fits.append(train_one(train_hist, n_users, sel.n_items, c0=float(c0), dim=emb.enmf_dim,
                               epochs=emb.enmf_epochs, batch_size=emb.enmf_batch_size, lr=emb.enmf_lr,
                               optimizer=emb.enmf_optimizer, dropout=emb.enmf_dropout, seed=cfg.seed,
                               val_users=val.index.to_numpy(), val_items=val.to_numpy()))

@@ -2,7 +2,8 @@
 
 Only train data reaches a trainer: train queries (minus a held-out slice of them for choosing
 hyper-parameters) and train interactions. Test queries and validation/test interactions are read
-only by the dense check and by validation respectively.
+only by the dense check and by validation respectively. A method that trains and chooses is handed
+``selection_data(data)``, which holds no test row at all; only its cache key hashes the full frames.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.config import stable_hash
+from jointsid_utils.data.split import selection_view
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import rng
 
@@ -45,6 +47,14 @@ class EmbeddingData:
         if part not in self._fingerprints:
             self._fingerprints[part] = frame_fingerprint(part, getattr(self, part))
         return self._fingerprints[part]
+
+
+def selection_data(data: EmbeddingData) -> EmbeddingData:
+    """``data`` without its test rows (``data.split.selection_view``): everything a method that trains and
+    chooses (c0, epoch, best checkpoint) may read. Cache keys still hash the full frames (``data.fingerprint``),
+    never this view's."""
+    view = selection_view(data.interactions, data.queries)
+    return EmbeddingData(data.items, view.interactions, view.queries, data.resolve)
 
 
 # The columns each frame's fingerprint covers: what the embedding methods and the dense check read.
