@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from jointsid_utils.config import GeneratorConfig, StudyConfig
+from jointsid_utils.data.split import selection_view
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.item_positions import ItemGrouping, tokenize_prompts
 from jointsid_utils.generator.tokenization import IdScheme, make_id_scheme, rec_prompt, search_prompt
@@ -47,10 +48,12 @@ def build_examples(scheme: IdScheme, interactions: pd.DataFrame, queries: pd.Dat
     cases and paired tests apply.
     """
     check_frames(interactions, queries, scheme.n_items)
-    search_train, search_val = _search_examples(queries, val_queries, seed)
+    view = selection_view(interactions, queries)  # what training and checkpoint choice may read: no test rows
+    search_train, search_val = _search_examples(view.queries, val_queries, seed)
     if item_text_examples and items is not None:
         search_train = pd.concat([search_train, _item_text_examples(items, item_text_examples)], ignore_index=True)
-    rec_train, rec_val, test_rec = _rec_examples(scheme, interactions, history_k, rec_windows_per_user)
+    rec_train, rec_val = _rec_train_validation(scheme, view.interactions, history_k, rec_windows_per_user)
+    test_rec = _rec_test_cases(scheme, interactions, history_k)
     test_search = _search_test_cases(queries, search_eval_cases, case_seed)
 
     order = rng(seed, "generator", "shuffle").permutation(len(search_train) + len(rec_train))
@@ -126,11 +129,11 @@ def _item_text_examples(items: pd.DataFrame, copies: int) -> pd.DataFrame:
     return pd.DataFrame({"task": "search", "prompt": prompts * copies, "target": targets * copies})
 
 
-def _rec_examples(scheme: IdScheme, interactions: pd.DataFrame, history_k: int,
-                  windows_per_user: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(train windows, validation, test cases) of the rec task; histories come from earlier items only."""
-    train_rows, val_rows, test_rows = [], [], []
-    for user, g in interactions.groupby("user_id", sort=True):
+def _rec_train_validation(scheme: IdScheme, interactions: pd.DataFrame, history_k: int,
+                          windows_per_user: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rec task's train windows and validation examples (from a frame without test rows)."""
+    train_rows, val_rows = [], []
+    for _, g in interactions.groupby("user_id", sort=True):
         seq, split = g["item_id"].to_numpy(), g["split"].to_numpy()
         train = seq[split == "train"]
         for j in range(max(1, len(train) - windows_per_user), len(train)):
@@ -138,14 +141,22 @@ def _rec_examples(scheme: IdScheme, interactions: pd.DataFrame, history_k: int,
         val = seq[split == "validation"]
         if len(val) and len(train):
             val_rows.append((rec_prompt(scheme, train, history_k), val[0]))
+    return (pd.DataFrame(train_rows, columns=["prompt", "target"]).assign(task="rec"),
+            pd.DataFrame(val_rows, columns=["prompt", "target"]).assign(task="rec"))
+
+
+def _rec_test_cases(scheme: IdScheme, interactions: pd.DataFrame, history_k: int) -> pd.DataFrame:
+    """Every user's first test item, with all earlier items (train and validation) as history."""
+    rows = []
+    for user, g in interactions.groupby("user_id", sort=True):
+        seq, split = g["item_id"].to_numpy(), g["split"].to_numpy()
         test_pos = np.flatnonzero(split == "test")
         if len(test_pos):
             before = seq[: test_pos[0]]
-            test_rows.append((user, rec_prompt(scheme, before, history_k), seq[test_pos[0]], before))
-    test = pd.DataFrame(test_rows, columns=["user_id", "prompt", "target", "history"])
+            rows.append((user, rec_prompt(scheme, before, history_k), seq[test_pos[0]], before))
+    test = pd.DataFrame(rows, columns=["user_id", "prompt", "target", "history"])
     test.insert(0, "case_id", [f"u{u}" for u in test["user_id"]])
-    return (pd.DataFrame(train_rows, columns=["prompt", "target"]).assign(task="rec"),
-            pd.DataFrame(val_rows, columns=["prompt", "target"]).assign(task="rec"), test)
+    return test
 
 
 def _search_test_cases(queries: pd.DataFrame, n_cases: int | None, case_seed: int) -> pd.DataFrame:
