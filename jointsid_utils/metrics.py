@@ -66,12 +66,23 @@ def head_items(interactions: pd.DataFrame, share: float = 0.01) -> np.ndarray:
     return np.sort(counts.index.to_numpy()[:n_head])
 
 
+def query_segments(queries: pd.DataFrame | None) -> dict[int, list[str]]:
+    """query_id -> the search segments its case belongs to besides "all": ``kind: <kind>``, and ``known item``
+    when exactly one catalogue item satisfies the query (``n_matching == 1``)."""
+    if queries is None or "query_id" not in queries or "kind" not in queries:
+        return {}
+    known = queries["n_matching"].eq(1).fillna(False).to_numpy() if "n_matching" in queries else np.zeros(len(queries), bool)
+    return {int(q): [f"kind: {k}"] + (["known item"] if kn else [])
+            for q, k, kn in zip(queries["query_id"], queries["kind"], known)}
+
+
 def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np.ndarray | None = None,
-                k: int = K, n_boot: int = 1000) -> pd.DataFrame:
+                segments_of_query: dict[int, list[str]] | None = None, k: int = K, n_boot: int = 1000) -> pd.DataFrame:
     """Rows for ``results/recall_at_30.csv``: one per (task, protocol, decoding, seed[, segment]).
 
     With ``head`` (item ids), rec cases are also scored by segment: ``head`` (target in the head) and
-    ``torso`` (the rest), as the paper's Table 2.
+    ``torso`` (the rest), as the paper's Table 2. With ``segments_of_query`` (``query_segments``), search
+    cases are also scored per query kind and on the known-item subset.
     """
     frame = frame.copy()
     for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
@@ -84,6 +95,10 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
         if head is not None and task == "rec":
             in_head = np.isin(g["target"].to_numpy(), head)
             segments.update(head=in_head, torso=~in_head)
+        if segments_of_query and task == "search" and "query_id" in g:
+            labels = [segments_of_query.get(int(q), []) if pd.notna(q) else [] for q in g["query_id"]]
+            for name in sorted({n for ls in labels for n in ls}):
+                segments[name] = np.array([name in ls for ls in labels])
         for segment, mask in segments.items():
             lo, hi = bootstrap_ci(values[mask], n_boot=n_boot, seed=int(seed))
             rows.append({"embedding": embedding, "quantizer": quantizer, "task": task,
@@ -136,9 +151,11 @@ def append_results(rows: pd.DataFrame, profile: str) -> Path:
 
 
 def score_and_save(preds: pd.DataFrame, profile: str, embedding: str, quantizer: str,
-                   interactions: pd.DataFrame) -> pd.DataFrame:
-    """Save a scheme's (or baseline's) predictions, add its rows to ``recall_at_30.csv``, return the rows."""
+                   interactions: pd.DataFrame, queries: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Save a scheme's (or baseline's) predictions, add its rows to ``recall_at_30.csv`` (search per query
+    kind and known-item too when ``queries`` is given), return the rows."""
     save_predictions(preds, profile, embedding, quantizer)
-    rows = recall_rows(preds, embedding=embedding, quantizer=quantizer, head=head_items(interactions))
+    rows = recall_rows(preds, embedding=embedding, quantizer=quantizer, head=head_items(interactions),
+                       segments_of_query=query_segments(queries))
     append_results(rows, profile)
     return rows

@@ -8,7 +8,7 @@ from jointsid_utils.errors import StudyInputError
 
 from jointsid_utils.evaluation.baselines import bm25, dense, most_popular, random_baseline
 from jointsid_utils.metrics import (RESULT_COLUMNS, append_results, bootstrap_ci, head_items, per_case_recall,
-                                    recall_rows, save_predictions)
+                                    query_segments, recall_rows, save_predictions)
 
 
 def frame(targets, ranked, task="search", **cols):
@@ -22,6 +22,20 @@ def test_recall_on_a_constructed_case():
     rows = recall_rows(f, embedding="e", quantizer="q")
     assert list(rows.columns[:8]) == RESULT_COLUMNS
     assert rows.loc[0, "recall_at_30"] == 0.25 and rows.loc[0, "n_cases"] == 4
+
+
+def test_search_is_also_scored_per_query_kind_and_on_known_items():
+    queries = pd.DataFrame({"query_id": [10, 11, 12, 13], "kind": ["vague", "vague", "title_typo", "plot"],
+                            "n_matching": pd.array([3, 1, 1, pd.NA], dtype="Int64")})
+    segments = query_segments(queries)
+    assert segments[10] == ["kind: vague"] and segments[11] == ["kind: vague", "known item"]
+    assert segments[13] == ["kind: plot"]  # unknown n_matching is not a known item
+    f = frame([1, 2, 3, 4], [[1], [9], [3], [4]], query_id=[10, 11, 12, 13])
+    seg = recall_rows(f, embedding="e", quantizer="q", segments_of_query=segments).set_index("segment")
+    assert seg.loc["all", "recall_at_30"] == 0.75
+    assert seg.loc["kind: vague", "recall_at_30"] == 0.5 and seg.loc["kind: vague", "n_cases"] == 2
+    assert seg.loc["known item", "recall_at_30"] == 0.5 and seg.loc["known item", "n_cases"] == 2
+    assert query_segments(queries.drop(columns="kind")) == {}
 
 
 def test_bootstrap_interval_contains_point_and_is_seeded():

@@ -23,8 +23,8 @@ from jointsid_utils.evaluation.baselines import bm25, dense, most_popular, rando
 from jointsid_utils.evaluation.statistics import HIT_COLUMNS, hit_rows
 from jointsid_utils.generator.examples import generator_test_cases
 from jointsid_utils.generator.orchestration import load_inputs
-from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, head_items, predictions_path, recall_rows,
-                                    save_predictions)
+from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, head_items, predictions_path, query_segments,
+                                    recall_rows, save_predictions)
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme
@@ -65,7 +65,8 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
     for name, frame in frames.items():
         frame = frame.assign(seed=cfg.seed)
         save_predictions(frame, cfg.name, "baseline", name)
-        parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head).assign(method=name))
+        parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head,
+                                 segments_of_query=query_segments(queries)).assign(method=name))
     table = pd.concat(parts, ignore_index=True).reindex(columns=["method", *RESULT_COLUMNS, *EXTRA_COLUMNS])
     write_table(table, cfg, "baselines.csv")
     return table

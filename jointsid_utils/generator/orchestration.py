@@ -138,7 +138,7 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
 
     def finish(job: dict[str, Any], preds: pd.DataFrame | None, info: dict[str, Any]) -> None:
         if preds is not None:  # None: a torchrun process other than the main one, nothing to score
-            scored = score_and_save(preds, cfg.name, job["scheme"][0], job["scheme"][1], interactions)
+            scored = score_and_save(preds, cfg.name, job["scheme"][0], job["scheme"][1], interactions, queries)
             summary = _summary(job, preds, info, scored, workers)
             write_json(job["marker"], summary)
             rows.append({**summary, "status": "trained"})
