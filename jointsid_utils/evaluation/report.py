@@ -274,9 +274,16 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
         bm = baseline_value(baselines, "bm25", "search")
         mp = baseline_value(baselines, "most_popular", "rec", protocol)
         rs, rr = baseline_value(baselines, "random", "search"), baseline_value(baselines, "random", "rec", protocol)
-        if not np.isnan(bm):
+        # The y range fits the schemes; a BM25 far above them is named at the top, not drawn, so it does not
+        # squeeze every point into the bottom of the panel.
+        top = float(np.nanmax(table.search_hi)) * 1.3 if len(table) else 1.0
+        ax.set_ylim(0, max(top, bm * 1.08) if not np.isnan(bm) and bm <= 1.6 * top else top)
+        if not np.isnan(bm) and bm <= ax.get_ylim()[1]:
             ax.axhline(bm, color="k", ls="--", lw=1)
             ax.text(ax.get_xlim()[0], bm, " BM25 (search)", va="bottom", fontsize=8)
+        elif not np.isnan(bm):
+            ax.text(0.01, 0.99, f"BM25 (search) = {bm:.2f}, above this range \u2191", transform=ax.transAxes,
+                    va="top", fontsize=8)
         if not np.isnan(mp):
             ax.axvline(mp, color="firebrick", ls="--", lw=1)
             ax.text(mp, ax.get_ylim()[1], " most-popular (rec)", va="top", rotation=90, fontsize=8, color="firebrick")
