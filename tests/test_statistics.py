@@ -103,6 +103,29 @@ def test_family_tests_holm_and_power_on_prediction_frames():
     assert {"a - b [95% CI]", "Holm p", "Cohen's d_z", "MDE (80%)"} <= set(shown.columns)
 
 
+def test_beyond_the_paper_family_against_the_incumbent():
+    targets = np.random.default_rng(3).integers(0, 1000, 300)
+    hits = pd.concat([scheme_hits("multitask", [np.full(300, 0.3)] * 3, targets),
+                      scheme_hits("balanced_unique", [np.full(300, 0.6)] * 3, targets),
+                      scheme_hits("multitask_cf", [np.full(300, 0.3)] * 3, targets)], ignore_index=True)
+    out = stats.study_pair_tests(hits, candidates=["balanced_unique/rq_kmeans", "multitask_cf/rq_kmeans",
+                                                   "shared_then_task/rq_kmeans"])
+    beyond = out["beyond"].set_index("a")
+    assert set(beyond.index) == {"balanced_unique/rq_kmeans", "multitask_cf/rq_kmeans"}  # untrained: left out
+    assert (beyond.b == "multitask/rq_kmeans").all() and (beyond.family == "beyond the paper").all()
+    assert beyond.loc["balanced_unique/rq_kmeans"].significant and not beyond.loc["multitask_cf/rq_kmeans"].significant
+    assert out["power"]["significant_beyond_pairs"] == 1
+    assert stats.study_pair_tests(hits)["beyond"].empty
+
+
+def test_study_schemes_add_the_joint_constructions_on_request():
+    from jointsid_utils.generator.orchestration import study_schemes
+    from jointsid_utils.ids.joint import JOINT_SCHEMES
+
+    assert len(study_schemes()) == 12 and not set(JOINT_SCHEMES) & set(study_schemes())
+    assert study_schemes(include_joint_ids=True)[-len(JOINT_SCHEMES):] == list(JOINT_SCHEMES)
+
+
 def test_finding_comparisons_cover_f1_to_f4_once():
     comps = stats.finding_comparisons()
     assert {c[0].split(",")[0] for c in comps} == {"F1", "F2", "F3", "F4"}

@@ -318,3 +318,12 @@ def evaluation_metrics(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.D
         for col in ("search", "rec", "rec_excl", "rec_head", "rec_torso"):
             metrics[f"{r.embedding}__{r.quantizer}/{col}"] = getattr(r, col)
     return metrics
+
+
+def case_counts(baselines: pd.DataFrame, results: pd.DataFrame) -> str:
+    """One line: how many search and rec test cases every number rests on, and the seeds in the results."""
+    b = baselines[baselines.segment == "all"]
+    search = int(b[(b.method == "bm25")].n_cases.iloc[0])
+    users = int(b[(b.method == "most_popular")].n_cases.iloc[0])
+    seeds = sorted(results.seed.unique().tolist()) if len(results) else []
+    return f"test cases: {search} search queries, {users} users; generator seeds in the results: {seeds}"

@@ -67,14 +67,31 @@ def resolve_workers(cfg: StudyConfig, workers: int | None = None) -> int:
     return int(workers)
 
 
-def study_schemes(include_content_quantizers: bool = False) -> list[Scheme]:
-    """STUDY.md §5: Table A (RQ-KMeans) and Table B on multitask: 12 schemes; content's Table B on request."""
+def study_schemes(include_content_quantizers: bool = False, include_joint_ids: bool = False) -> list[Scheme]:
+    """STUDY.md §5: Table A (RQ-KMeans) and Table B on multitask: 12 schemes; content's Table B and the joint
+    constructions beyond the paper (``ids.joint``, notebook 07) on request."""
+    from jointsid_utils.ids.joint import JOINT_SCHEMES
     from jointsid_utils.ids.schemes import TABLE_A, TABLE_B_QUANTIZERS
 
     out = [(e, "rq_kmeans") for e in TABLE_A] + [("multitask", q) for q in TABLE_B_QUANTIZERS]
     if include_content_quantizers:
         out += [("content", q) for q in TABLE_B_QUANTIZERS]
+    if include_joint_ids:
+        out += list(JOINT_SCHEMES)
     return list(dict.fromkeys(out))
+
+
+def prepare_scheme_ids(cfg: StudyConfig, schemes: list[Scheme]) -> dict[Scheme, np.ndarray]:
+    """Every scheme's codes: notebook 03's cached IDs, and the joint constructions built (or reloaded) here
+    from notebook 02's cached embeddings, since notebook 05 runs before notebook 07 shows them."""
+    from jointsid_utils.embeddings.registry import load_embedding
+    from jointsid_utils.ids.joint import JOINT_CONSTRUCTIONS, JOINT_INPUTS, prepare_joint_ids
+    from jointsid_utils.ids.schemes import load_ids
+
+    joint = [e for e, _ in schemes if e in JOINT_CONSTRUCTIONS]
+    if joint:
+        prepare_joint_ids(cfg, {m: load_embedding(cfg, m) for m in JOINT_INPUTS}, joint, progress=False)
+    return {s: load_ids(cfg, *s).codes for s in schemes}
 
 
 def scheme_name(scheme: Scheme) -> str:
