@@ -64,6 +64,21 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
     assert changed.status.tolist() == ["trained"] and model.stat().st_mtime_ns != before
 
 
+def test_dense_query_vectors_are_encoded_once_per_encoder_and_texts(runs_dir):
+    from jointsid_utils.embeddings.encoders import encode, load_encoder
+
+    cfg = StudyConfig(name="smoke", generator=TINY)
+    texts = ["a space horror film", "a romantic comedy in paris"]
+    first = results_io.query_vectors(cfg, "content", texts)
+    path = runs_dir / "smoke/results/cache/dense_queries_content.npy"
+    stamp = path.stat().st_mtime_ns
+    again = results_io.query_vectors(cfg, "content", texts)
+    assert path.stat().st_mtime_ns == stamp and np.array_equal(first, again)  # loaded, not re-encoded
+    np.testing.assert_allclose(first, encode(load_encoder(cfg.embeddings.base_encoder), texts), atol=1e-6)
+    other = results_io.query_vectors(cfg, "content", texts[::-1])  # other texts: encoded anew
+    assert path.stat().st_mtime_ns != stamp and np.allclose(other, first[::-1], atol=1e-6)
+
+
 def test_baselines_on_the_generators_cases(runs_dir):
     items, inter, queries, _ = toy_data()
     cfg = StudyConfig(name="smoke", generator=TINY)

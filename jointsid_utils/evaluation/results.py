@@ -12,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 import pandas as pd
 
 from jointsid_utils.cache import atomic_path, cached, run_dir, save_parquet
-from jointsid_utils.config import StudyConfig
+from jointsid_utils.config import StudyConfig, stable_hash
+from jointsid_utils.embeddings.dense_check import encoder_fingerprint
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.registry import EMBEDDING_METHODS, QUERY_ENCODERS, embedding_path, load_embedding
 from jointsid_utils.embeddings.registry import query_encoder_path
@@ -40,11 +42,25 @@ def dense_baselines(cfg: StudyConfig, search: pd.DataFrame, rec: pd.DataFrame) -
         items = load_embedding(cfg, method)
         parts = [dense(rec, "rec", items, history_k=cfg.embeddings.history_k)]
         if method in QUERY_ENCODERS:  # notebook 02 saved the encoder with the matrix
-            queries = encode(load_encoder(query_encoder_path(cfg, method)), search["query"].astype(str).tolist(),
-                             batch_size=cfg.embeddings.encode_batch_size)
+            queries = query_vectors(cfg, method, search["query"].astype(str).tolist())
             parts.insert(0, dense(search, "search", items, query_vectors=queries))
         out[f"dense_{method}"] = pd.concat(parts, ignore_index=True)
     return out
+
+
+def query_vectors(cfg: StudyConfig, method: str, texts: list[str]) -> np.ndarray:
+    """The test queries encoded by ``method``'s query encoder, cached on the encoder's identity and the texts:
+    encoding is most of a rerun of notebook 06 otherwise."""
+    encoder = query_encoder_path(cfg, method)
+    key = {"encoder": encoder_fingerprint(encoder), "texts": stable_hash(texts),
+           "batch_size": cfg.embeddings.encode_batch_size}
+
+    def build(tmp: Path) -> None:
+        vectors = encode(load_encoder(encoder), texts, batch_size=cfg.embeddings.encode_batch_size)
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(vectors), allow_pickle=False)
+
+    return np.load(cached(run_dir(cfg.name, "results", "cache") / f"dense_queries_{method}.npy", key, build))
 
 
 def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
