@@ -49,9 +49,13 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
                      key=lambda r: r["rank"])
     assert [(r["rank"], r["world"], r["preds"]) for r in results] == [(0, 2, True), (1, 2, False)]
     assert results[0]["lengths"] == [10]  # 10 distinct valid items per case
-    assert results[0]["hits"] > 0.25  # it learnt: random is 10 / 40
+    # The toy's rec sequences are random and search barely starts in 12 epochs, so recall sits near the
+    # random 10/40 (0.23-0.27 measured over inits); that it learnt is the validation loss check below.
+    assert 0.1 < results[0]["hits"] < 0.6
     model = runs_dir / "smoke/models/generator/content__seed0"
     info = json.loads((model / "train_info.json").read_text())
+    losses = _eval_losses(model / "train_info.json")
+    assert losses[-1] < losses[0] - 0.5
     assert info["world_size"] == 2  # as the trainer saw it: one data-parallel run, not two single ones
     assert all((c / "rng_state_1.pth").exists() for c in (model / "checkpoints").glob("checkpoint-*"))
     # The same model trained in one process: two processes with half the batch each and averaged
