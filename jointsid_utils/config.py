@@ -208,8 +208,8 @@ class GeneratorConfig:
     search_eval_cases: int | None = 2000  # test queries decoded (None = all); about +-1.6 points at 1,000
     decoding: str = "beam"  # "beam" (ours) or "diverse" (the paper's: beam 60, 30 groups, penalty 0.25)
     decode_batch_size: int = 64
-    # DSI-style indexing examples (Tay et al. 2022): each item's title and text -> its search ID. Not in
-    # the paper; measured on default (content IDs, 8 epochs): search 0.083 -> 0.059 with 1 copy, so 0 (off).
+    # DSI-style indexing examples (Tay et al. 2022): each item's title and text -> its search ID. Not in the
+    # paper, so 0 here; `default` uses 1, chosen on validation (bench/bench_generator_throughput.py).
     item_text_examples: int = 0
     # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
     # (11% faster, slightly worse on both tasks on default).
@@ -262,9 +262,11 @@ PROFILES: dict[str, StudyConfig] = {
     # (bench/bench_generator_throughput.py, content x rq_kmeans, 8 epochs, PERFORMANCE.md): today's setup
     # search 0.204 / rec 0.157; FAST_CPU 0.334 / 0.182 (dropout 0 is most of the search gain: with dropout
     # 0.1 it is 0.182 / 0.167); FAST_CPU with 20 windows 0.296 / 0.204 at 1.5x the examples. Three training
-    # seeds. Fixed workers (not auto) keep 1 thread per job, so results do not depend on the machine's load.
+    # seeds. One copy of the item-text examples: FAST_CPU + 1 copy 0.370 / 0.192 on validation (it had been
+    # turned off on test numbers). Fixed workers (not auto) keep 1 thread per job, so results do not depend on
+    # the machine's load.
     "default": StudyConfig(name="default", generator=GeneratorConfig(rec_windows_per_user=10, workers=2, seeds=(0, 1, 2),
-                                                                     **FAST_CPU)),
+                                                                     item_text_examples=1, **FAST_CPU)),
     "paper": StudyConfig(
         name="paper",
         data=DataConfig(source="movielens-csv", target_interactions=1_200_000),
