@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -54,16 +54,25 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
     npy, js = out_dir / f"{embedding_name}__{quantizer_name}.npy", out_dir / f"{embedding_name}__{quantizer_name}.json"
     key = {"embedding": embedding_name, "quantizer": quantizer_name, "config": resolved,
            "input_sha256": array_sha256(*arrays), "format": 2}  # 2: seeded dedup order
+    return cached_codes(npy, js, key, lambda: _fit_scheme(embedding_name, quantizer_name, arrays, cfg, resolved),
+                        seed=resolved["seed"])
+
+
+def cached_codes(npy: Path, js: Path, key: dict[str, Any], fit: Callable[[], tuple[np.ndarray, dict[str, Any]]], *,
+                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Codes in ``npy`` (cached on ``key``) and their diagnostics in ``js``, tied by the array's cache key: the
+    JSON is written after the array and names its key, so a JSON that is missing or belongs to another array
+    rebuilds both. ``fit()`` returns (codes, JSON-ready diagnostics)."""
     result: dict[str, Any] = {}
 
     def build(tmp: Path) -> None:
-        codes, diag = _fit_scheme(embedding_name, quantizer_name, arrays, cfg, resolved)
+        codes, diag = fit()
         with open(tmp, "wb") as fh:
             np.save(fh, codes, allow_pickle=False)
         result.update(codes=codes, diag=diag)
 
     for _ in range(2):
-        cached(npy, key, build, seed=resolved["seed"])
+        cached(npy, key, build, seed=seed)
         key_hash = json.loads(manifest_path(npy).read_text())["key_hash"]
         if result:  # just built: write the JSON that belongs to this array
             diag = {**result["diag"], "cache_key": key_hash}

@@ -18,11 +18,11 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from jointsid_utils.cache import cached, manifest_path, run_dir, write_json
+from jointsid_utils.cache import run_dir
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import TWO_ID_SCHEMES
-from jointsid_utils.ids.build import array_sha256
+from jointsid_utils.ids.build import array_sha256, cached_codes
 from jointsid_utils.ids.schemes import Scheme, quantizer_kwargs
 from jointsid_utils.quantizers.balanced import greedy_residual_codes, unique_residual_codes
 from jointsid_utils.quantizers.base import check_matrix
@@ -237,29 +237,13 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
     out_dir = Path(out_dir) if out_dir is not None else run_dir(cfg.name, "ids")
     npy, js = out_dir / f"{name}__{QUANTIZER}.npy", out_dir / f"{name}__{QUANTIZER}.json"
     key = {"construction": name, "settings": settings, "input_sha256": array_sha256(*arrays.values()), "format": FORMAT}
-    result: dict[str, Any] = {}
 
-    def build(tmp: Path) -> None:
+    def fit() -> tuple[np.ndarray, dict[str, Any]]:
         codes, diag = c.build(arrays, settings)
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(codes, dtype=np.int64), allow_pickle=False)
-        result.update(codes=codes, diag={**diag, "construction": name})
+        return (np.ascontiguousarray(codes, dtype=np.int64),
+                json.loads(json.dumps({**diag, "construction": name}, default=float)))
 
-    for _ in range(2):
-        cached(npy, key, build, seed=settings["seed"])
-        key_hash = json.loads(manifest_path(npy).read_text())["key_hash"]
-        if result:
-            diag = json.loads(json.dumps({**result["diag"], "cache_key": key_hash}, default=float))
-            write_json(js, diag)
-            return np.load(npy, allow_pickle=False), diag
-        try:
-            diag = json.loads(js.read_text())
-        except (OSError, json.JSONDecodeError):
-            diag = {}
-        if diag.get("cache_key") == key_hash:
-            return np.load(npy, allow_pickle=False), diag
-        manifest_path(npy).unlink(missing_ok=True)  # JSON missing or stale: rebuild both
-    raise RuntimeError("unreachable")
+    return cached_codes(npy, js, key, fit, seed=settings["seed"])
 
 
 def prepare_joint_ids(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], names: Sequence[str] | None = None, *,
