@@ -148,3 +148,16 @@ def test_all_options_train_and_decode(runs_dir):
     evals = eval_losses(runs_dir, "smoke")
     assert evals[-1] < evals[0] - 0.5
     assert all(len(r) == 10 and len(set(r)) == 10 for r in preds["ranked"])
+
+
+def test_finetune_precision_follows_the_option_and_names_it_when_wrong():
+    from jointsid_utils.config import EmbeddingConfig, main
+    from jointsid_utils.embeddings.finetune import finetune_bf16
+
+    if not torch.cuda.is_available():
+        assert finetune_bf16(EmbeddingConfig()) is False  # fp32 unless asked
+        assert finetune_bf16(EmbeddingConfig(finetune_precision="auto")) == cpu_has_native_bf16()
+    with pytest.raises(StudyInputError, match="embeddings.finetune_precision 'half'"):
+        finetune_bf16(EmbeddingConfig(finetune_precision="half"))
+    assert main(["smoke", "embeddings.finetune_precision", "half"]) == 2  # refused before any notebook runs
+

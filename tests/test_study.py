@@ -59,6 +59,15 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
     assert model.stat().st_mtime_ns == before
     assert (runs_dir / "smoke/results/generator_runs/separate__rq_kmeans__seed0__diverse.json").exists()
 
+    # validation scores for a scheme asked for them: the saved model is decoded again, not retrained
+    validated = study.train_all_schemes(cfg, SCHEMES, [0], validate=SCHEMES[1:], **kw)
+    assert validated.status.tolist() == ["cached", "trained"] and model.stat().st_mtime_ns == before
+    table = study.validation_table("smoke")
+    assert set(table.task) == {"search", "rec"} and set(table.embedding) == {"separate"}
+    assert table.recall_at_30.between(0, 1).all() and (table.n_cases > 0).all()
+    assert (table.ci_low <= table.recall_at_30).all() and (table.recall_at_30 <= table.ci_high).all()
+    assert study.train_all_schemes(cfg, SCHEMES, [0], validate=SCHEMES[1:], **kw).status.tolist() == ["cached"] * 2
+
     changed_cfg = replace(cfg, generator=replace(TINY, warmup_steps=1))  # another setting: a new job
     changed = study.train_all_schemes(changed_cfg, SCHEMES[1:], [0], **kw)
     assert changed.status.tolist() == ["trained"] and model.stat().st_mtime_ns != before

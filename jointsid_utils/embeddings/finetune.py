@@ -28,6 +28,7 @@ from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
+from jointsid_utils.generator.precision import resolve_precision
 
 INFO = "jointsid_model.json"
 LOG = "training_log.json"
@@ -99,7 +100,9 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
 
     emb = cfg.embeddings
     out = model_dir(cfg, method)
-    key_hash = stable_hash({"key": dict(key), "seed": cfg.seed})
+    # bf16 is in the hash only when used, so fp32 fine-tunes keep the keys they had before the option
+    bf16 = {"precision": "bf16"} if finetune_bf16(emb) else {}
+    key_hash = stable_hash({"key": dict(key), "seed": cfg.seed, **bf16})
     info = read_info(cfg, method)
     if info is not None and info.get("key_hash") == key_hash and (out / "config.json").exists():
         return out  # the same config already trained: reuse
@@ -184,11 +187,20 @@ def training_arguments(cfg: StudyConfig, ckpt_dir: Path, schedule: Mapping[str, 
         save_strategy="steps", save_steps=eval_steps, save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="score", greater_is_better=True,
         logging_steps=schedule["log_steps"], logging_first_step=True,
-        # The GPU when there is one (the paper profile), in bf16 where it has it.
-        use_cpu=not torch.cuda.is_available(), bf16=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
+        # The GPU when there is one (the paper profile), in bf16 where it has it; on a CPU as
+        # embeddings.finetune_precision says.
+        use_cpu=not torch.cuda.is_available(), bf16=finetune_bf16(emb),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
         report_to="none", disable_tqdm=False,
     )
+
+
+def finetune_bf16(emb: EmbeddingConfig) -> bool:
+    """Whether a fine-tune trains under bf16 autocast: on a CUDA GPU that supports it, else per
+    ``embeddings.finetune_precision`` on this CPU."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return resolve_precision(emb.finetune_precision, "embeddings.finetune_precision") == "bf16"
 
 
 def training_log(trainer, baseline: Mapping[str, float], schedule: Mapping[str, int],

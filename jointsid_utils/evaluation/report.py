@@ -105,6 +105,20 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("scheme")
 
 
+def validation_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Validation Recall@30 per scheme and task (``orchestration.validation_table`` rows, one per seed):
+    ``mean [lowest, highest seed]`` strings and the number of seeds, the numbers a construction is chosen on."""
+    if table.empty:
+        return pd.DataFrame()
+    rows = {}
+    for (emb, quant, task), g in table.groupby(["embedding", "quantizer", "task"], sort=False):
+        r = g.recall_at_30
+        rows.setdefault(f"{emb} / {quant}", {})[f"{task} (validation)"] = (
+            f"{r.mean():.3f} [{r.min():.3f}, {r.max():.3f}]")
+        rows[f"{emb} / {quant}"]["seeds"] = len(g)
+    return pd.DataFrame(rows).T.rename_axis("scheme")
+
+
 def baselines_table(baselines: pd.DataFrame) -> pd.DataFrame:
     """Baselines and dense bounds, one row per method: search, rec (all), rec (excl. history)."""
     b = baselines[baselines.segment == "all"]

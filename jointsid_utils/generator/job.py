@@ -22,7 +22,7 @@ from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.generator.model import load_saved
 from jointsid_utils.generator.precision import resolve_precision
-from jointsid_utils.generator.predict import predict, search_settings
+from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
 from jointsid_utils.generator.training import load_trained, model_dir, train_scheme
 from jointsid_utils.ids.build import array_sha256
@@ -60,14 +60,15 @@ def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: in
 def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray], items: pd.DataFrame,
                       interactions: pd.DataFrame, queries: pd.DataFrame, cfg: StudyConfig | GeneratorConfig,
                       seed: int, *, profile: str | None = None, threads: int | None = None,
-                      retrain: bool = False) -> pd.DataFrame | None:
+                      retrain: bool = False, validate: bool = False) -> pd.DataFrame | None:
     """Train (or reload) the scheme's generator and return the ranked lists of every test case.
 
     ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
     model, tokenizer and ``train_info.json`` (examples, times, loss curve) go to ``training.model_dir``;
     a model saved there for the same job key is reloaded instead of retrained (``retrain=True`` forces
     training). Under ``torchrun`` every process trains its shard and only the main one decodes (the
-    others get None).
+    others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
+    task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
     """
     gcfg = cfg.generator if isinstance(cfg, StudyConfig) else cfg
     profile = profile or (cfg.name if isinstance(cfg, StudyConfig) else "default")
@@ -96,4 +97,19 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     preds["seed"] = seed
     preds.attrs["train_info"] = {k: v for k, v in info.items() if k != "log_history"}
     preds.attrs["decode_seconds"] = round(time.time() - started, 1)
+    if validate:
+        preds.attrs["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg))
     return preds
+
+
+def validation_recall(preds: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Recall@30 per task of validation lists, with its case-bootstrap interval and number of cases."""
+    from jointsid_utils.metrics import bootstrap_ci, per_case_recall
+
+    out = {}
+    for task, frame in preds.groupby("task", sort=True):
+        hits = per_case_recall(frame.reset_index(drop=True))
+        low, high = bootstrap_ci(hits)
+        out[str(task)] = {"recall_at_30": round(float(hits.mean()), 4), "ci_low": round(low, 4),
+                          "ci_high": round(high, 4), "n_cases": int(len(hits))}
+    return out

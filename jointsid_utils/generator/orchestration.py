@@ -126,13 +126,16 @@ def worker_init() -> None:
 def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None, seeds: Sequence[int] | None = None,
                       *, workers: int | None = None, items: pd.DataFrame | None = None,
                       interactions: pd.DataFrame | None = None, queries: pd.DataFrame | None = None,
-                      retrain: bool = False, progress: bool = True) -> pd.DataFrame:
+                      retrain: bool = False, progress: bool = True,
+                      validate: Sequence[Scheme] | None = None) -> pd.DataFrame:
     """Train, decode and score every scheme x seed; one summary row per job (status, times, examples).
 
     ``schemes`` defaults to ``study_schemes()`` (12), ``seeds`` to ``cfg.generator.seeds``, ``workers`` to
     ``resolve_workers``; every other setting is ``cfg.generator``'s. Data frames default to the cached
     stage outputs (notebook 01); IDs come from ``ids.schemes.load_ids`` (notebooks 03, 04). Finished jobs
-    are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything.
+    are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything. Jobs of the
+    ``validate`` schemes (default: the joint constructions of ``ids.joint`` and the scheme they must beat) also
+    score the validation cases, into their marker's ``validation``; ``validation_table`` collects them.
     """
     from tqdm.auto import tqdm
 
@@ -148,8 +151,13 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
         raise StudyInputError("train_all_schemes needs at least one seed (generator.seeds is empty).")
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
+    if validate is None:
+        from jointsid_utils.ids.joint import INCUMBENT, JOINT_SCHEMES
+
+        validate = (*JOINT_SCHEMES, INCUMBENT)
+    validate = {tuple(s) for s in validate}
     rows, jobs = _plan_jobs(cfg, schemes, seeds, items, interactions, queries, retrain=retrain,
-                            threads=1 if workers > 1 else None)
+                            threads=1 if workers > 1 else None, validate=validate)
     bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run",
                disable=not progress or not distributed.is_main())
 
@@ -173,8 +181,8 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
 
 
 def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int], items: pd.DataFrame,
-               interactions: pd.DataFrame, queries: pd.DataFrame, *, retrain: bool,
-               threads: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+               interactions: pd.DataFrame, queries: pd.DataFrame, *, retrain: bool, threads: int | None,
+               validate: set[Scheme] = frozenset()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(summaries of the jobs whose marker holds their key, the jobs to run)."""
     from jointsid_utils.ids.schemes import load_ids
 
@@ -191,12 +199,12 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
             key = job_key(cfg.generator, id_scheme, data, case_seed=cfg.seed, seed=seed)
             marker = out / f"{scheme_name(s)}__seed{seed}{suffix}.json"
             summary = json.loads(marker.read_text()) if not retrain and marker.exists() else {}
-            if summary.get("key") == key:
+            if summary.get("key") == key and (s not in validate or "validation" in summary):
                 cached.append({**summary, "status": "cached"})
                 continue
             jobs.append({"scheme": s, "seed": int(seed), "codes": codes[s], "items": items,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "retrain": retrain,
-                         "threads": threads, "key": key, "marker": marker})
+                         "threads": threads, "key": key, "marker": marker, "validate": s in validate})
     return cached, jobs
 
 
@@ -206,12 +214,15 @@ def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
 
     started = time.time()
     preds = train_and_predict(scheme_name(job["scheme"]), job["codes"], job["items"], job["interactions"],
-                              job["queries"], job["cfg"], job["seed"], threads=job["threads"], retrain=job["retrain"])
+                              job["queries"], job["cfg"], job["seed"], threads=job["threads"], retrain=job["retrain"],
+                              validate=job.get("validate", False))
     if preds is None:  # a torchrun process other than the main one: it trained its shard, nothing to score
         return None, {}
     info = dict(preds.attrs.get("train_info", {}))
     info.update(decode_seconds=preds.attrs.get("decode_seconds"), job_seconds=round(time.time() - started, 1),
                 pid=os.getpid())
+    if "validation" in preds.attrs:
+        info["validation"] = preds.attrs["validation"]
     preds.attrs = {}
     return preds, info
 
@@ -240,4 +251,17 @@ def _summary(job: dict[str, Any], preds: pd.DataFrame, info: dict[str, Any], sco
     return {"key": job["key"], "embedding": job["scheme"][0], "quantizer": job["scheme"][1], "seed": job["seed"],
             "decoding": decoding, "workers": workers, **{k: info.get(k) for k in SUMMARY_FIELDS},
             "recall": {f"{r.task}/{r.protocol}": r.recall_at_30 for r in scored.itertuples()
-                       if r.segment == "all" and r.decoding == decoding}}
+                       if r.segment == "all" and r.decoding == decoding},
+            **({"validation": info["validation"]} if "validation" in info else {})}
+
+
+def validation_table(profile: str) -> pd.DataFrame:
+    """Validation Recall@30 of every job that scored it (one row per scheme, seed and task), from the markers."""
+    rows = []
+    for marker in sorted(runs_dir(profile).glob("*.json")):
+        summary = json.loads(marker.read_text())
+        for task, score in summary.get("validation", {}).items():
+            rows.append({"embedding": summary["embedding"], "quantizer": summary["quantizer"],
+                         "seed": summary["seed"], "task": task, **score})
+    columns = ["embedding", "quantizer", "seed", "task", "recall_at_30", "ci_low", "ci_high", "n_cases"]
+    return pd.DataFrame(rows, columns=columns)

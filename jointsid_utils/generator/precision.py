@@ -29,14 +29,15 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(f in flags for f in BF16_CPU_FLAGS)
 
 
-def resolve_precision(precision: str) -> str:
-    """``"bf16"`` or ``"fp32"`` for this machine; ``"bf16"`` asked of hardware without it raises one sentence."""
+def resolve_precision(precision: str, option: str = "generator.precision") -> str:
+    """``"bf16"`` or ``"fp32"`` for this machine; ``"bf16"`` asked of hardware without it raises one sentence
+    naming ``option`` (the config key the value came from)."""
     if precision not in PRECISIONS:
-        raise StudyInputError(f"generator.precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+        raise StudyInputError(f"{option} {precision!r} is not one of {', '.join(PRECISIONS)}.")
     cuda = torch.cuda.is_available()
     native = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
     if precision == "bf16" and not native:
-        raise StudyInputError("generator.precision 'bf16' needs a GPU or CPU with native bf16 (CPU flags "
+        raise StudyInputError(f"{option} 'bf16' needs a GPU or CPU with native bf16 (CPU flags "
                               f"{' or '.join(BF16_CPU_FLAGS)}); use 'auto' or 'fp32' on this machine.")
     if precision == "auto":
         return "bf16" if native else "fp32"
