@@ -1,0 +1,48 @@
+"""The README's tables are rendered from a run's result files: values, intervals, bold best, missing files."""
+
+import pandas as pd
+import pytest
+
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.evaluation import markdown
+
+
+def _table(schemes, values):
+    rows = []
+    for (emb, quant), (search, rec) in zip(schemes, values):
+        row = {"embedding": emb, "quantizer": quant, "seeds": 3, "paper_search": 0.046, "paper_rec": float("nan")}
+        for col, v in (("search", search), ("rec", rec), ("rec_excl", rec + 0.05)):
+            row.update({col: v, f"{col}_lo": v - 0.02, f"{col}_hi": v + 0.02})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_tables_render_from_the_result_files(runs_dir):
+    results = runs_dir / "smoke" / "results"
+    results.mkdir(parents=True)
+    _table([("content", "rq_kmeans"), ("multitask", "rq_kmeans")], [(0.4, 0.2), (0.6, 0.1)]).to_csv(
+        results / "table_a.csv", index=False)
+    _table([("multitask", "rq_kmeans"), ("multitask", "rq_vae")], [(0.6, 0.1), (0.5, 0.15)]).to_csv(
+        results / "table_b.csv", index=False)
+    pd.DataFrame([{"label": "F1 search", "task": "search", "a": "search/rq_kmeans", "b": "content/rq_kmeans",
+                   "recall_a": 0.6, "recall_b": 0.4, "diff": 0.2, "ci_low": 0.15, "ci_high": 0.25,
+                   "p_value": 0.001, "p_holm": 0.002, "significant": True, "mde": 0.03}]).to_csv(
+        results / "pairs_findings.csv", index=False)
+    pd.DataFrame({"notebook": ["01_data", "05_generator"], "seconds": [20.0, 3600.0],
+                  "peak_rss_mb": [600.0, 2800.0]}).to_csv(runs_dir / "smoke" / "timings.csv", index=False)
+
+    text = markdown.results_markdown("smoke")
+    assert "| multi-task bi-encoder | 3 | **0.600** [0.580, 0.620] | 0.046 | 0.100 [0.080, 0.120] | – |" in text
+    assert "| content | 3 | 0.400 [0.380, 0.420] | 0.046 | **0.200** [0.180, 0.220] |" in text
+    assert "| RQ-VAE (paper-like) | 3 |" in text
+    assert "| F1 search | search | 0.600 / 0.400 | +0.200 [+0.150, +0.250] | 0.0020 | yes | 0.030 |" in text
+    assert "| **total** | **3,620** (60 min) |  |" in text
+    assert "Beyond the paper" not in text  # no table_beyond.csv: no section
+
+    assert markdown.main(["smoke"]) == 0 and (results / "tables.md").read_text() == text
+
+
+def test_a_missing_result_file_is_named(runs_dir):
+    with pytest.raises(StudyInputError, match="table_a.csv is missing; run notebook 06"):
+        markdown.results_markdown("smoke")
+    assert markdown.main(["smoke"]) == 2
