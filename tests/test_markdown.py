@@ -35,7 +35,7 @@ def test_tables_render_from_the_result_files(runs_dir):
     assert "| multi-task bi-encoder | 3 | **0.600** [0.580, 0.620] | 0.046 | 0.100 [0.080, 0.120] | – |" in text
     assert "| content | 3 | 0.400 [0.380, 0.420] | 0.046 | **0.200** [0.180, 0.220] |" in text
     assert "| RQ-VAE (paper-like) | 3 |" in text
-    assert "| F1 search | search | 0.600 / 0.400 | +0.200 [+0.150, +0.250] | 0.0020 | yes | 0.030 |" in text
+    assert "| F1 search: search/rq_kmeans vs content/rq_kmeans | search | 0.600 / 0.400 | +0.200 [+0.150, +0.250] | 0.0020 | yes | 0.030 |" in text
     assert "| **total** | **3,620** (60 min) |  |" in text
     assert "Beyond the paper" not in text  # no table_beyond.csv: no section
 

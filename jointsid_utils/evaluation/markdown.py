@@ -65,7 +65,7 @@ def pairs_markdown(pairs: pd.DataFrame) -> str:
     """Paired tests: a - b over (case, seed) with its interval, Holm p within the family and the MDE."""
     if pairs.empty:
         return "*No pairs.*"
-    rows = [[r.label, r.task, f"{r.recall_a:.3f} / {r.recall_b:.3f}",
+    rows = [[f"{r.label}: {r.a} vs {r.b}", r.task, f"{r.recall_a:.3f} / {r.recall_b:.3f}",
              f"{r['diff']:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", f"{r.p_holm:.4f}",
              "yes" if r.significant else "no", f"{r.mde:.3f}"] for _, r in pairs.iterrows()]
     return _markdown(["comparison", "task", "recall a / b", "a - b [95% CI]", "Holm p", "significant",
