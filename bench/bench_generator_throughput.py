@@ -77,7 +77,7 @@ class StepTimer:
         from jointsid_utils.generator.examples import encode_examples
         from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
         from jointsid_utils.generator.model import build_model, make_tokenizer
-        from jointsid_utils.generator.precision import resolve_precision
+        from jointsid_utils.precision import resolve_precision
         from jointsid_utils.generator.tokenization import item_token_ids
         from jointsid_utils.generator.training import output_tokens
 
@@ -202,7 +202,7 @@ def main() -> None:
         raise SystemExit(f"Unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}.")
     scheme = tuple(args.scheme.split("/"))
     from jointsid_utils.generator.orchestration import worker_init
-    from jointsid_utils.generator.precision import cpu_has_native_bf16
+    from jointsid_utils.precision import cpu_has_native_bf16
 
     started = time.time()
     earlier = json.load(open(args.out)) if os.path.exists(args.out) else {"throughput": [], "validation": []}

@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args[0], overrides)
         check_data_section(cfg.data)
-        from jointsid_utils.generator.precision import resolve_precision  # imports torch: only here
+        from jointsid_utils.precision import resolve_precision  # imports torch: only here
 
         resolve_precision(cfg.generator.precision)
         resolve_precision(cfg.embeddings.finetune_precision, "embeddings.finetune_precision")

@@ -28,7 +28,7 @@ from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
-from jointsid_utils.generator.precision import resolve_precision
+from jointsid_utils.precision import resolve_precision
 
 INFO = "jointsid_model.json"
 LOG = "training_log.json"

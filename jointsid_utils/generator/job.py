@@ -21,7 +21,7 @@ from jointsid_utils import distributed
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.generator.model import load_saved
-from jointsid_utils.generator.precision import resolve_precision
+from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
 from jointsid_utils.generator.training import load_trained, model_dir, train_scheme

@@ -28,7 +28,7 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.examples import Examples, TaskBlockSampler, encode_examples
 from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
 from jointsid_utils.generator.model import build_model, make_tokenizer
-from jointsid_utils.generator.precision import resolve_precision
+from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.tokenization import IdScheme, check_tokenizer, item_token_ids
 
 TASK_BATCHING = ("mixed", "per_task")
