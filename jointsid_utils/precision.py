@@ -1,4 +1,5 @@
-"""Training precision (``generator.precision``, ``embeddings.finetune_precision``): bf16 autocast where the hardware runs it natively.
+"""Training precision (``generator.precision``, ``embeddings.finetune_precision``): bf16 autocast where
+the hardware runs it natively.
 
 "auto" picks bf16 on a CUDA GPU that supports it and on a CPU whose flags name native bf16 arithmetic
 (``avx512_bf16`` or ``amx_bf16``, read from ``/proc/cpuinfo``); elsewhere fp32, because emulated bf16 is
