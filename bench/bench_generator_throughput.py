@@ -145,14 +145,13 @@ def throughput(profile: str, scheme: tuple[str, str], names: list[str], steps: i
     return rows
 
 
-def validation_recall(profile: str, scheme: tuple[str, str], name: str) -> dict:
+def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) -> dict:
     """Train the variant as notebook 05 trains a job, then Recall@30 on the validation cases."""
     from jointsid_utils.cache import run_dir
-    from jointsid_utils.generator.job import data_hash, job_key
+    from jointsid_utils.generator.job import data_hash, job_key, validation_recall
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.training import load_trained, train_scheme
-    from jointsid_utils.metrics import bootstrap_ci, per_case_recall
     from jointsid_utils.reproducibility import seed_everything
 
     cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme, VARIANTS[name])
@@ -170,11 +169,9 @@ def validation_recall(profile: str, scheme: tuple[str, str], name: str) -> dict:
            "train_seconds": info["train_seconds"], "job_seconds": round(time.time() - started, 1),
            "train_examples": info["examples"]["train_search"] + info["examples"]["train_rec"],
            "epochs": gcfg.epochs}
-    for task, frame in preds.groupby("task", sort=True):
-        hits = per_case_recall(frame.reset_index(drop=True))
-        lo, hi = bootstrap_ci(hits)
-        row[f"val_{task}"] = [round(float(hits.mean()), 4), round(lo, 4), round(hi, 4)]
-        row[f"val_{task}_cases"] = len(hits)
+    for task, score in validation_recall(preds).items():  # notebook 05's own validation scoring
+        row[f"val_{task}"] = [score["recall_at_30"], score["ci_low"], score["ci_high"]]
+        row[f"val_{task}_cases"] = score["n_cases"]
     print(json.dumps(row), flush=True)
     return row
 
@@ -220,7 +217,7 @@ def main() -> None:
     rows: list[dict] = []
     _write(args.out, meta, tp, kept)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
-        futures = [pool.submit(validation_recall, args.profile, scheme, name) for name in args.recall]
+        futures = [pool.submit(variant_validation_recall, args.profile, scheme, name) for name in args.recall]
         for future in as_completed(futures):  # written as each variant finishes, so a long run can be read early
             rows.append(future.result())
             meta["total_seconds"] = round(time.time() - started, 1)

@@ -107,7 +107,8 @@ class EmbeddingConfig:
     finetune_evals_per_epoch: int = 2  # validation + checkpoint passes per epoch; each encodes the catalogue
     finetune_min_eval_steps: int = 50  # at least this many steps between those passes (small smoke epochs)
     # CPU fine-tunes in bf16 autocast ("auto": where the CPU has native bf16; a CUDA GPU uses bf16 whenever it
-    # supports it). bench/bench_finetune_parallel.py: 1.5x faster on an avx512_bf16 CPU, validation no worse.
+    # supports it). On an avx512_bf16 CPU without AMX: notebook 02 1.14x faster at full size, validation
+    # unchanged (docs/PERFORMANCE.md; the bench's 1.5x is at a size where encoding dominates).
     finetune_precision: str = "fp32"
     multitask_max_item_pairs: int | None = None  # cap on (item_a, item_b) pairs; None = as many as query pairs
     enmf_dim: int = 64  # the paper: 256 on ML-25M; d=64 was better on ML-100K (docs/FEASIBILITY.md)
