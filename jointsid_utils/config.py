@@ -227,6 +227,19 @@ class GeneratorConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScopeConfig:
+    """Which optional parts of the study run. No cache key reads this section, so switching a part on adds
+    its work and reuses everything else; ``./run_all.sh -p scope.joint_ids true`` is the run beyond the paper."""
+
+    # Table B on content as well as multitask: 4 more ID sets in notebook 03 (about 200 s on default) and
+    # 4 more schemes x seeds in 05. Notebook 04 diagnoses RQ-VAE on content either way.
+    content_quantizers: bool = False
+    # The joint constructions (issue 16, ``ids.joint``) trained in 05 and tabled in 06: 3 schemes x seeds,
+    # about 21 min on default. Notebook 07 builds and diagnoses their IDs either way.
+    joint_ids: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class StudyConfig:
     name: str
     seed: int = 0
@@ -237,6 +250,7 @@ class StudyConfig:
     joint_ids: JointIdConfig = field(default_factory=JointIdConfig)  # notebook 07 only
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    scope: ScopeConfig = field(default_factory=ScopeConfig)
 
     def section_hash(self, *sections: str) -> str:
         """A short hash of the named sections (plus the seed), keying a stage's cache."""
@@ -261,6 +275,7 @@ PROFILES: dict[str, StudyConfig] = {
         generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
                                   batch_size=64, rec_windows_per_user=3, search_eval_cases=300,
                                   workers=1, **FAST_CPU),  # spawning a worker costs more than a smoke job
+        scope=ScopeConfig(joint_ids=True),  # every notebook path, the joint constructions' included
     ),
     # default: the throughput options (FAST_CPU) and 10 rec windows per user, chosen on validation Recall@30
     # (bench/bench_generator_throughput.py, content x rq_kmeans, 8 epochs, PERFORMANCE.md): today's setup
@@ -269,9 +284,11 @@ PROFILES: dict[str, StudyConfig] = {
     # seeds. One copy of the item-text examples: FAST_CPU + 1 copy 0.370 / 0.192 on validation (it had been
     # turned off on test numbers). Fixed workers (not auto) keep 1 thread per job, so results do not depend on
     # the machine's load.
+    # The joint constructions beyond the paper (scope.joint_ids) are a separate opt-in run here: with them the
+    # cold study took 2 h 28 min on 2 cores, over the 2-hour budget of the paper's 12 schemes x 3 seeds.
     "default": StudyConfig(name="default", embeddings=EmbeddingConfig(finetune_precision="auto"),
                            generator=GeneratorConfig(rec_windows_per_user=10, workers=2, seeds=(0, 1, 2),
-                                                                     item_text_examples=1, **FAST_CPU)),
+                                                     item_text_examples=1, **FAST_CPU)),
     "paper": StudyConfig(
         name="paper",
         data=DataConfig(source="movielens-csv", target_interactions=1_200_000),
@@ -282,6 +299,7 @@ PROFILES: dict[str, StudyConfig] = {
         diagnosis=DiagnosisConfig(steps=3000, full_grid_embeddings=("content", "multitask"), skipped_configs=()),
         generator=GeneratorConfig(base_model="google/flan-t5-base", epochs=3.0, seeds=(0, 1, 2, 3, 4),
                                   precision="auto"),  # bf16 on GPUs that have it
+        scope=ScopeConfig(joint_ids=True),
     ),
 }
 

@@ -131,6 +131,27 @@ def test_dense_recall_on_a_constructed_case(tiny, runs_dir):
     assert not contract.duplicated(["embedding", "task"]).any() and set(contract.protocol) == {"all"}
 
 
+def test_dense_check_ranks_the_generators_search_cases(tiny, runs_dir, monkeypatch):
+    import jointsid_utils.embeddings.dense_check as dc
+    from jointsid_utils.generator.examples import generator_test_cases
+
+    items, interactions, queries = tiny
+    cfg = load_config("smoke", {"generator.search_eval_cases": 5})
+    encoder = cfg.embeddings.base_encoder
+    vectors = {"content": dc.encode(dc.load_encoder(encoder), items["text"].tolist())}
+    encoded, real_encode = [], dc.encode
+
+    def spy(model, texts, **kwargs):  # the real encoder; records which queries the check encodes
+        encoded.extend(texts)
+        return real_encode(model, texts, **kwargs)
+
+    monkeypatch.setattr(dc, "encode", spy)
+    table = dense_recall_at_30(cfg, vectors, interactions, queries, query_encoders={"content": encoder})
+    search_cases, _ = generator_test_cases(cfg, items, interactions, queries)
+    assert encoded == search_cases["query"].tolist() and len(encoded) == 5
+    assert table[table.task == "search"].n_cases.tolist() == [5]
+
+
 def test_dense_check_is_loaded_when_nothing_changed_and_recomputed_when_an_input_did(tiny, runs_dir, monkeypatch):
     from jointsid_utils.assets import encoder_path
     from jointsid_utils.embeddings import dense_check, finetune

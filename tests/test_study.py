@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from generator_fixtures import TINY, toy_data
-from jointsid_utils.config import StudyConfig
+from jointsid_utils.config import StudyConfig, load_config
 from jointsid_utils.evaluation import report as ev
 from jointsid_utils.evaluation import results as results_io
 from jointsid_utils.evaluation.reference import TABLE_2, TABLE_3, paper_value, reference_table
@@ -140,6 +140,20 @@ def test_study_schemes_are_the_twelve_of_study_md():
     schemes = study.study_schemes()
     assert len(schemes) == 12 and ("multitask", "rq_vae_fixed") in schemes
     assert len(study.study_schemes(include_content_quantizers=True)) == 16
+
+
+def test_scope_section_adds_the_optional_schemes_without_touching_any_key():
+    from jointsid_utils.ids.joint import JOINT_SCHEMES
+    from jointsid_utils.ids.schemes import SCHEMES, schemes_in_scope
+
+    default = load_config("default")
+    assert study.scope_schemes(default) == study.study_schemes()  # the paper's 12 within the budget
+    assert len(schemes_in_scope(default)) == len(SCHEMES) - 4  # content's rq_kmeans only
+    both = load_config("default", {"scope.joint_ids": True, "scope.content_quantizers": True})
+    assert study.scope_schemes(both)[-len(JOINT_SCHEMES):] == list(JOINT_SCHEMES)
+    assert len(study.scope_schemes(both)) == 16 + len(JOINT_SCHEMES) and schemes_in_scope(both) == SCHEMES
+    sections = ("data", "queries", "embeddings", "ids", "joint_ids", "diagnosis", "generator")
+    assert default.section_hash(*sections) == both.section_hash(*sections)
 
 
 def test_auto_workers_reads_idle_cpu_now_and_keeps_one_job_per_gpu(monkeypatch):

@@ -11,8 +11,9 @@ Rec is reported under two protocols (docs/FEASIBILITY.md: they differ by 2x): ``
 catalogue, as the paper's generator does (the primary, paper-style number); ``exclude_history``
 removes the user's train + validation items from the ranking first. Search rows use ``all``.
 
-Encoding every test query with every text encoder is most of a rerun of notebook 02 (about 100 s on
-``default``), so the table is cached in ``runs/<profile>/embeddings/dense_check.parquet``, keyed like the
+Search ranks the test queries the generator is scored on (``generator.search_eval_cases``, the same
+seeded subsample: ``queries.test_cases``), so the bound and the generated IDs share their cases. Encoding
+them with every text encoder is still most of a rerun of notebook 02, so the table is cached in ``runs/<profile>/embeddings/dense_check.parquet``, keyed like the
 embeddings themselves: content hashes of the vectors, the interactions and the queries, each query
 encoder's identity (a fine-tune's own cache key) and the config fields the check reads.
 """
@@ -32,24 +33,30 @@ from jointsid_utils.config import StudyConfig
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.inputs import array_fingerprint, frame_fingerprint, histories, targets
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
+from jointsid_utils.queries.test_cases import search_test_queries
+
+GENERATOR_CASES = "generator"  # max_queries default: the generator's search_eval_cases subsample
 
 COLUMNS = ["embedding", "task", "recall_at_30", "n_cases", "protocol", "user_vector"]
 PRIMARY_PROTOCOL = "all"
-VERSION = 1  # bump when the table changes for the same inputs, so cached checks recompute
+VERSION = 2  # bump when the table changes for the same inputs, so cached checks recompute
 CONFIG_KEYS = ("history_k",)  # the embeddings fields the check reads: its cache key names these
 TRAINED_INFO = "jointsid_model.json"  # finetune.INFO, read here without importing the trainer
 
 
 def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
                        queries: pd.DataFrame, *, query_encoders: Mapping[str, str] | None = None,
-                       user_vectors: Mapping[str, np.ndarray] | None = None, max_queries: int | None = None,
-                       write: bool = True) -> pd.DataFrame:
+                       user_vectors: Mapping[str, np.ndarray] | None = None,
+                       max_queries: int | None | str = GENERATOR_CASES, write: bool = True) -> pd.DataFrame:
     """One row per (embedding, task, protocol, user vector); written by ``write_table``.
 
     ``query_encoders``: method -> encoder (directory or asset name) for the search rows;
     ``user_vectors``: method -> (n_users, d) own user vectors (ENMF's ``p_u``) for extra rec rows.
-    Loaded from ``dense_check_path`` when nothing it reads changed (``cache_key``); computed otherwise.
+    ``max_queries``: test queries ranked; by default the generator's ``search_eval_cases`` (the same ones),
+    None = all. Loaded from ``dense_check_path`` when nothing it reads changed (``cache_key``); computed otherwise.
     """
+    if max_queries == GENERATOR_CASES:
+        max_queries = cfg.generator.search_eval_cases
     query_encoders = {m: p for m, p in (query_encoders or {}).items() if m in vectors}
     user_vectors = {m: u for m, u in (user_vectors or {}).items() if m in vectors}
     key = cache_key(cfg, vectors, interactions, queries, query_encoders, user_vectors, max_queries)
@@ -102,9 +109,7 @@ def compute_table(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interacti
                   max_queries: int | None) -> pd.DataFrame:
     """The check itself: encodes the test queries and ranks the catalogue for every case."""
     rows = []
-    test_q = queries[queries["split"] == "test"].reset_index(drop=True)
-    if max_queries is not None and len(test_q) > max_queries:
-        test_q = test_q.sample(n=max_queries, random_state=cfg.seed).reset_index(drop=True)
+    test_q = search_test_queries(queries, max_queries, cfg.seed).reset_index(drop=True)
     for method, path in query_encoders.items():
         q = encode(load_encoder(path), test_q["query"].astype(str).tolist(),
                    batch_size=cfg.embeddings.encode_batch_size)

@@ -23,6 +23,7 @@ from jointsid_utils.data.split import selection_view
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.item_positions import ItemGrouping, tokenize_prompts
 from jointsid_utils.generator.tokenization import IdScheme, make_id_scheme, rec_prompt, search_prompt
+from jointsid_utils.queries.test_cases import search_test_queries
 from jointsid_utils.reproducibility import rng
 
 
@@ -161,10 +162,7 @@ def _rec_test_cases(scheme: IdScheme, interactions: pd.DataFrame, history_k: int
 
 def _search_test_cases(queries: pd.DataFrame, n_cases: int | None, case_seed: int) -> pd.DataFrame:
     """The test queries, a seeded subsample of ``n_cases`` when there are more (None = all)."""
-    q_test = queries[queries["split"] == "test"]
-    if n_cases is not None and n_cases < len(q_test):
-        pick = np.sort(rng(case_seed, "generator", "search_eval_cases").choice(len(q_test), n_cases, replace=False))
-        q_test = q_test.iloc[pick]
+    q_test = search_test_queries(queries, n_cases, case_seed)
     qid = q_test["query_id"].to_numpy() if "query_id" in q_test else np.arange(len(q_test))
     return pd.DataFrame({"case_id": [f"q{q}" for q in qid], "query_id": qid, "query": q_test["query"].to_numpy(),
                          "prompt": [search_prompt(q) for q in q_test["query"]], "target": q_test["item_id"].to_numpy()})

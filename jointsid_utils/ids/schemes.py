@@ -37,6 +37,14 @@ Scheme = tuple[str, str]  # (embedding, quantizer), e.g. ("multitask", "rq_kmean
 SCHEMES: tuple[Scheme, ...] = tuple(dict.fromkeys(
     [(e, "rq_kmeans") for e in TABLE_A] + [(e, q) for e in TABLE_B_EMBEDDINGS for q in TABLE_B_QUANTIZERS]))
 
+
+def schemes_in_scope(cfg: StudyConfig) -> tuple[Scheme, ...]:
+    """The ID sets notebook 03 builds: every scheme, less content's Table B quantizers (all but rq_kmeans)
+    unless ``scope.content_quantizers`` asks for them."""
+    if cfg.scope.content_quantizers:
+        return SCHEMES
+    return tuple(s for s in SCHEMES if s[0] != "content" or s[1] == "rq_kmeans")
+
 # IdConfig field -> quantizer config field, per method. A method without an entry that subclasses one of
 # these (``rq_vae_fixed``) gets only its parent's training-budget knobs, so the profile sets its steps
 # but cannot undo the settings that make it "fixed".
