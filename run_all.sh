@@ -7,6 +7,8 @@
 #   ./run_all.sh --profile smoke          another profile: smoke | default | paper
 #   ./run_all.sh --only 01,03             chosen notebooks only (by number)
 #   ./run_all.sh -p ids.codebook_size 32  a parameter override (repeatable), validated before anything runs
+#   ./run_all.sh --force                  execute every notebook, also those whose inputs did not change
+#                                         (skipped by default: their executed copies in runs/ stand)
 #
 # Creates .venv/ when missing (an active conda env named "jointsid", built from environment.yml, is
 # reused instead), installs the package with CPU torch pinned to 2.13.0, fetches the offline
@@ -17,6 +19,7 @@ cd "$(dirname "$0")"
 profile=default
 only=""
 mode=study
+force=()
 params=()
 pytest_args=()
 while [[ $# -gt 0 ]]; do
@@ -26,9 +29,10 @@ while [[ $# -gt 0 ]]; do
                profile="$2"; shift 2 ;;
     --only) [[ $# -ge 2 ]] || { echo "error: --only needs notebook numbers, e.g. --only 01,02." >&2; exit 2; }
             only="$2"; shift 2 ;;
+    --force) force=(--force); shift ;;
     -p) [[ $# -ge 3 ]] || { echo "error: -p needs a KEY and a VALUE, e.g. -p seed 1." >&2; exit 2; }
         params+=("$2" "$3"); shift 3 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option '$1'; see ./run_all.sh --help." >&2; exit 2 ;;
   esac
 done
@@ -79,6 +83,6 @@ for ((i = 0; i < ${#params[@]}; i += 2)); do p_args+=(-p "${params[i]}" "${param
 echo "==> offline assets for profile '$profile'"
 $py -m jointsid_utils.assets fetch --profile "$profile" "${p_args[@]}"
 echo "==> notebooks (profile '$profile')"
-runner_args=(--profile "$profile" "${p_args[@]}")
+runner_args=(--profile "$profile" "${force[@]}" "${p_args[@]}")
 [[ -n "$only" ]] && runner_args+=(--only "$only")
 exec $py -m jointsid_utils.runner "${runner_args[@]}"

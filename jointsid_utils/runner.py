@@ -4,15 +4,20 @@
 calls after installing. While a notebook runs, its progress lines (the package's messages, its
 prints, throttled tqdm bars of fine-tunes, training and decoding) are shown indented under its name
 (``jointsid_utils.progress``). Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall
-time and the kernel's peak resident memory go to ``runs/<profile>/timings.csv``. The first failing
-notebook stops the run with its name, the failing cell and the error's one-line message. Before any
-notebook starts, the profile, the overrides and the data source (its files and their headers) are
-checked, so a bad configuration fails in one sentence instead of inside notebook 01.
+time and the kernel's peak resident memory go to ``runs/<profile>/timings.csv`` (a skipped notebook
+keeps its row: the cost of the copy that stands), and every run appends its rows, executed or
+unchanged, to ``timings_log.csv``. A notebook whose notebook file, configuration, package code, library
+versions and upstream notebooks are as in its last successful execution is not executed again
+(``jointsid_utils.stamps``; ``--force`` executes it anyway). The first failing notebook stops the run with
+its name, the failing cell and the error's one-line message. Before any notebook starts, the profile,
+the overrides and the data source (its files and their headers) are checked, so a bad configuration
+fails in one sentence instead of inside notebook 01.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -22,6 +27,7 @@ import pandas as pd
 import psutil
 import yaml
 
+from jointsid_utils import stamps
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
 from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import check_source
@@ -120,10 +126,42 @@ def update_timings(path: Path, rows: list[dict]) -> pd.DataFrame:
     return new
 
 
+LOG_COLUMNS = ["run_started", "notebook", "status", "seconds", "peak_rss_mb", "overrides"]
+
+
+def append_log(path: Path, rows: list[dict]) -> pd.DataFrame:
+    """Every run's rows, executed or unchanged, appended to timings_log.csv (rewritten atomically)."""
+    new = pd.DataFrame(rows, columns=LOG_COLUMNS)
+    if path.exists():
+        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
+    write_bytes(path, new.to_csv(index=False, float_format="%.2f").encode())
+    return new
+
+
+def run_or_reuse(nb: Path, out_dir: Path, profile: str, overrides: dict, upstream: str | None,
+                 force: bool) -> tuple[str, str, float, float]:
+    """(stamp key, "executed" or "unchanged", seconds, peak RSS MB) of one notebook."""
+    executed, root = out_dir / nb.name, out_dir.parent
+    key = stamps.notebook_key(nb, load_config(profile, overrides), upstream)
+    started = time.perf_counter()
+    if not force and (stamp := stamps.unchanged(executed, key, root)):
+        seconds = time.perf_counter() - started
+        print(f"    unchanged since its run of {stamp['finished']}: the executed copy stands (--force executes it)",
+              flush=True)
+        return key, "unchanged", seconds, 0.0
+    stamps.clear(executed)
+    before = stamps.file_times(root)
+    seconds, peak = run_notebook(nb, out_dir, profile, overrides)
+    stamps.write_stamp(executed, key, before, root, seconds)
+    print(f"    done in {seconds:.1f} s, peak kernel memory {peak:.0f} MB", flush=True)
+    return key, "executed", seconds, peak
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
     parser.add_argument("--only", default=None, help="notebook numbers, e.g. 01,03")
+    parser.add_argument("--force", action="store_true", help="execute notebooks whose inputs did not change too")
     parser.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="parameter override (repeatable), e.g. -p ids.codebook_size 32")
@@ -136,18 +174,26 @@ def main(argv: list[str] | None = None) -> int:
         if not notebooks:
             raise StudyInputError(f"No notebooks found in {args.notebook_dir}.")
         out_dir = run_dir(args.profile, "notebooks")
-        rows = []
+        every = numbered_notebooks(None, args.notebook_dir)
+        run_started, wall = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
+        rows, log = [], []
         try:
             for i, nb in enumerate(notebooks, 1):
                 print(f"[{i}/{len(notebooks)}] {nb.name}", flush=True)
-                seconds, peak = run_notebook(nb, out_dir, args.profile, overrides)
-                print(f"    done in {seconds:.1f} s, peak kernel memory {peak:.0f} MB", flush=True)
-                rows.append({"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)})
+                before = [p for p in every if p.name < nb.name]
+                upstream = (stamps.read_stamp(out_dir / before[-1].name) or {}).get("key") if before else None
+                _, status, seconds, peak = run_or_reuse(nb, out_dir, args.profile, overrides, upstream, args.force)
+                log.append({"run_started": run_started, "notebook": nb.stem, "status": status, "seconds": seconds,
+                            "peak_rss_mb": peak, "overrides": json.dumps(overrides, sort_keys=True)})
+                if status == "executed":
+                    rows.append({"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)})
         finally:
             if rows:
-                timings = update_timings(run_dir(args.profile) / "timings.csv", rows)
-        print(f"all {len(rows)} notebooks ran; total {timings.seconds.sum():.0f} s "
-              f"(runs/{args.profile}/timings.csv)")
+                update_timings(run_dir(args.profile) / "timings.csv", rows)
+            if log:
+                append_log(run_dir(args.profile) / "timings_log.csv", log)
+        print(f"{len(log)} notebooks: {len(rows)} executed, {len(log) - len(rows)} unchanged; this run "
+              f"{time.perf_counter() - wall:.0f} s (runs/{args.profile}/timings.csv, timings_log.csv)")
     except (StudyInputError, NotebookFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -86,3 +86,36 @@ def test_run_all_rejects_bad_options_in_one_sentence(args, message, runs_dir):
     assert result.returncode != 0
     assert message in result.stderr
     assert not runs_dir.exists()
+
+
+def test_unchanged_notebooks_are_skipped_until_what_they_depend_on_changes(tmp_path, runs_dir):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    made = runs_dir / "smoke" / "data" / "made.txt"
+    make_notebook(nbs / "01_write.ipynb", "from jointsid_utils.cache import run_dir\n"
+                  "(run_dir(profile, 'data') / 'made.txt').write_text(str(overrides))")
+    make_notebook(nbs / "02_read.ipynb", "from jointsid_utils.cache import run_dir\n"
+                  "print('reads', (run_dir(profile, 'data') / 'made.txt').read_text())")
+
+    def run(*extra: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", "--profile", "smoke",
+                                 "--notebook-dir", str(nbs), *extra], capture_output=True, text=True, cwd=ROOT,
+                                env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    assert "2 executed, 0 unchanged" in run()
+    timings = (runs_dir / "smoke" / "timings.csv").read_text()
+    again = run()
+    assert "2 notebooks: 0 executed, 2 unchanged" in again and "the executed copy stands" in again
+    assert (runs_dir / "smoke" / "timings.csv").read_text() == timings  # the rows of the copies that stand
+    made.unlink()  # a deleted output: its writer executes again; same key, same output, so the reader stands
+    assert "1 executed, 1 unchanged" in run() and made.exists()
+    make_notebook(nbs / "02_read.ipynb", "print('edited')")
+    assert "1 executed, 1 unchanged" in run()
+    assert "2 executed, 0 unchanged" in run("-p", "seed", "1")  # the config is in every notebook's key
+    assert made.read_text() == "{'seed': 1}"
+    assert "1 executed, 0 unchanged" in run("-p", "seed", "1", "--only", "02", "--force")
+    log = pd.read_csv(runs_dir / "smoke" / "timings_log.csv")
+    assert log.status.tolist() == ["executed"] * 2 + ["unchanged"] * 2 + ["executed", "unchanged"] + \
+        ["unchanged", "executed"] + ["executed"] * 3

@@ -103,7 +103,7 @@ def load_saved(out_dir: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def prepare_data(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``load_dataset`` cached in ``runs/<profile>/data/``; reloads while the data section and seed match."""
-    key = {"data": as_dict(cfg.data), "schema": SCHEMA_VERSION, "source_stat": _source_stat(cfg)}
+    key = {"data": as_dict(cfg.data), "schema": SCHEMA_VERSION, "source_stat": source_stat(cfg)}
     out = run_dir(cfg.name, "data")
     paths = (out / "items.parquet", out / "interactions.parquet")
     full_key = stable_hash({"key": key, "inputs": {}, "seed": cfg.seed})  # what cache.cached computes
@@ -122,7 +122,7 @@ def _check_catalogue(items: pd.DataFrame, source: str) -> None:
                               "the study needs at least 2, so use a larger dataset or raise data.max_items.")
 
 
-def _source_stat(cfg: StudyConfig) -> Any:
+def source_stat(cfg: StudyConfig) -> Any:
     """Size and mtime of a user-given source, so replacing the files invalidates the cache."""
     if cfg.data.source == "ml-100k" or not cfg.data.path or not Path(cfg.data.path).expanduser().exists():
         return None

