@@ -8,8 +8,9 @@ matches, the executed copy exists and those files are still there.
 
 The hash is coarse on purpose, so that a skip is never stale: the notebook file, the whole resolved
 configuration (profile and overrides), the package's source and ``pyproject.toml``, the versions of the
-libraries that produce the numbers, a user-given data source's sizes and times, and the stamp of the
-notebook before it (a re-executed notebook re-executes everything after it). Any edit re-executes; the
+libraries that produce the numbers, the machine (CPU model and count: thread counts and bf16 support
+change float results), a user-given data source's sizes and times, and the stamp of the notebook before
+it (a re-executed notebook re-executes everything after it). Any edit re-executes; the
 stage caches underneath still decide what is recomputed. ``./run_all.sh --force`` executes regardless.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import platform
 import time
 from importlib import metadata
 from pathlib import Path
@@ -62,11 +65,25 @@ def library_versions() -> dict[str, str | None]:
     return {name: version(name) for name in LIBRARIES}
 
 
+@functools.cache
+def machine() -> dict[str, Any]:
+    """What about this machine can move a float: the CPU model and flags (bf16 or not), and the core count."""
+    cpu = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("model name", "flags") and name.strip() not in cpu:
+                cpu[name.strip()] = value.strip()
+    except OSError:
+        cpu["model name"] = platform.processor()
+    return {"cpus": os.cpu_count(), "arch": platform.machine(), **cpu}
+
+
 def notebook_key(notebook: Path, cfg: StudyConfig, upstream: str | None) -> str:
     """Everything an executed notebook depends on; ``upstream`` is the previous notebook's stamp key."""
     return stable_hash({"version": STAMP_VERSION, "notebook": file_sha256(notebook), "config": as_dict(cfg),
-                        "code": code_hash(), "libraries": library_versions(), "source": source_stat(cfg),
-                        "upstream": upstream}, length=16)
+                        "code": code_hash(), "libraries": library_versions(), "machine": machine(),
+                        "source": source_stat(cfg), "upstream": upstream}, length=16)
 
 
 def read_stamp(executed: Path) -> dict[str, Any] | None:

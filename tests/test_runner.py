@@ -88,6 +88,23 @@ def test_run_all_rejects_bad_options_in_one_sentence(args, message, runs_dir):
     assert not runs_dir.exists()
 
 
+def test_a_notebooks_key_moves_with_each_thing_it_depends_on(tmp_path):
+    from jointsid_utils import stamps
+    from jointsid_utils.config import load_config
+
+    nb = tmp_path / "01_a.ipynb"
+    make_notebook(nb, "print(1)")
+    cfg = load_config("smoke")
+    key = stamps.notebook_key(nb, cfg, upstream=None)
+    assert stamps.notebook_key(nb, load_config("smoke"), upstream=None) == key  # stable across calls
+    assert stamps.notebook_key(nb, load_config("smoke", {"generator.lr": 0.003}), upstream=None) != key
+    assert stamps.notebook_key(nb, load_config("smoke", {"scope.joint_ids": False}), upstream=None) != key
+    assert stamps.notebook_key(nb, cfg, upstream="0123") != key
+    make_notebook(nb, "print(2)")
+    assert stamps.notebook_key(nb, cfg, upstream=None) != key
+    assert stamps.library_versions()["torch"] and stamps.machine()["cpus"] >= 1
+
+
 def test_unchanged_notebooks_are_skipped_until_what_they_depend_on_changes(tmp_path, runs_dir):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
