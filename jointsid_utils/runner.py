@@ -139,8 +139,8 @@ def append_log(path: Path, rows: list[dict]) -> pd.DataFrame:
 
 
 def run_or_reuse(nb: Path, out_dir: Path, profile: str, overrides: dict, upstream: str | None,
-                 force: bool) -> tuple[str, str, float, float]:
-    """(stamp key, "executed" or "unchanged", seconds, peak RSS MB) of one notebook."""
+                 force: bool) -> tuple[str, float, float]:
+    """("executed" or "unchanged", seconds, peak RSS MB) of one notebook."""
     executed, root = out_dir / nb.name, out_dir.parent
     key = stamps.notebook_key(nb, load_config(profile, overrides), upstream)
     started = time.perf_counter()
@@ -148,13 +148,13 @@ def run_or_reuse(nb: Path, out_dir: Path, profile: str, overrides: dict, upstrea
         seconds = time.perf_counter() - started
         print(f"    unchanged since its run of {stamp['finished']}: the executed copy stands (--force executes it)",
               flush=True)
-        return key, "unchanged", seconds, 0.0
+        return "unchanged", seconds, 0.0
     stamps.clear(executed)
     before = stamps.file_times(root)
     seconds, peak = run_notebook(nb, out_dir, profile, overrides)
     stamps.write_stamp(executed, key, before, root, seconds)
     print(f"    done in {seconds:.1f} s, peak kernel memory {peak:.0f} MB", flush=True)
-    return key, "executed", seconds, peak
+    return "executed", seconds, peak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{i}/{len(notebooks)}] {nb.name}", flush=True)
                 before = [p for p in every if p.name < nb.name]
                 upstream = (stamps.read_stamp(out_dir / before[-1].name) or {}).get("key") if before else None
-                _, status, seconds, peak = run_or_reuse(nb, out_dir, args.profile, overrides, upstream, args.force)
+                status, seconds, peak = run_or_reuse(nb, out_dir, args.profile, overrides, upstream, args.force)
                 log.append({"run_started": run_started, "notebook": nb.stem, "status": status, "seconds": seconds,
                             "peak_rss_mb": peak, "overrides": json.dumps(overrides, sort_keys=True)})
                 if status == "executed":
