@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -224,3 +225,30 @@ def test_decoding_table_and_headline():
                        "schemes_below_most_popular": 1}
     assert "search: multitask/rq_kmeans\n0.300 against BM25 0.250" in text
     assert "Findings that hold on our numbers: F1;\nthat do not: F2." in text
+
+
+def test_a_worker_job_trains_without_drawing_bars_on_the_terminal(runs_dir, capfd, monkeypatch):
+    """Spawned workers write to the terminal's descriptors directly, past the runner's relay: after
+    ``worker_init`` the trainer draws no bars and prints no log dicts (the loss history is still kept)."""
+    from jointsid_utils.generator import training
+
+    import torch
+
+    monkeypatch.setattr(training, "SHOW_TRAINER_PROGRESS", True)
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM"):  # restored after the test
+        monkeypatch.setenv(name, os.environ.get(name, "")) if name in os.environ else monkeypatch.delenv(name, raising=False)
+    threads = torch.get_num_threads()
+    try:
+        study.worker_init()
+    finally:
+        torch.set_num_threads(threads)
+    assert training.SHOW_TRAINER_PROGRESS is False
+    items, inter, queries, codes = toy_data()
+    _write_ids(runs_dir, codes)
+    cfg = StudyConfig(name="smoke", generator=replace(TINY, epochs=2.0))
+    runs = study.train_all_schemes(cfg, SCHEMES[:1], [0], workers=1, items=items, interactions=inter,
+                                   queries=queries, progress=False)
+    out, err = capfd.readouterr()
+    assert runs.status.tolist() == ["trained"]
+    assert "it/s]" not in out + err and "{'loss'" not in out + err, (out + err)[-2000:]
+    assert gr.loss_curves(cfg, SCHEMES[:1], 0).shape[0] > 0

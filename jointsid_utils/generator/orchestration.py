@@ -119,13 +119,17 @@ def load_inputs(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
 
 
 def worker_init() -> None:
-    """Set-up of a spawned job process: one torch / OpenMP thread, OpenMP threads that sleep when idle."""
+    """Set-up of a spawned job process: one torch / OpenMP thread, OpenMP threads that sleep when idle, and
+    no trainer bars (they would reach the terminal unrelayed; the notebook's bar of jobs shows progress)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
+    from jointsid_utils.generator import training
+
     torch.set_num_threads(1)
+    training.SHOW_TRAINER_PROGRESS = False
 
 
 def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None, seeds: Sequence[int] | None = None,
@@ -139,8 +143,9 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     ``resolve_workers``; every other setting is ``cfg.generator``'s. Data frames default to the cached
     stage outputs (notebook 01); IDs come from ``ids.schemes.load_ids`` (notebooks 03, 04). Finished jobs
     are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything. Jobs of the
-    ``validate`` schemes (default: the joint constructions of ``ids.joint`` and the scheme they must beat) also
-    score the validation cases, into their marker's ``validation``; ``validation_table`` collects them.
+    ``validate`` schemes (default: the joint constructions of ``ids.joint`` among ``schemes``, and with them the
+    scheme they must beat) also score the validation cases, into their marker's ``validation``;
+    ``validation_table`` collects them. A finished job that lacks them reloads its model and decodes them.
     """
     from tqdm.auto import tqdm
 
@@ -156,10 +161,11 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
         raise StudyInputError("train_all_schemes needs at least one seed (generator.seeds is empty).")
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
-    if validate is None:
+    if validate is None:  # the incumbent's validation numbers only matter beside a joint construction's
         from jointsid_utils.ids.joint import INCUMBENT, JOINT_SCHEMES
 
-        validate = (*JOINT_SCHEMES, INCUMBENT)
+        joint = [s for s in schemes if s in JOINT_SCHEMES]
+        validate = (*joint, INCUMBENT) if joint else ()
     validate = {tuple(s) for s in validate}
     rows, jobs = _plan_jobs(cfg, schemes, seeds, items, interactions, queries, retrain=retrain,
                             threads=1 if workers > 1 else None, validate=validate)

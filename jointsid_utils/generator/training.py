@@ -32,6 +32,10 @@ from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.tokenization import IdScheme, check_tokenizer, item_token_ids
 
 TASK_BATCHING = ("mixed", "per_task")
+# Whether the trainer draws its bars and prints its log dicts. A job in a spawned worker writes straight to the
+# terminal's file descriptors, past the notebook and the runner's relay, so two workers' bars interleave
+# there; ``orchestration.worker_init`` turns this off and the notebook's bar of jobs shows the progress.
+SHOW_TRAINER_PROGRESS = True
 INFO_FILE = "train_info.json"
 
 
@@ -138,7 +142,7 @@ def training_arguments(gcfg: GeneratorConfig, out: Path, seed: int):
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=50, seed=seed, data_seed=seed, bf16=resolve_precision(gcfg.precision) == "bf16",
         train_sampling_strategy=sampling,
-        report_to="none", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False, save_only_model=False,
+        report_to="none", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=not SHOW_TRAINER_PROGRESS, save_only_model=False,
         # accelerate treats CPU processes under torchrun as separate single-process runs (DistributedType.NO)
         # unless use_cpu is set: each would train the whole model alone and race on the checkpoints.
         use_cpu=not cuda,
@@ -173,6 +177,10 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
     trainer = Trainer(model=model, args=training_arguments(gcfg, out_dir, seed), train_dataset=train_ds,
                       eval_dataset=val_ds, processing_class=tokenizer,
                       data_collator=PromptCollator(tokenizer.pad_token_id))
+    if not SHOW_TRAINER_PROGRESS:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # added when the bars are off; it would print every log dict
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
     started = time.time()
     result = trainer.train(resume_from_checkpoint=checkpoint)
