@@ -230,9 +230,10 @@ def test_decoding_table_and_headline():
 def test_a_worker_job_trains_without_drawing_bars_on_the_terminal(runs_dir, capfd, monkeypatch):
     """Spawned workers write to the terminal's descriptors directly, past the runner's relay: after
     ``worker_init`` the trainer draws no bars and prints no log dicts (the loss history is still kept)."""
-    from jointsid_utils.generator import training
-
     import torch
+    from transformers.utils import logging as hf_logging
+
+    from jointsid_utils.generator import training
 
     monkeypatch.setattr(training, "SHOW_TRAINER_PROGRESS", True)
     for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM"):  # restored after the test
@@ -240,14 +241,15 @@ def test_a_worker_job_trains_without_drawing_bars_on_the_terminal(runs_dir, capf
     threads = torch.get_num_threads()
     try:
         study.worker_init()
-    finally:
+        assert training.SHOW_TRAINER_PROGRESS is False
+        items, inter, queries, codes = toy_data()
+        _write_ids(runs_dir, codes)
+        cfg = StudyConfig(name="smoke", generator=replace(TINY, epochs=2.0))
+        runs = study.train_all_schemes(cfg, SCHEMES[:1], [0], workers=1, items=items, interactions=inter,
+                                       queries=queries, progress=False)
+    finally:  # this process is the test session, not a worker: its threads and bars come back
         torch.set_num_threads(threads)
-    assert training.SHOW_TRAINER_PROGRESS is False
-    items, inter, queries, codes = toy_data()
-    _write_ids(runs_dir, codes)
-    cfg = StudyConfig(name="smoke", generator=replace(TINY, epochs=2.0))
-    runs = study.train_all_schemes(cfg, SCHEMES[:1], [0], workers=1, items=items, interactions=inter,
-                                   queries=queries, progress=False)
+        hf_logging.enable_progress_bar()
     out, err = capfd.readouterr()
     assert runs.status.tolist() == ["trained"]
     assert "it/s]" not in out + err and "{'loss'" not in out + err, (out + err)[-2000:]

@@ -130,6 +130,9 @@ def worker_init() -> None:
 
     torch.set_num_threads(1)
     training.SHOW_TRAINER_PROGRESS = False
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards": one bar per checkpoint
 
 
 def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None, seeds: Sequence[int] | None = None,
