@@ -231,8 +231,9 @@ class ScopeConfig:
     """Which optional parts of the study run. No cache key reads this section, so switching a part on adds
     its work and reuses everything else; ``./run_all.sh -p scope.joint_ids true`` is the run beyond the paper."""
 
-    # Table B on content as well as multitask: 4 more ID sets in notebook 03 (about 200 s on default) and
-    # 4 more schemes x seeds in 05. Notebook 04 diagnoses RQ-VAE on content either way.
+    # Table B on content as well as multitask: 4 more ID sets in notebook 03 and 4 more schemes x seeds in 05.
+    # Off saves about 50 s on default, not the 200 s 03 spends on them: notebook 04 builds content's rq_vae and
+    # rq_vae_fixed for its stage diagnostics either way.
     content_quantizers: bool = False
     # The joint constructions (issue 16, ``ids.joint``) trained in 05 and tabled in 06: 3 schemes x seeds,
     # about 21 min on default. Notebook 07 builds and diagnoses their IDs either way.

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -236,8 +235,8 @@ def test_a_worker_job_trains_without_drawing_bars_on_the_terminal(runs_dir, capf
     from jointsid_utils.generator import training
 
     monkeypatch.setattr(training, "SHOW_TRAINER_PROGRESS", True)
-    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM"):  # restored after the test
-        monkeypatch.setenv(name, os.environ.get(name, "")) if name in os.environ else monkeypatch.delenv(name, raising=False)
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM"):
+        monkeypatch.delenv(name, raising=False)  # monkeypatch puts the session's values back after the test
     threads = torch.get_num_threads()
     try:
         study.worker_init()

@@ -45,6 +45,7 @@ def schemes_in_scope(cfg: StudyConfig) -> tuple[Scheme, ...]:
         return SCHEMES
     return tuple(s for s in SCHEMES if s[0] != "content" or s[1] == "rq_kmeans")
 
+
 # IdConfig field -> quantizer config field, per method. A method without an entry that subclasses one of
 # these (``rq_vae_fixed``) gets only its parent's training-budget knobs, so the profile sets its steps
 # but cannot undo the settings that make it "fixed".
