@@ -4,7 +4,8 @@ from typing import Optional
 import numpy as np
 import pytest
 
-from jointsid_utils.config import PROFILES, check_value, load_config, main, valid_keys
+from jointsid_utils.config import PROFILES, load_config, main, valid_keys
+from jointsid_utils.typecheck import check_value
 from jointsid_utils.errors import StudyInputError
 
 

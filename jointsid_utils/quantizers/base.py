@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from jointsid_utils.config import as_dict, check_value
+from jointsid_utils.config import as_dict
+from jointsid_utils.typecheck import check_value
 from jointsid_utils.errors import StudyInputError
 
 
@@ -122,7 +123,7 @@ def check_matrix(X: Any, what: str = "X") -> np.ndarray:
 
 
 def build_config(cls: type, values: dict[str, Any], owner: str) -> Any:
-    """``cls(**values)`` with unknown keys and wrong types reported as one sentence (``config.check_value``)."""
+    """``cls(**values)`` with unknown keys and wrong types reported as one sentence (``typecheck.check_value``)."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     checked = {}

@@ -1,6 +1,6 @@
 """The words the template generator writes with: stopwords, genre names, moods, and the templates per kind.
 
-Slots in braces are filled by ``templates._Meta``: ``{g}``/``{genre}`` a genre phrase, ``{era}``,
+Slots in braces are filled by ``item_meta.ItemMeta``: ``{g}``/``{genre}`` a genre phrase, ``{era}``,
 ``{era_long}``, ``{decade}``, ``{year}``, ``{year_phrase}`` the release period, ``{article}`` "a"
 (turned into "an" before a vowel), and one kind-specific slot per family (``{w}`` title words,
 ``{t}`` a misspelled title, ``{m}``/``{c}`` mood and occasion, ``{rt}`` runtime, ``{rp}`` rating,
