@@ -1,7 +1,7 @@
 """The generator's cost per example, and what each speed option does to **validation** Recall@30.
 
     OMP_WAIT_POLICY=PASSIVE python bench/bench_generator_throughput.py [--profile default]
-        [--scheme content/rq_kmeans] [--steps 12] [--rounds 4] [--recall VARIANT ...] [--workers 2]
+        [--scheme content/rq_kmeans ...] [--steps 12] [--rounds 4] [--recall VARIANT ...] [--workers 2]
 
 Two parts, one machine, one run, so the rows compare as ratios:
 1. **Throughput**: examples/s on one thread of a training step (forward, backward, AdamW) of the
@@ -11,7 +11,8 @@ Two parts, one machine, one run, so the rows compare as ratios:
 2. **Validation Recall@30** at equal epochs: each variant in ``--recall`` trained as notebook 05 trains
    a job (one thread, same seed, same examples) and decoded on the validation cases only (held-out
    train queries; every user's validation item), with a bootstrap interval over cases. The test split
-   is never decoded here.
+   is never decoded here. Each row also gets its paired difference from ``today`` on the same scheme and
+   cases (``paired_<task>_vs_today``: mean, 95% interval, p, and the smallest difference the design detects).
 
 Inputs come from ``runs/<profile>/`` (data, queries, and the scheme's IDs: run notebooks 01-03 or the
 package's stages first); models go under ``runs/<profile>_throughput/<variant>/`` and are reused on a
@@ -47,6 +48,14 @@ VARIANTS: dict[str, dict] = {
                            "id_output_only": True, "dropout": 0.0, "rec_windows_per_user": 20},
     "combined_item_text1": {"rec_item_positions": True, "length_grouped": True, "precision": "bf16",
                             "id_output_only": True, "dropout": 0.0, "item_text_examples": 1},
+    # the 2-hour budget (issue 14's run of 2026-11-30): less arithmetic per example on top of today's default
+    "half_width": {"d_model": 64, "d_ff": 256},
+    "batch256": {"batch_size": 256},
+    "half_width_batch256": {"d_model": 64, "d_ff": 256, "batch_size": 256},
+    "narrow_ff": {"d_ff": 256},
+    "width96": {"d_model": 96, "d_ff": 384},
+    "layers1": {"num_layers": 1},
+    "epochs6": {"epochs": 6.0},
 }
 THROUGHPUT_VARIANTS = ("today", "item_positions", "length_grouped", "bf16", "id_output", "no_dropout", "combined",
                        "combined_keep_dropout")
@@ -157,7 +166,7 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) 
     cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme, VARIANTS[name])
     seed = int(gcfg.seeds[0])
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
-    out = run_dir(f"{profile}_throughput", name)
+    out = run_dir(f"{profile}_throughput", f"{name}__{scheme[0]}__{scheme[1]}")
     started = time.time()
     info = load_trained(out, key)
     if info is None:
@@ -172,8 +181,50 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) 
     for task, score in validation_recall(preds).items():  # notebook 05's own validation scoring
         row[f"val_{task}"] = [score["recall_at_30"], score["ci_low"], score["ci_high"]]
         row[f"val_{task}_cases"] = score["n_cases"]
+    _save_case_hits(preds, out / "validation_hits.npz")
     print(json.dumps(row), flush=True)
     return row
+
+
+def _save_case_hits(preds, path) -> None:
+    """Each validation case's Recall@30 (0/1) per task, ordered by case id, for the paired comparison."""
+    import numpy as np
+
+    from jointsid_utils.metrics import per_case_recall
+
+    arrays = {}
+    for task, frame in preds.groupby("task", sort=True):
+        frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
+        arrays[f"{task}_hits"] = per_case_recall(frame)
+        arrays[f"{task}_cases"] = frame["case_id"].astype(str).to_numpy().astype("U")
+    np.savez(path, **arrays)
+
+
+def paired_against(profile: str, rows: list[dict], base: str = "today") -> None:
+    """Adds to every row the paired difference from ``base`` on the same scheme and validation cases:
+    mean, 95% interval, p and the smallest difference this design detects (80% power, two-sided 5%)."""
+    import numpy as np
+
+    from jointsid_utils.cache import run_dir
+    from jointsid_utils.evaluation.statistics import minimum_detectable_difference, paired_test
+
+    def hits(row):
+        scheme = row["scheme"].replace("/", "__")
+        path = run_dir(f"{profile}_throughput", f"{row['variant']}__{scheme}") / "validation_hits.npz"
+        return np.load(path) if path.exists() else None
+
+    for row in rows:
+        ref = next((r for r in rows if r["variant"] == base and r["scheme"] == row["scheme"]), None)
+        if ref is None or row is ref or hits(row) is None or hits(ref) is None:
+            continue
+        a, b = hits(row), hits(ref)
+        for task in ("search", "rec"):
+            if not np.array_equal(a[f"{task}_cases"], b[f"{task}_cases"]):
+                raise SystemExit(f"{row['variant']} and {base} were scored on different {task} cases.")
+            t = paired_test(a[f"{task}_hits"][None, :], b[f"{task}_hits"][None, :])
+            mdd = minimum_detectable_difference(t["se"], 1)
+            row[f"paired_{task}_vs_{base}"] = {k: round(t[k], 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
+            row[f"paired_{task}_vs_{base}"]["detectable"] = round(mdd, 4)
 
 
 def _write(path: str, meta: dict, throughput_rows: list[dict], validation_rows: list[dict]) -> None:
@@ -186,7 +237,8 @@ def _write(path: str, meta: dict, throughput_rows: list[dict], validation_rows: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--scheme", default="content/rq_kmeans")
+    ap.add_argument("--scheme", nargs="+", default=["content/rq_kmeans"],
+                    help="embedding/quantizer; throughput uses the first, recall trains every variant on each")
     ap.add_argument("--steps", type=int, default=12, help="batches per variant per round")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--throughput", nargs="*", default=list(THROUGHPUT_VARIANTS))
@@ -197,7 +249,8 @@ def main() -> None:
     unknown = [v for v in args.throughput + args.recall if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"Unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}.")
-    scheme = tuple(args.scheme.split("/"))
+    schemes = [tuple(s.split("/")) for s in args.scheme]
+    scheme = schemes[0]
     from jointsid_utils.generator.orchestration import worker_init
     from jointsid_utils.precision import cpu_has_native_bf16
 
@@ -210,22 +263,27 @@ def main() -> None:
     tp_seconds = round(time.time() - started, 1)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "native_bf16": cpu_has_native_bf16(), "workers": args.workers, "date": time.strftime("%Y-%m-%d"),
-            "profile": args.profile, "scheme": args.scheme, "throughput_seconds": tp_seconds,
+            "profile": args.profile, "scheme": args.scheme[0], "throughput_seconds": tp_seconds,
             "steps": args.steps, "rounds": args.rounds}
-    kept = [r for r in earlier["validation"] if r["variant"] not in args.recall]  # variants not rerun stay
-    order = [r["variant"] for r in kept] + list(args.recall)
+    rerun = {(v, s) for v in args.recall for s in args.scheme}
+    kept = [r for r in earlier["validation"] if (r["variant"], r["scheme"]) not in rerun]  # rows not rerun stay
+    order = [(r["variant"], r["scheme"]) for r in kept] + [(v, s) for s in args.scheme for v in args.recall]
     rows: list[dict] = []
     _write(args.out, meta, tp, kept)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
-        futures = [pool.submit(variant_validation_recall, args.profile, scheme, name) for name in args.recall]
+        futures = [pool.submit(variant_validation_recall, args.profile, s, name) for s in schemes
+                   for name in args.recall]
         for future in as_completed(futures):  # written as each variant finishes, so a long run can be read early
             rows.append(future.result())
             meta["total_seconds"] = round(time.time() - started, 1)
-            _write(args.out, meta, tp, sorted(kept + rows, key=lambda r: order.index(r["variant"])))
+            _write(args.out, meta, tp, sorted(kept + rows, key=lambda r: order.index((r["variant"], r["scheme"]))))
+    final = sorted(kept + rows, key=lambda r: order.index((r["variant"], r["scheme"])))
+    paired_against(args.profile, final)
+    _write(args.out, meta, tp, final)
     for r in tp:
         print(f"{r['variant']:24s} {r['examples_per_s']:8.1f} ex/s  x{r['ratio']:.2f}")
-    for r in sorted(rows, key=lambda r: args.recall.index(r["variant"])):
-        print(f"{r['variant']:24s} search {r['val_search']}  rec {r['val_rec']}  train {r['train_seconds']} s")
+    for r in sorted(rows, key=lambda r: order.index((r["variant"], r["scheme"]))):
+        print(f"{r['scheme']:22s} {r['variant']:24s} search {r['val_search']}  rec {r['val_rec']}  train {r['train_seconds']} s")
 
 
 if __name__ == "__main__":
