@@ -15,8 +15,8 @@ Two parts, one machine, one run, so the rows compare as ratios:
    cases (``paired_<task>_vs_today``: mean, 95% interval, p, and the smallest difference the design detects).
 
 Inputs come from ``runs/<profile>/`` (data, queries, and the scheme's IDs: run notebooks 01-03 or the
-package's stages first); models go under ``runs/<profile>_throughput/<variant>/`` and are reused on a
-rerun. Writes ``bench/results/bench_generator_throughput.json``.
+package's stages first); models go under ``runs/<profile>_throughput/<variant>__<embedding>__<quantizer>/``
+and are reused on a rerun. Writes ``bench/results/bench_generator_throughput.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -51,11 +51,9 @@ VARIANTS: dict[str, dict] = {
     # the 2-hour budget (issue 14's run of 2026-11-30): less arithmetic per example on top of today's default
     "half_width": {"d_model": 64, "d_ff": 256},
     "batch256": {"batch_size": 256},
-    "half_width_batch256": {"d_model": 64, "d_ff": 256, "batch_size": 256},
     "narrow_ff": {"d_ff": 256},
     "width96": {"d_model": 96, "d_ff": 384},
     "layers1": {"num_layers": 1},
-    "epochs6": {"epochs": 6.0},
 }
 THROUGHPUT_VARIANTS = ("today", "item_positions", "length_grouped", "bf16", "id_output", "no_dropout", "combined",
                        "combined_keep_dropout")
@@ -211,13 +209,14 @@ def paired_against(profile: str, rows: list[dict], base: str = "today") -> None:
     def hits(row):
         scheme = row["scheme"].replace("/", "__")
         path = run_dir(f"{profile}_throughput", f"{row['variant']}__{scheme}") / "validation_hits.npz"
-        return np.load(path) if path.exists() else None
+        return dict(np.load(path)) if path.exists() else None
 
+    saved = {id(r): hits(r) for r in rows}
     for row in rows:
         ref = next((r for r in rows if r["variant"] == base and r["scheme"] == row["scheme"]), None)
-        if ref is None or row is ref or hits(row) is None or hits(ref) is None:
+        if ref is None or row is ref or saved[id(row)] is None or saved[id(ref)] is None:
             continue
-        a, b = hits(row), hits(ref)
+        a, b = saved[id(row)], saved[id(ref)]
         for task in ("search", "rec"):
             if not np.array_equal(a[f"{task}_cases"], b[f"{task}_cases"]):
                 raise SystemExit(f"{row['variant']} and {base} were scored on different {task} cases.")
