@@ -39,6 +39,11 @@ def test_tables_render_from_the_result_files(runs_dir):
     assert "| **total** | **3,620** (60 min) |  |" in text
     assert "Beyond the paper" not in text  # no table_beyond.csv: no section
 
+    # a run without the joint constructions writes the incumbent alone and an empty pairs file
+    _table([("multitask", "rq_kmeans")], [(0.6, 0.1)]).to_csv(results / "table_beyond.csv", index=False)
+    (results / "pairs_beyond.csv").write_text("\n")
+    assert markdown.results_markdown("smoke") == text
+
     assert markdown.main(["smoke"]) == 0 and (results / "tables.md").read_text() == text
 
 

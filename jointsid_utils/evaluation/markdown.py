@@ -32,6 +32,17 @@ def _read(profile: str, name: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _optional(profile: str, name: str) -> pd.DataFrame | None:
+    """A results table that a run may leave out or write empty (no joint constructions trained)."""
+    path = run_dir(profile, "results") / name
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+
+
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
@@ -101,16 +112,16 @@ def results_markdown(profile: str) -> str:
              scheme_markdown(_read(profile, "table_a.csv"), "embedding"),
              "## Table B: quantizers on the multi-task embedding",
              scheme_markdown(_read(profile, "table_b.csv"), "quantizer")]
-    beyond = run_dir(profile, "results") / "table_beyond.csv"
-    if beyond.exists():
-        parts += ["## Beyond the paper: joint constructions", scheme_markdown(pd.read_csv(beyond), "scheme"),
+    beyond = _optional(profile, "table_beyond.csv")
+    if beyond is not None and len(beyond) > 1:  # the incumbent alone: the constructions were not trained
+        parts += ["## Beyond the paper: joint constructions", scheme_markdown(beyond, "scheme"),
                   "### Their validation numbers", validation_markdown(profile)]
     for family, title in (("findings", "Tests behind findings F1-F4 (one Holm family)"),
                           ("joint", "All pairs of the paper's joint schemes (Holm within each task)"),
                           ("beyond", "Each construction against multi-task x RQ-KMeans (one Holm family)")):
-        path = run_dir(profile, "results") / f"pairs_{family}.csv"
-        if path.exists():
-            parts += [f"## {title}", pairs_markdown(pd.read_csv(path))]
+        pairs = _optional(profile, f"pairs_{family}.csv")
+        if pairs is not None and len(pairs):
+            parts += [f"## {title}", pairs_markdown(pairs)]
     parts += ["## Timings", timings_markdown(profile)]
     return "\n\n".join(parts) + "\n"
 
