@@ -294,7 +294,8 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
         ax.set_ylim(0, max(top, bm * 1.08) if not np.isnan(bm) and bm <= 1.6 * top else top)
         if not np.isnan(bm) and bm <= ax.get_ylim()[1]:
             ax.axhline(bm, color="k", ls="--", lw=1)
-            ax.text(ax.get_xlim()[0], bm, " BM25 (search)", va="bottom", fontsize=8)
+            # x in axes fraction: the left edge once every line is drawn, clear of the schemes' labels
+            ax.text(0.01, bm, "BM25 (search)", va="bottom", fontsize=8, transform=ax.get_yaxis_transform())
         elif not np.isnan(bm):
             ax.text(0.01, 0.99, f"BM25 (search) = {bm:.2f}, above this range \u2191", transform=ax.transAxes,
                     va="top", fontsize=8)
