@@ -285,7 +285,8 @@ PROFILES: dict[str, StudyConfig] = {
     # turned off on test numbers). Fixed workers (not auto) keep 1 thread per job, so results do not depend on
     # the machine's load.
     # The joint constructions beyond the paper (scope.joint_ids) are a separate opt-in run here: with them the
-    # cold study took 2 h 28 min on 2 cores, over the 2-hour budget of the paper's 12 schemes x 3 seeds.
+    # cold study took 2 h 28 min on 2 cores at width 128; at width 96 the 12 schemes x 3 seeds take 1 h 43 min
+    # and the constructions' 9 jobs would add about 15 min (not measured), too close to the 2-hour budget.
     # Width 96 (d_ff 384) for the budget: 1.19x the examples/s of width 128; on validation (content and
     # multitask rq_kmeans, seed 0) search +0.002 / +0.008 and rec -0.019 / -0.016, all inside the intervals
     # and not significant (the design detects about 0.035); half width and one layer lost rec or search.
