@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from jointsid_utils.config import PROFILES, load_config, main, valid_keys
-from jointsid_utils.typecheck import check_value
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.typecheck import check_value
 
 
 def test_profiles_are_named_and_frozen():

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from jointsid_utils.config import as_dict
-from jointsid_utils.typecheck import check_value
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.typecheck import check_value
 
 
 @dataclass(frozen=True, kw_only=True)
