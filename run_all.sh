@@ -85,4 +85,4 @@ $py -m jointsid_utils.assets fetch --profile "$profile" "${p_args[@]}"
 echo "==> notebooks (profile '$profile')"
 runner_args=(--profile "$profile" "${force[@]}" "${p_args[@]}")
 [[ -n "$only" ]] && runner_args+=(--only "$only")
-exec $py -m jointsid_utils.runner "${runner_args[@]}"
+exec $py -m jointsid_utils.driver.runner "${runner_args[@]}"

@@ -130,7 +130,7 @@ def compare(runs: Path, reference: str, name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=512, help="query pairs (and item pairs) per fine-tune")
-    parser.add_argument("--val-queries", type=int, default=200, help="held-out train queries for validation")
+    parser.add_argument("--val-queries", type=int, default=200, help="cap on the validation queries")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "bench_finetune_parallel.json"))
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: one variant in this process

@@ -9,8 +9,8 @@ Two parts, one machine, one run, so the rows compare as ratios:
    rounds of ``--steps`` batches each (batches drawn as the variant's sampler draws them), so a load
    that changes during the run touches every variant alike; the median round is reported.
 2. **Validation Recall@30** at equal epochs: each variant in ``--recall`` trained as notebook 05 trains
-   a job (one thread, same seed, same examples) and decoded on the validation cases only (held-out
-   train queries; every user's validation item), with a bootstrap interval over cases. The test split
+   a job (one thread, same seed, same examples) and decoded on the validation cases only (the
+   validation queries; every user's validation item), with a bootstrap interval over cases. The test split
    is never decoded here. Each row also gets its paired difference from ``today`` on the same scheme and
    cases (``paired_<task>_vs_today``: mean, 95% interval, p, and the smallest difference the design detects).
 

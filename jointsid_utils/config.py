@@ -80,7 +80,8 @@ def check_data_section(data: DataConfig) -> None:
 @dataclass(frozen=True, kw_only=True)
 class QueryConfig:
     per_item: int = 20  # the paper generated 20 queries per item
-    train_per_item: int = 10  # the paper: 10 train / 10 test per item
+    train_per_item: int = 9  # with validation_per_item, the paper's 10 test queries per item remain
+    validation_per_item: int = 1  # test = per_item - train_per_item - validation_per_item
     backend: str = "template"  # "template" (seeded, offline) or "openai" (any OpenAI-compatible chat API)
     llm_base_url: str | None = None  # e.g. http://localhost:11434/v1 for Ollama
     llm_model: str | None = None  # e.g. gemini-2.0-flash, the paper's generator
@@ -97,17 +98,17 @@ class EmbeddingConfig:
     finetune_batch_size: int = 64  # the paper: 512
     finetune_lr: float = 2e-5  # the paper's value; 1e-4 overfits the query templates
     finetune_max_pairs: int | None = None  # subsample training pairs (smoke)
-    # Token budget while fine-tuning (the base MiniLM allows 256). Title, year, genres, runtime, rating and
-    # certificate fit in about 40 tokens (p90 of the ML-100K item texts: 41); a batch pads to its longest text,
-    # so the 6% of items with a plot summary would make every batch about 160 tokens and a step 2.5x slower
-    # on 2 cores. 48 keeps the metadata and the plot's first words.
+    # Token budget while fine-tuning (the base MiniLM allows 256): the metadata and the plot's first words, so
+    # a rare long plot does not pad every batch (docs/DECISIONS.md, "Fine-tune token budget").
     finetune_max_seq_length: int = 48
-    finetune_val_queries: int = 2000  # held-out train queries for validation (at most 10%, one per item): +-1 point
+    # Cap on the validation queries a fine-tune chooses its checkpoint on (None = all): a seeded subsample by the
+    # study seed, nested with generator.val_queries' (data.split.validation_queries). 2000 keeps each pass cheap
+    # at 62k items and Recall@30 within about +-1 point; default's 1,682 validation queries are all used.
+    finetune_val_queries: int | None = 2000
     finetune_evals_per_epoch: int = 2  # validation + checkpoint passes per epoch; each encodes the catalogue
     finetune_min_eval_steps: int = 50  # at least this many steps between those passes (small smoke epochs)
     # CPU fine-tunes in bf16 autocast ("auto": where the CPU has native bf16; a CUDA GPU uses bf16 whenever it
-    # supports it). On an avx512_bf16 CPU without AMX: notebook 02 1.14x faster at full size, validation
-    # unchanged (docs/PERFORMANCE.md; the bench's 1.5x is at a size where encoding dominates).
+    # supports it); faster at unchanged validation scores (docs/DECISIONS.md, "Fine-tune precision").
     finetune_precision: str = "fp32"
     multitask_max_item_pairs: int | None = None  # cap on (item_a, item_b) pairs; None = as many as query pairs
     enmf_dim: int = 64  # the paper: 256 on ML-25M; d=64 was better on ML-100K (docs/FEASIBILITY.md)
@@ -147,7 +148,7 @@ class IdConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class JointIdConfig:
-    """Notebook 07's joint ID constructions (issue 16, ``ids/joint.py``). Kept out of ``IdConfig`` so that
+    """Notebook 07's joint ID constructions (``jointsid_utils.joint``). Kept out of ``IdConfig`` so that
     the cache keys of the existing schemes do not change; levels and codebook size come from ``ids``."""
 
     # shared_then_task: level 0 is k-means on "multitask", or on "multitask_cf" ([multitask; cf_weight x ENMF])
@@ -169,12 +170,12 @@ DIAGNOSIS_CORE = ("paper_like", "standardise_input", "kmeans_init", "dead_code_2
 @dataclass(frozen=True, kw_only=True)
 class DiagnosisConfig:
     """Notebook 04's RQ-VAE ablation grid; configuration names are keys of ``ids.rqvae_diagnosis.CONFIGS``.
-    The defaults fit the notebook in 20 minutes on a 2-core CPU with the cache empty."""
+    The defaults fit a 2-core CPU's time budget (docs/DECISIONS.md, "RQ-VAE diagnosis grid")."""
 
     embeddings: tuple[str, ...] = ("content", "multitask")  # item vectors diagnosed (built by notebook 02)
     steps: int = 500  # per ablation run; paper-like level 1 dies by the first logged step (the stage: rq_vae_steps)
     seeds: tuple[int, ...] = (0, 1, 2)  # tables show mean ± sd over these
-    workers: int = 2  # processes for the grid, one torch thread each
+    workers: int = 0  # processes for the grid, one torch thread each; 0 = one per core (workers.plan_workers)
     full_grid_embeddings: tuple[str, ...] = ("content",)  # run every configuration but the skipped ones
     # l2_input is the identity on unit-norm sentence vectors; the other two are extra variants for paper
     skipped_configs: tuple[str, ...] = ("l2_input", "ema_decay_0.99", "kmeans+dead+commit_0.25")
@@ -207,7 +208,7 @@ class GeneratorConfig:
     warmup_steps: int = 100
     max_grad_norm: float = 1.0
     dropout: float = 0.1
-    val_queries: int = 500  # held-out train queries in the validation set (checkpoint choice)
+    val_queries: int | None = 500  # cap on the validation queries of the checkpoint choice (None = all; study seed)
     search_eval_cases: int | None = 2000  # test queries decoded (None = all); about +-1.6 points at 1,000
     decoding: str = "beam"  # "beam" (ours) or "diverse" (the paper's: beam 60, 30 groups, penalty 0.25)
     decode_batch_size: int = 64
@@ -215,9 +216,9 @@ class GeneratorConfig:
     # paper, so 0 here; `default` uses 1, chosen on validation (bench/bench_generator_throughput.py).
     item_text_examples: int = 0
     # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
-    # (11% faster, slightly worse on both tasks on default).
+    # (faster, slightly worse on both tasks: docs/DECISIONS.md, "Task batching").
     task_batching: str = "mixed"
-    workers: int = 0  # schemes trained side by side, 1 thread each; 0 = auto: 1 on a GPU, 2 on idle CPUs (orchestration.auto_workers)
+    workers: int = 0  # schemes side by side, 1 thread each on a CPU; 0 = one per idle core, 1 on a GPU (workers.py)
     # Throughput options (bench/bench_generator_throughput.py, docs/PERFORMANCE.md), all off = the paper's setup:
     rec_item_positions: bool = False  # one encoder position per history item (its ID tokens' embeddings summed)
     id_output_only: bool = False  # the output layer scores only ID tokens + EOS, the only tokens decoded
@@ -231,12 +232,49 @@ class ScopeConfig:
     its work and reuses everything else; ``./run_all.sh -p scope.joint_ids true`` is the run beyond the paper."""
 
     # Table B on content as well as multitask: 4 more ID sets in notebook 03 and 4 more schemes x seeds in 05.
-    # Off saves about 50 s on default, not the 200 s 03 spends on them: notebook 04 builds content's rq_vae and
-    # rq_vae_fixed for its stage diagnostics either way.
+    # Off saves less than 03 spends on them: notebook 04 builds content's rq_vae and rq_vae_fixed for its
+    # stage diagnostics either way (docs/DECISIONS.md, "Training seeds and the opt-in parts").
     content_quantizers: bool = False
-    # The joint constructions (issue 16, ``ids.joint``) trained in 05 and tabled in 06: 3 schemes x seeds,
-    # about 21 min on default. Notebook 07 builds and diagnoses their IDs either way.
+    # The joint constructions (``jointsid_utils.joint``) trained in 05 and tabled in 06: 3 schemes x seeds.
+    # Notebook 07 builds and diagnoses their IDs either way.
     joint_ids: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineConfig:
+    """Notebook 06's tuned baselines (``evaluation.sasrec``, ``evaluation.bm25_tuning``): each grid is
+    scored on validation only, the chosen setting on test. The default grid fits a 2-core CPU in minutes."""
+
+    # SASRec (Kang & McAuley 2018): one training run per (loss, dim, blocks), scored on validation after each
+    # count in sasrec_epochs (a constant learning rate, so epoch e of a longer run is a run of e epochs).
+    sasrec_losses: tuple[str, ...] = ("ce", "bce")  # full softmax (Klenitskiy & Vasilev 2023) / the paper's
+    sasrec_dims: tuple[int, ...] = (32, 64)
+    sasrec_blocks: tuple[int, ...] = (1, 2)  # the paper: 2
+    sasrec_epochs: tuple[int, ...] = (20, 40, 80)  # validation still rises past 40 on ML-100K
+    sasrec_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # training seeds of the chosen setting on test
+    sasrec_heads: int = 1  # the paper: 1
+    sasrec_max_len: int = 50  # the paper: 200 on ML-1M, whose users have longer histories than ML-100K's
+    sasrec_dropout: float = 0.2  # the paper's MovieLens value
+    # The paper: 1e-3 and 128. ML-100K's 943 users give an epoch of only 8 such steps; 3e-3 with batch 64
+    # learns faster on validation (CE, dim 64, 2 blocks, 40 epochs; not part of the grid).
+    sasrec_lr: float = 3e-3
+    sasrec_batch_size: int = 64
+    # BM25 (bm25s; its defaults are k1=1.5, b=0.75), chosen on the validation queries
+    bm25_k1: tuple[float, ...] = (0.6, 0.9, 1.2, 1.5, 2.0)
+    bm25_b: tuple[float, ...] = (0.3, 0.5, 0.75, 0.9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig:
+    """Notebook 06's inference (``evaluation.statistics``, ``evaluation.verdicts``). No cache key reads this
+    section: it changes tables and verdicts, never a trained model."""
+
+    k: int = 30  # Recall@k, the paper's cut-off
+    level: float = 0.95  # confidence level of every interval
+    alpha: float = 0.05  # family-wise error rate of each Holm family
+    power: float = 0.8  # power of the detectable difference
+    n_boot: int = 2000  # resamples, for a bootstrap check only: the intervals and p-values are analytic
+    decoding: str = "beam"  # the generators' lists the tables and verdicts read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +289,8 @@ class StudyConfig:
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scope: ScopeConfig = field(default_factory=ScopeConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # notebook 06 only
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)  # notebook 06's tuned baselines
 
     def section_hash(self, *sections: str) -> str:
         """A short hash of the named sections (plus the seed), keying a stage's cache."""
@@ -259,7 +299,7 @@ class StudyConfig:
         return stable_hash(payload)
 
 
-# The generator's throughput options adopted on the CPU profiles (GeneratorConfig; docs/PERFORMANCE.md).
+# The generator's throughput options adopted on the CPU profiles (GeneratorConfig; docs/DECISIONS.md, "FAST_CPU").
 FAST_CPU: dict[str, Any] = {"rec_item_positions": True, "length_grouped": True, "id_output_only": True,
                             "precision": "auto", "dropout": 0.0}
 
@@ -270,28 +310,19 @@ PROFILES: dict[str, StudyConfig] = {
         embeddings=EmbeddingConfig(finetune_max_pairs=256, finetune_batch_size=32, enmf_epochs=20,
                                    multitask_max_item_pairs=256),
         ids=IdConfig(levels=2, codebook_size=8, rq_vae_steps=200, lfq_steps=200, dict_max_iter=5),
-        # the core grid on one seed: notebook 04 in under 2 minutes
+        # the core grid on one seed: notebook 04 in a smoke run's time
         diagnosis=DiagnosisConfig(steps=100, seeds=(0,), workers=1, full_grid_embeddings=()),
         generator=GeneratorConfig(d_model=64, d_ff=128, num_layers=1, num_heads=2, epochs=1.0,
                                   batch_size=64, rec_windows_per_user=3, search_eval_cases=300,
                                   workers=1, **FAST_CPU),  # spawning a worker costs more than a smoke job
         scope=ScopeConfig(joint_ids=True),  # every notebook path, the joint constructions' included
+        baselines=BaselineConfig(sasrec_losses=("ce",), sasrec_dims=(16,), sasrec_blocks=(1,), sasrec_epochs=(2, 4),
+                                 sasrec_seeds=(0, 1), sasrec_max_len=20, bm25_k1=(0.9, 1.5), bm25_b=(0.5, 0.75)),
     ),
-    # default: the throughput options (FAST_CPU) and 10 rec windows per user, chosen on validation Recall@30
-    # (bench/bench_generator_throughput.py, content x rq_kmeans, 8 epochs, PERFORMANCE.md): today's setup
-    # search 0.204 / rec 0.157; FAST_CPU 0.334 / 0.182 (dropout 0 is most of the search gain: with dropout
-    # 0.1 it is 0.182 / 0.167); FAST_CPU with 20 windows 0.296 / 0.204 at 1.5x the examples. Three training
-    # seeds. One copy of the item-text examples: FAST_CPU + 1 copy 0.370 / 0.192 on validation (it had been
-    # turned off on test numbers). Fixed workers (not auto) keep 1 thread per job, so results do not depend on
-    # the machine's load.
-    # The joint constructions beyond the paper (scope.joint_ids) are a separate opt-in run here: with them the
-    # cold study took 2 h 28 min on 2 cores at width 128; at width 96 the 12 schemes x 3 seeds take 1 h 43 min
-    # and the constructions' 9 jobs would add about 15 min (not measured), too close to the 2-hour budget.
-    # Width 96 (d_ff 384) for the budget: 1.19x the examples/s of width 128; on validation (content and
-    # multitask rq_kmeans, seed 0) search +0.002 / +0.008 and rec -0.019 / -0.016, all inside the intervals
-    # and not significant (the design detects about 0.035); half width and one layer lost rec or search.
+    # default: choices made on validation for the 2-hour CPU budget (FAST_CPU, width 96, 10 rec windows, one
+    # copy of the item texts, three seeds, automatic workers); the evidence per setting is in docs/DECISIONS.md.
     "default": StudyConfig(name="default", embeddings=EmbeddingConfig(finetune_precision="auto"),
-                           generator=GeneratorConfig(d_model=96, d_ff=384, rec_windows_per_user=10, workers=2,
+                           generator=GeneratorConfig(d_model=96, d_ff=384, rec_windows_per_user=10,
                                                      seeds=(0, 1, 2), item_text_examples=1, **FAST_CPU)),
     "paper": StudyConfig(
         name="paper",

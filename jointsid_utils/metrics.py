@@ -1,7 +1,8 @@
 """Recall@30 with per-seed intervals (STUDY.md §2.6), through ``ranx``; predictions and result rows on disk.
 
 Intervals over seeds and cases, and paired tests between schemes, are ``evaluation.statistics``'s (notebook 06):
-they need every seed's per-case hits, which the prediction files written here keep.
+they need every seed's per-case hits, which the prediction files written here keep. A per-seed row's interval
+(``case_interval``) is that same variance model with one seed.
 
 A predictions frame has one row per test case: ``case_id``, ``task``, ``target`` (the one relevant
 item), ``ranked`` (item ids, best first), and optionally ``protocol``, ``decoding``, ``seed`` plus
@@ -19,7 +20,7 @@ import pandas as pd
 
 from jointsid_utils.cache import atomic_path, run_dir, save_parquet
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.variance import interval
 
 K = 30
 RESULT_COLUMNS = ["embedding", "quantizer", "task", "recall_at_30", "ci_low", "ci_high", "n_cases", "seed"]
@@ -48,15 +49,30 @@ def per_case_recall(frame: pd.DataFrame, k: int = K) -> np.ndarray:
     return np.array([float(by_case[str(c)]) for c in frame["case_id"]])
 
 
-def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-case values (seeded, so tables reproduce)."""
+def case_interval(values: np.ndarray, clusters: Sequence | None = None, *, level: float = 0.95) -> tuple[float, float]:
+    """One run's interval of the mean of per-case values: ``evaluation.statistics.interval``'s t interval with
+    one seed (the case term only; search cases clustered by ``clusters``, their target items), so one variance
+    model serves the per-seed rows and the tables over seeds."""
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan")
-    gen = rng(seed, "bootstrap")
-    means = values[gen.integers(0, len(values), size=(n_boot, len(values)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    _, lo, hi = interval(values[None, :], clusters, level=level)
+    return lo, hi
+
+
+bootstrap_ci = case_interval  # the former name, kept for the generator's validation scores and the benches
+
+
+def set_relevance_recall(ranked: Sequence, matching: Sequence, k: int = K) -> np.ndarray:
+    """Per case, |top-k & matching items| / min(k, |matching items|): recall against the whole set of items that
+    fit a broad query (``queries.matching.matching_item_sets``), 1 when the list is as full of them as it can be."""
+    out = np.empty(len(ranked))
+    for i, (r, m) in enumerate(zip(ranked, matching)):
+        m = np.asarray(m, dtype="int64")
+        if len(m) == 0:
+            raise StudyInputError("A matching item set is empty; it always holds the query's own item.")
+        out[i] = len(set(int(x) for x in list(r)[:k]) & set(m.tolist())) / min(k, len(m))
+    return out
 
 
 def head_items(interactions: pd.DataFrame, share: float = 0.01) -> np.ndarray:
@@ -68,16 +84,17 @@ def head_items(interactions: pd.DataFrame, share: float = 0.01) -> np.ndarray:
 
 def query_segments(queries: pd.DataFrame | None) -> dict[int, list[str]]:
     """query_id -> the search segments its case belongs to besides "all": ``kind: <kind>``, and ``known item``
-    when exactly one catalogue item satisfies the query (``n_matching == 1``)."""
+    when no other catalogue item may satisfy the query (``n_matching_max == 1``)."""
     if queries is None or "query_id" not in queries or "kind" not in queries:
         return {}
-    known = queries["n_matching"].eq(1).fillna(False).to_numpy() if "n_matching" in queries else np.zeros(len(queries), bool)
+    known = queries["n_matching_max"].eq(1).fillna(False).to_numpy(bool) if "n_matching_max" in queries \
+        else np.zeros(len(queries), bool)
     return {int(q): [f"kind: {k}"] + (["known item"] if kn else [])
             for q, k, kn in zip(queries["query_id"], queries["kind"], known)}
 
 
 def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np.ndarray | None = None,
-                segments_of_query: dict[int, list[str]] | None = None, k: int = K, n_boot: int = 1000) -> pd.DataFrame:
+                segments_of_query: dict[int, list[str]] | None = None, k: int = K) -> pd.DataFrame:
     """Rows for ``results/recall_at_30.csv``: one per (task, protocol, decoding, seed[, segment]).
 
     With ``head`` (item ids), rec cases are also scored by segment: ``head`` (target in the head) and
@@ -100,7 +117,8 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
             for name in sorted({n for ls in labels for n in ls}):
                 segments[name] = np.array([name in ls for ls in labels])
         for segment, mask in segments.items():
-            lo, hi = bootstrap_ci(values[mask], n_boot=n_boot, seed=int(seed))
+            clusters = g["target"].to_numpy()[mask] if task == "search" else None  # queries share items
+            lo, hi = case_interval(values[mask], clusters)
             rows.append({"embedding": embedding, "quantizer": quantizer, "task": task,
                          "recall_at_30": float(values[mask].mean()) if mask.any() else float("nan"),
                          "ci_low": lo, "ci_high": hi, "n_cases": int(mask.sum()), "seed": int(seed),

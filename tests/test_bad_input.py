@@ -263,9 +263,9 @@ def test_notebook_setup_rejects_wrong_parameter_types(runs_dir, args, kwargs, ne
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["-m", "jointsid_utils.runner", "--profile", "smoke", "-p", "ids.codebook_size", "eight"],
+    (["-m", "jointsid_utils.driver.runner", "--profile", "smoke", "-p", "ids.codebook_size", "eight"],
      "Parameter 'ids.codebook_size' expects int, got str 'eight'"),
-    (["-m", "jointsid_utils.runner", "--profile", "7"], "Unknown profile '7'"),
+    (["-m", "jointsid_utils.driver.runner", "--profile", "7"], "Unknown profile '7'"),
     (["-m", "jointsid_utils.config", "smoke", "generator.seeds", "zero"], "Parameter 'generator.seeds' expects"),
 ])
 def test_cli_rejects_wrong_parameter_types(runs_dir, argv, needle):
@@ -373,7 +373,7 @@ def test_runner_checks_the_data_before_any_notebook(tmp_path, runs_dir, args, ne
     args = [a.format(missing_column=missing_column, tmp=tmp_path) for a in args]
     empty_notebooks = tmp_path / "no_notebooks"  # a kernel start would fail differently: there is none to start
     empty_notebooks.mkdir()
-    result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", *args, "--notebook-dir",
+    result = subprocess.run([sys.executable, "-m", "jointsid_utils.driver.runner", *args, "--notebook-dir",
                              str(empty_notebooks)], capture_output=True, text=True, cwd=ROOT,
                             env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
     assert result.returncode == 1 and needle in result.stderr and "Traceback" not in result.stderr

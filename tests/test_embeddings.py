@@ -17,8 +17,8 @@ from jointsid_utils.embeddings import registry
 from jointsid_utils.embeddings.dense_check import dense_recall_at_30
 from jointsid_utils.embeddings.enmf import ENMF, batch_pair_index, efficient_loss, naive_loss, pairs_of, train_one
 from jointsid_utils.embeddings.fusion import fuse_concat, fuse_svd
-from jointsid_utils.embeddings.inputs import (EmbeddingData, consecutive_item_pairs, histories, item_text_pairs,
-                                              split_train_queries)
+from jointsid_utils.embeddings.inputs import (EmbeddingData, consecutive_item_pairs, finetune_queries, histories,
+                                              item_text_pairs)
 from jointsid_utils.embeddings.retrieval import recall_at_k, top_k
 from jointsid_utils.errors import StudyInputError
 
@@ -27,7 +27,8 @@ GENRES = ["Comedy", "Horror", "Western", "Sci-Fi"]
 
 @pytest.fixture
 def tiny():
-    """24 items in 4 genres; 12 users, each watching items of one genre; 2 train + 2 test queries per item."""
+    """24 items in 4 genres; 12 users, each watching items of one genre; 2 train + 1 validation + 2 test queries
+    per item."""
     n_items = 24
     items = pd.DataFrame({"item_id": np.arange(n_items), "title": [f"Movie {i}" for i in range(n_items)],
                           "genres": [[GENRES[i % 4]] for i in range(n_items)]})
@@ -41,7 +42,7 @@ def tiny():
             rows.append({"user_id": u, "item_id": item, "timestamp": 100 * u + t, "rating": 4.0, "split": split})
     interactions = pd.DataFrame(rows)
     queries = pd.DataFrame([{"item_id": i, "query": f"{kind} {GENRES[i % 4].lower()} movie number {i}", "split": s}
-                            for i in range(n_items) for kind, s in (("a", "train"), ("b", "train"),
+                            for i in range(n_items) for kind, s in (("a", "train"), ("b", "train"), ("e", "validation"),
                                                                     ("c", "test"), ("d", "test"))])
     return items, interactions, queries
 
@@ -234,12 +235,16 @@ def test_exclusion_removes_history_items_from_the_ranking():
 
 # ----------------------------------------------------------------------------- training pairs
 
-def test_validation_queries_come_from_train_only(tiny):
+def test_a_finetune_fits_every_train_query_and_validates_on_the_shared_validation_split(tiny):
     _, _, queries = tiny
-    fit, val = split_train_queries(queries, n_val=5, seed=0)
-    assert (fit.split == "train").all() and (val.split == "train").all()
-    assert len(val) == 4 and val.item_id.is_unique  # at most 10% of the 48 train queries, one per item
-    assert not set(fit["query"]) & set(val["query"])
+    fit, val = finetune_queries(queries, n_val=5, seed=0)
+    assert (fit.split == "train").all() and len(fit) == 48  # no train query is held out
+    assert (val.split == "validation").all() and len(val) == 5  # the cap, drawn by the study seed
+    every = finetune_queries(queries, n_val=None, seed=0)[1]
+    assert len(every) == 24 and set(val["query"]) <= set(every["query"])  # one set, capped alike everywhere
+    assert set(finetune_queries(queries, n_val=3, seed=0)[1]["query"]) <= set(val["query"])  # nested caps
+    with pytest.raises(StudyInputError, match="no validation rows"):
+        finetune_queries(queries[queries.split != "validation"], n_val=5, seed=0)
 
 
 def test_multitask_item_pairs_are_consecutive_train_items_of_one_user(tiny):

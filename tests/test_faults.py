@@ -97,7 +97,8 @@ def _count_training_steps() -> list[int]:
 
 
 def tiny_catalogue():
-    """24 items in 4 genres, 12 users, 4 train + 2 test queries per item (as tests/test_embeddings.py's ``tiny``)."""
+    """24 items in 4 genres, 12 users, 3 train + 1 validation + 2 test queries per item (as tests/test_embeddings.py's
+    ``tiny``)."""
     genres = ["Comedy", "Horror", "Western", "Sci-Fi"]
     items = pd.DataFrame({"item_id": np.arange(24), "title": [f"Movie {i}" for i in range(24)],
                           "genres": [[genres[i % 4]] for i in range(24)]})
@@ -110,7 +111,7 @@ def tiny_catalogue():
                          "rating": 4.0, "split": "train" if t < 3 else ("validation" if t == 3 else "test")})
     queries = pd.DataFrame([{"item_id": i, "query": f"{kind} {genres[i % 4].lower()} movie number {i}", "split": s}
                             for i in range(24) for kind, s in (("a", "train"), ("b", "train"), ("e", "train"),
-                                                               ("f", "train"), ("c", "test"), ("d", "test"))])
+                                                               ("f", "validation"), ("c", "test"), ("d", "test"))])
     return items, pd.DataFrame(rows), queries
 
 

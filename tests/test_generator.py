@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -71,6 +72,23 @@ def test_examples_use_train_history_only():
     assert not (ex.train["task"] == "rec").sum() == 0 and set(ex.validation["task"]) == {"search", "rec"}
     assert test_items  # the toy data has test items
 
+
+
+def test_search_validation_is_the_validation_split_for_every_training_seed():
+    """Every train query trains; validation is the shared validation split, drawn by the study seed only."""
+    from jointsid_utils.generator.tokenization import search_prompt
+
+    items, inter, queries, codes = toy_data()
+    scheme = make_id_scheme("content", codes)
+    ex = [build_examples(scheme, inter, queries, history_k=4, rec_windows_per_user=4, val_queries=10,
+                         search_eval_cases=None, seed=seed, case_seed=0) for seed in (0, 1)]
+    val = [e.validation[e.validation["task"] == "search"].reset_index(drop=True) for e in ex]
+    pd.testing.assert_frame_equal(*val)
+    prompts = {split: {search_prompt(q) for q in queries.loc[queries["split"] == split, "query"]}
+               for split in ("train", "validation")}
+    assert len(val[0]) == 10 and set(val[0]["prompt"]) <= prompts["validation"]
+    assert ex[0].stats["train_search"] == int((queries["split"] == "train").sum())
+    assert set(ex[0].train.loc[ex[0].train["task"] == "search", "prompt"]) == prompts["train"]
 
 def test_tiny_t5_trains_and_predicts(runs_dir):
     items, inter, queries, codes = toy_data()

@@ -1,4 +1,4 @@
-"""Notebook 07's joint ID constructions (issue 16): shapes, unique IDs, seeds, caching, and each idea's property."""
+"""Notebook 07's joint ID constructions (``jointsid_utils.joint``): shapes, unique IDs, seeds, caching, and each idea's property."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import pytest
 from jointsid_utils.config import as_dict, load_config
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.tokenization import make_id_scheme
-from jointsid_utils.ids import TWO_ID_SCHEMES, joint, joint_report
+from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.ids import schemes as sid
-from jointsid_utils.quantizers.balanced import capacitated_assign, greedy_residual_codes, unique_residual_codes
+from jointsid_utils.joint import constructions as joint
+from jointsid_utils.joint import report as joint_report
+from jointsid_utils.joint.balanced import capacitated_assign, greedy_residual_codes, unique_residual_codes
+from jointsid_utils.joint.shared_task import shared_then_task_fit, unit_rows
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
-from jointsid_utils.quantizers.shared_task import shared_then_task_fit, unit_rows
 
 N = 60
 

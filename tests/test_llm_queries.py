@@ -49,7 +49,8 @@ def test_good_server(serve, items, tmp_path):
     frame = generate_queries(items, config(server.base_url), cache_dir=tmp_path)
     assert list(frame.columns) == QUERY_COLUMNS
     assert len(frame) == N * len(items) and set(frame["source"]) == {f"llm:{MODEL}"}
-    assert (frame[frame["split"] == "train"].groupby("item_id").size() == N // 2).all()
+    sizes = frame.groupby(["item_id", "split"]).size().unstack()[["train", "validation", "test"]]
+    assert (sizes.to_numpy() == [N // 2, 1, N - N // 2 - 1]).all()
     assert (frame.groupby("item_id")["query"].nunique() == N).all()
     assert len(server.requests) == len(items)
     first = server.requests[0]
@@ -148,7 +149,7 @@ def test_missing_endpoint_config_is_one_sentence(items, tmp_path):
         generate_queries(items, cfg, cache_dir=tmp_path)
 
 
-def test_test_queries_shared_with_another_item_are_dropped_and_n_matching_is_unknown(serve, items, tmp_path):
+def test_texts_shared_with_another_item_are_dropped_before_the_split(serve, items, tmp_path):
     def shared_answer(i, body):
         own = json.loads(good_answer(body, fenced=False))["choices"][0]["message"]["content"]
         texts = ["a 90s movie", "Something FUN!"] + json.loads(own)[2:]  # two texts every item writes
@@ -159,8 +160,11 @@ def test_test_queries_shared_with_another_item_are_dropped_and_n_matching_is_unk
     frame = generate_queries(items, config(server.base_url), cache_dir=tmp_path)
     stats = frame.attrs["query_stats"]
     key = frame["query"].str.lower().str.replace(r"[^a-z0-9]+", " ", regex=True).str.strip()
-    test = frame["split"] == "test"
-    assert not set(key[test]) & set(key[~test]) and key[test].is_unique
-    assert stats["test_dropped"] > 0 and stats["test_redrawn"] == 0
-    assert int(test.sum()) == len(items) * (N - N // 2) - stats["test_dropped"]
-    assert frame["n_matching"].isna().all() and (frame["constraint"] == "").all() and set(frame["kind"]) == {"llm"}
+    assert key.is_unique  # each shared text kept by one seeded owner, in whichever split
+    assert stats["shared_dropped"] == 2 * (len(items) - 1) and stats["shared_redrawn"] == 0
+    sizes = frame.groupby(["item_id", "split"]).size().unstack().reindex(columns=["train", "validation", "test"])
+    assert (sizes["test"] == N - N // 2 - 1).all() and (sizes["validation"] == 1).all()  # drops cost train first
+    assert int(sizes["train"].sum()) == len(items) * (N // 2) - stats["shared_dropped"]
+    assert frame["query_id"].tolist() == list(range(len(frame)))
+    assert frame[["n_matching_min", "n_matching_max"]].isna().all().all() and (frame["constraint"] == "").all()
+    assert set(frame["kind"]) == {"llm"}

@@ -24,10 +24,14 @@ def test_tables_render_from_the_result_files(runs_dir):
         results / "table_a.csv", index=False)
     _table([("multitask", "rq_kmeans"), ("multitask", "rq_vae")], [(0.6, 0.1), (0.5, 0.15)]).to_csv(
         results / "table_b.csv", index=False)
-    pd.DataFrame([{"label": "F1 search", "task": "search", "a": "search/rq_kmeans", "b": "content/rq_kmeans",
-                   "recall_a": 0.6, "recall_b": 0.4, "diff": 0.2, "ci_low": 0.15, "ci_high": 0.25,
-                   "p_value": 0.001, "p_holm": 0.002, "significant": True, "mde": 0.03}]).to_csv(
-        results / "pairs_findings.csv", index=False)
+    pd.DataFrame([{"a": "search/rq_kmeans", "b": "content/rq_kmeans", "task": "search", "diff": 0.2,
+                   "ci_low": 0.15, "ci_high": 0.25, "p_value": 0.001, "p_holm": 0.002, "detectable": 0.03,
+                   "recall_a": 0.6, "recall_b": 0.4, "significant": True, "weight": 1.0}]).to_csv(
+        results / "pairs_F1.csv", index=False)
+    pd.DataFrame([{"finding": "F1", "family": "F1", "task": "search", "verdict": "reproduces", "diff": 0.2,
+                   "detectable": 0.03, "comparison": "search/rq_kmeans vs content/rq_kmeans (search)",
+                   "p_holm": 0.002, "m": 4, "candidate": "", "rule": "task-specific IDs win"}]).to_csv(
+        results / "verdicts.csv", index=False)
     pd.DataFrame({"notebook": ["01_data", "05_generator"], "seconds": [20.0, 3600.0],
                   "peak_rss_mb": [600.0, 2800.0]}).to_csv(runs_dir / "smoke" / "timings.csv", index=False)
 
@@ -35,7 +39,9 @@ def test_tables_render_from_the_result_files(runs_dir):
     assert "| multi-task bi-encoder | 3 | **0.600** [0.580, 0.620] | 0.046 | 0.100 [0.080, 0.120] | – |" in text
     assert "| content | 3 | 0.400 [0.380, 0.420] | 0.046 | **0.200** [0.180, 0.220] |" in text
     assert "| RQ-VAE (paper-like) | 3 |" in text
-    assert "| F1 search: search/rq_kmeans vs content/rq_kmeans | search | 0.600 / 0.400 | +0.200 [+0.150, +0.250] | 0.0020 | yes | 0.030 |" in text
+    assert "| search/rq_kmeans vs content/rq_kmeans | search | 0.600 / 0.400 | +0.200 [+0.150, +0.250] | 0.0020 | yes | 0.030 |" in text
+    assert ("- **F1** (search): **reproduces**; search/rq_kmeans vs content/rq_kmeans (search): a - b +0.200, "
+            "Holm p 0.0020, detectable 0.030 (family of 4). Rule: task-specific IDs win.") in text
     assert "| **total** | **3,620** (60 min) |  |" in text
     assert "Beyond the paper" not in text  # no table_beyond.csv: no section
 

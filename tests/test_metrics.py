@@ -26,10 +26,10 @@ def test_recall_on_a_constructed_case():
 
 def test_search_is_also_scored_per_query_kind_and_on_known_items():
     queries = pd.DataFrame({"query_id": [10, 11, 12, 13], "kind": ["vague", "vague", "title_typo", "plot"],
-                            "n_matching": pd.array([3, 1, 1, pd.NA], dtype="Int64")})
+                            "n_matching_max": pd.array([3, 1, 1, pd.NA], dtype="Int64")})
     segments = query_segments(queries)
     assert segments[10] == ["kind: vague"] and segments[11] == ["kind: vague", "known item"]
-    assert segments[13] == ["kind: plot"]  # unknown n_matching is not a known item
+    assert segments[13] == ["kind: plot"]  # unknown n_matching_max is not a known item
     f = frame([1, 2, 3, 4], [[1], [9], [3], [4]], query_id=[10, 11, 12, 13])
     seg = recall_rows(f, embedding="e", quantizer="q", segments_of_query=segments).set_index("segment")
     assert seg.loc["all", "recall_at_30"] == 0.75
@@ -38,11 +38,14 @@ def test_search_is_also_scored_per_query_kind_and_on_known_items():
     assert query_segments(queries.drop(columns="kind")) == {}
 
 
-def test_bootstrap_interval_contains_point_and_is_seeded():
-    values = np.random.default_rng(0).random(500) < 0.3
-    lo, hi = bootstrap_ci(values, seed=1)
+def test_case_interval_contains_point_and_clusters_widen_it():
+    values = (np.random.default_rng(0).random(500) < 0.3).astype(float)
+    lo, hi = bootstrap_ci(values)
     assert lo < values.mean() < hi and hi - lo < 0.12
-    assert (lo, hi) == bootstrap_ci(values, seed=1)
+    items = np.repeat(np.arange(100), 5)
+    shared = np.repeat(values[:100], 5)  # five queries per item, found or missed together
+    plain, clustered = bootstrap_ci(shared), bootstrap_ci(shared, items)
+    assert clustered[1] - clustered[0] > 2 * (plain[1] - plain[0])
 
 
 def test_head_torso_split_and_results_file(runs_dir):

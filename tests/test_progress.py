@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from jointsid_utils.progress import Bar, BarThrottle, ProgressRelay, parse_bar
+from jointsid_utils.driver.progress import Bar, BarThrottle, ProgressRelay, parse_bar
 
 # Chunks as papermill hands them over from a kernel in a headless run: an HF Trainer fine-tune (its
 # training bar, an evaluation bar, the loss lines it prints), a bar of the package, the package's

@@ -1,5 +1,5 @@
-"""The offline template query generator: determinism, distinctness, split, kinds, no title copying, and
-test queries that single out their item (``n_matching``) and share no text with another item."""
+"""The offline template query generator: determinism, distinctness, the equal-mix split, kinds, no title
+copying, the ``n_matching_min/max`` interval, and no text shared between items."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from queries_fixture import make_items
 
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.common import QUERY_COLUMNS, exact_title_share, split_labels
-from jointsid_utils.queries.matching import Catalogue, Constraint, normalise_query, parse_constraint, title_key
-from jointsid_utils.queries.stage import generate_queries, kind_table, prepare_queries, query_report
+from jointsid_utils.queries.common import QUERY_COLUMNS, exact_title_share
+from jointsid_utils.queries.matching import (Catalogue, Constraint, matching_item_sets, normalise_query,
+                                             parse_constraint, title_key)
+from jointsid_utils.queries.splits import SPLITS, assign_splits, strata
+from jointsid_utils.queries.stage import generate_queries, kind_table, prepare_queries, query_report, split_balance
 from jointsid_utils.queries.templates import KINDS, catalogue_kinds, template_queries
-from jointsid_utils.reproducibility import rng
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +43,16 @@ def test_same_seed_same_frame_other_seed_differs(items, queries):
     assert (other["query"] != queries["query"]).mean() > 0.5
 
 
-def test_n_matching_recounts_from_the_saved_constraint_and_fits_the_own_item(items, queries):
+def test_n_matching_interval_recounts_from_the_saved_constraint_and_counts_the_own_item(items, queries):
     catalogue = Catalogue(items)
-    for item_id, constraint, n in zip(queries["item_id"], queries["constraint"], queries["n_matching"]):
-        fits = catalogue.matches(parse_constraint(constraint))
-        assert item_id in fits and len(fits) == n, (item_id, constraint, n)
+    for item_id, constraint, low, high in zip(queries["item_id"], queries["constraint"], queries["n_matching_min"],
+                                              queries["n_matching_max"]):
+        sure, maybe = (catalogue.matches(parse_constraint(constraint), maybe=m) for m in (False, True))
+        assert item_id in sure and sure <= maybe and (len(sure), len(maybe)) == (low, high), (item_id, constraint)
+    assert (queries["n_matching_min"] >= 1).all() and (queries["n_matching_min"] <= queries["n_matching_max"]).all()
     # a sliced catalogue counts over the slice
     part = template_queries(items.iloc[5:16], load_config("default"))
-    assert part["n_matching"].max() <= 11 and part["item_id"].between(5, 15).all()
+    assert part["n_matching_max"].max() <= 11 and part["item_id"].between(5, 15).all()
 
 
 def test_twenty_distinct_nonempty_queries_per_item(queries):
@@ -62,31 +65,49 @@ def test_twenty_distinct_nonempty_queries_per_item(queries):
     assert (normalised.groupby(queries["item_id"]).nunique() == 20).all()
 
 
-def test_exactly_ten_train_ten_test(queries):
+def test_nine_train_one_validation_ten_test_per_item(queries):
     counts = queries.groupby(["item_id", "split"]).size().unstack()
-    assert (counts["train"] == 10).all() and (counts["test"] == 10).all()
+    assert list(counts.columns) == sorted(SPLITS)
+    assert (counts["train"] == 9).all() and (counts["validation"] == 1).all() and (counts["test"] == 10).all()
 
 
-def test_split_sends_broad_queries_to_train_first_and_stratifies_the_rest():
-    kinds = ["a"] * 6 + ["b"] * 6 + ["c"] * 8
-    broad = [i in (0, 1, 2, 6) for i in range(20)]
-    labels = split_labels(kinds, 10, rng(0, "t"), broad=broad)
-    assert labels.count("train") == 10 and all(labels[i] == "train" for i in (0, 1, 2, 6))
-    rest = [k for k, label, b in zip(kinds, labels, broad) if label == "train" and not b]
-    # 6 of the 16 narrow ones (3 a, 5 b, 8 c), each kind within one of its proportional share
-    narrow = {"a": 3, "b": 5, "c": 8}
-    assert sum(map(rest.count, "abc")) == 6
-    assert all(np.floor(6 * v / 16) <= rest.count(k) <= np.ceil(6 * v / 16) for k, v in narrow.items())
-    too_many = split_labels(kinds, 3, rng(0, "t"), broad=broad)
-    assert too_many.count("train") == 3 and {i for i, x in enumerate(too_many) if x == "train"} < {0, 1, 2, 6}
+def stratum_gaps(queries: pd.DataFrame) -> np.ndarray:
+    """Per (stratum, split): the count minus the stratum's size times the split's share of all queries."""
+    counts = queries.assign(stratum=strata(queries).to_numpy()).groupby(["stratum", "split"]).size().unstack()
+    counts = counts.reindex(columns=list(SPLITS)).fillna(0)
+    share = counts.sum(axis=0) / counts.to_numpy().sum()
+    return (counts - np.outer(counts.sum(axis=1), share)).to_numpy()
 
 
-def test_no_test_text_equals_another_query(queries):
+def test_split_keeps_item_quotas_and_gives_every_stratum_equal_shares():
+    gen = np.random.default_rng(3)
+    # 300 items whose mixes differ a lot: item i leans to stratum i % 4
+    items = np.repeat(np.arange(300), 20)
+    lean = items % 4
+    stratum = np.where(gen.random(len(items)) < 0.6, lean, gen.integers(0, 6, len(items))).astype(str)
+    labels = assign_splits(items, stratum, (9, 1, 10), seed=0)
+    frame = pd.DataFrame({"item": items, "stratum": stratum, "split": labels})
+    per_item = frame.groupby(["item", "split"]).size().unstack()
+    assert (per_item["train"] == 9).all() and (per_item["validation"] == 1).all() and (per_item["test"] == 10).all()
+    counts = frame.groupby(["stratum", "split"]).size().unstack().reindex(columns=list(SPLITS)).fillna(0)
+    target = np.outer(counts.sum(axis=1), [9 / 20, 1 / 20, 10 / 20])
+    assert np.abs(counts.to_numpy() - target).max() <= 1.0
+    np.testing.assert_array_equal(labels, assign_splits(items, stratum, (9, 1, 10), seed=0))
+    assert (labels != assign_splits(items, stratum, (9, 1, 10), seed=1)).any()
+
+
+def test_an_item_that_lost_queries_loses_train_ones_first():
+    items = np.array([0] * 20 + [1] * 12 + [2] * 5)
+    labels = assign_splits(items, np.array(["a"] * len(items)), (9, 1, 10), seed=0)
+    counts = pd.crosstab(items, labels).reindex(columns=list(SPLITS), fill_value=0)
+    assert counts.to_numpy().tolist() == [[9, 1, 10], [1, 1, 10], [0, 0, 5]]
+
+
+def test_no_text_is_shared_by_two_queries_in_any_split(queries):
     key = queries["query"].map(normalise_query)
-    test = queries["split"] == "test"
-    assert not set(key[test]) & set(key[~test])
-    assert key[test].groupby(key[test]).size().max() == 1
-    assert query_report(queries, make_items())["test_items_sharing_a_text"] == 0
+    assert key.is_unique
+    report = query_report(queries, make_items())
+    assert report["held_out_texts_shared"] == 0 and report["items_sharing_a_query"] == 0
 
 
 def test_hand_checked_n_matching():
@@ -109,20 +130,45 @@ def test_hand_checked_n_matching():
     assert c.count(Constraint(rating=(7.0, 10.01))) == 2 and c.count(Constraint(certificate="R")) == 2
     assert c.count(Constraint(text_words=frozenset({"thieves", "detective"}))) == 1
     assert c.count(Constraint(genres=frozenset({"Comedy"}), rating=(6.0, 7.0), years=(1994, 1996))) == 1
+    # n_matching_max: an unknown attribute may match (Heat Wave has no certificate, The Heat no runtime)
+    assert c.count_max(Constraint(runtime=(90, 126))) == 3 and c.count_max(Constraint(certificate="R")) == 4
+    assert c.count_max(Constraint(genres=frozenset({"Action"}), certificate="R")) == 2
+    assert c.count_max(Constraint(genres=frozenset({"Comedy"}), rating=(6.0, 7.0), years=(1994, 1996))) == 1
+    assert c.count_max(Constraint(text_words=frozenset({"thieves", "detective"}))) == 1  # no plot column: text known
+    # a placeholder item with nothing known (MovieLens's "unknown") may not fit every description
+    blank = pd.DataFrame({"item_id": [5], "title": ["unknown"], "year": [None], "genres": [["unknown"]],
+                          "runtime_min": [None], "imdb_rating": [None], "mpaa": [None], "text": ["unknown"]})
+    assert Catalogue(pd.concat([items, blank], ignore_index=True)).count_max(Constraint(certificate="R")) == 4
+    queries = pd.DataFrame({"query_id": [10, 11, 12, 13], "item_id": [0, 3, 1, 2],
+                            "constraint": ["genres=Action; years=1990..1999", "title=sabrina", "", "any item"]})
+    sets = matching_item_sets(queries, items)
+    assert list(sets.index) == [10, 11, 12, 13] and all(v.dtype == np.int64 for v in sets)
+    assert [v.tolist() for v in sets] == [[0, 1], [3, 4], [1], [2]]
 
 
-def test_most_test_queries_single_out_their_item_on_smoke_data():
+@pytest.fixture(scope="module")
+def smoke_queries() -> pd.DataFrame:
     from jointsid_utils.data.dataset import load_dataset
     cfg = load_config("smoke")
     items, _ = load_dataset(cfg)
-    queries = template_queries(items, cfg)
-    test = queries[queries["split"] == "test"]
-    assert (test["n_matching"] > 1).mean() <= 0.15  # smoke: 200 items; default measured 4.9% (docs/STUDY.md)
-    assert (queries["n_matching"] > 1).mean() > 0.1  # broad queries are kept, in train (18% on smoke)
-    key = queries["query"].map(normalise_query)
-    assert not set(key[queries["split"] == "test"]) & set(key[queries["split"] == "train"])
+    return template_queries(items, cfg)
+
+
+def test_equal_mix_across_the_three_splits_on_smoke_data(smoke_queries):
+    queries = smoke_queries
+    assert np.abs(stratum_gaps(queries)).max() <= 1.0  # every stratum within one query of its share per split
+    table, p_values = split_balance(queries)
+    assert (p_values.drop("all strata") > 0.05).all() and p_values["all strata"] > 0.05
+    shares = table.xs("share", axis=1, level=1)
+    assert list(shares.columns) == list(SPLITS) and (shares.max(axis=1) - shares.min(axis=1)).max() < 0.01
+    assert {"broad", "known-item"} <= set(table.index.get_level_values("breadth"))
+    per_item = queries.groupby(["item_id", "split"]).size().unstack()
+    assert (per_item["test"] == 10).all() and (per_item["validation"] == 1).all()
+    assert queries["query"].map(normalise_query).is_unique
+    known_item = queries["n_matching_max"].eq(1).mean()
+    assert 0.2 < known_item < 0.9  # most slots are narrowed until no other item may fit them
     table = kind_table(queries)
-    assert table.loc["vague", ("train", "share n_matching > 1")] > table.loc["vague", ("test", "share n_matching > 1")]
+    assert list(table.columns.get_level_values(0).unique()) == list(SPLITS)
 
 
 def test_kinds_from_whatever_the_catalogue_has(items, caplog):
@@ -151,7 +197,8 @@ def test_exact_title_share_below_ten_percent(queries, items):
     report = query_report(queries, items)
     assert report["exact_title_share"] == round(share, 4)
     assert report["min_distinct_per_item"] == 20
-    assert report["test_broad_share"] == round(float((queries.loc[queries.split == "test", "n_matching"] > 1).mean()), 4)
+    test = queries.loc[queries.split == "test", "n_matching_max"]
+    assert report["broad_share"]["test"] == round(float((test > 1).mean()), 4)
 
 
 def test_attribute_and_plot_kinds_only_where_known(queries, items):
@@ -179,6 +226,7 @@ def test_split_sizes_follow_config(items):
     q = template_queries(items.iloc[:4], cfg)
     assert (q.groupby("item_id").size() == 8).all()
     assert (q[q["split"] == "train"].groupby("item_id").size() == 3).all()
+    assert (q[q["split"] == "test"].groupby("item_id").size() == 4).all()
 
 
 def test_bad_inputs_fail_with_one_sentence(items):

@@ -8,6 +8,7 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import rqvae_diagnosis as rd
 from jointsid_utils.ids import rqvae_tables as rt
 from jointsid_utils.quantizers import QUANTIZERS, RQVAE, make_quantizer
+from jointsid_utils.workers import machine_cores, plan_workers
 
 TINY = dict(levels=2, codebook_size=8, steps=40, batch_size=128, hidden_dims=(64, 32), latent_dim=16, log_every=10)
 
@@ -75,7 +76,10 @@ def test_tables_and_history_fields(unit_vectors, tmp_path):
 
 def test_plan_comes_from_the_profile_and_overrides_are_checked():
     default = rd.plan(load_config("default"))
-    assert (default["steps"], default["seeds"], default["workers"]) == (500, (0, 1, 2), 2)
+    assert (default["steps"], default["seeds"]) == (500, (0, 1, 2))
+    runs = sum(len(names) for names in default["configs"].values()) * 3
+    assert default["workers"] == plan_workers(machine_cores(), gpu=False, jobs=runs).workers  # 0: scales
+    assert rd.plan(load_config("default", {"diagnosis.workers": 3}))["workers"] == 3  # a fixed count wins
     assert default["configs"]["content"] == tuple(c for c in rd.CONFIGS if c not in
                                                   ("l2_input", "ema_decay_0.99", "kmeans+dead+commit_0.25"))
     assert default["configs"]["multitask"] == ("paper_like", "standardise_input", "kmeans_init", "dead_code_2",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.runner import numbered_notebooks, update_timings
+from jointsid_utils.driver.runner import numbered_notebooks, update_timings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,14 +51,14 @@ def test_runner_stops_at_first_failure_naming_notebook_and_cell(tmp_path, runs_d
     make_notebook(nbs / "02_fail.ipynb", "from jointsid_utils import StudyInputError\n"
                   "raise StudyInputError('items.parquet is missing; run notebook 01 first.')")
     make_notebook(nbs / "03_never.ipynb", "open('ran', 'w')")
-    result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", "--profile", "smoke",
+    result = subprocess.run([sys.executable, "-m", "jointsid_utils.driver.runner", "--profile", "smoke",
                              "--notebook-dir", str(nbs), "-p", "ids.codebook_sise", "4"],
                             capture_output=True, text=True, cwd=ROOT, env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
     assert result.returncode == 1
     assert "Unknown parameter 'ids.codebook_sise'" in result.stderr  # validated before any notebook ran
     assert not (runs_dir / "smoke" / "notebooks" / "01_ok.ipynb").exists()
 
-    result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", "--profile", "smoke",
+    result = subprocess.run([sys.executable, "-m", "jointsid_utils.driver.runner", "--profile", "smoke",
                              "--notebook-dir", str(nbs), "-p", "seed", "3"],
                             capture_output=True, text=True, cwd=ROOT, env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
     assert result.returncode == 1, result.stdout + result.stderr
@@ -89,7 +89,7 @@ def test_run_all_rejects_bad_options_in_one_sentence(args, message, runs_dir):
 
 
 def test_a_notebooks_key_moves_with_each_thing_it_depends_on(tmp_path):
-    from jointsid_utils import stamps
+    from jointsid_utils.driver import stamps
     from jointsid_utils.config import load_config
 
     nb = tmp_path / "01_a.ipynb"
@@ -115,7 +115,7 @@ def test_unchanged_notebooks_are_skipped_until_what_they_depend_on_changes(tmp_p
                   "print('reads', (run_dir(profile, 'data') / 'made.txt').read_text())")
 
     def run(*extra: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "jointsid_utils.runner", "--profile", "smoke",
+        result = subprocess.run([sys.executable, "-m", "jointsid_utils.driver.runner", "--profile", "smoke",
                                  "--notebook-dir", str(nbs), *extra], capture_output=True, text=True, cwd=ROOT,
                                 env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)})
         assert result.returncode == 0, result.stdout + result.stderr

@@ -1,10 +1,12 @@
 """Every choice is made on validation only (STUDY.md §2, "Choices are made on validation only").
 
 Each selector runs twice on the same data: once as is and once with the **test split poisoned** (test
-interactions' items and test queries' targets redrawn at random, test query texts shuffled). What it
-chooses (ENMF's c0 and epoch, a fine-tune's best checkpoint, the recommended codebook size, the generator's
-best checkpoint and its validation decoding) must not move. A selector that read a test row would see
-different data and, as the canary shows, choose differently.
+interactions' items and test queries' targets redrawn at random, test query texts shuffled; train and
+validation rows untouched). What it chooses (ENMF's c0 and epoch, a fine-tune's best checkpoint, the
+recommended codebook size, the generator's best checkpoint and its validation decoding, every bench's
+scores) must not move. A selector that read a test row would see different data and, as the canary shows,
+choose differently. Every stage chooses on the same validation split (``data.split.validation_queries``
+and each user's validation item); the benches are also checked statically for any read of the test split.
 
 Sizes are tiny (the 40 most-rated items of the smoke slice of ML-100K, a few ENMF epochs and MNRL steps,
 the toy generator) so the file runs in about a minute on one thread.
@@ -12,6 +14,8 @@ the toy generator) so the file runs in about a minute on one thread.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -63,6 +67,7 @@ def smoke():
     cfg = load_config("smoke", OVERRIDES)
     items, interactions = load_dataset(cfg)
     queries = generate_queries(items, cfg)
+    assert (queries["split"] == "validation").any()  # the split every selector chooses on
     return items, {"clean": (interactions, queries), "poisoned": poison(interactions, queries, len(items))}
 
 
@@ -109,9 +114,10 @@ def test_the_selection_view_holds_no_test_row_and_ignores_the_poison(smoke):
     _, frames = smoke
     clean, poisoned = selection_view(*frames["clean"]), selection_view(*frames["poisoned"])
     interactions, queries = frames["clean"]
-    assert set(clean.interactions["split"]) == {"train", "validation"} and set(clean.queries["split"]) == {"train"}
+    assert set(clean.interactions["split"]) == {"train", "validation"}
+    assert set(clean.queries["split"]) == {"train", "validation"}
     assert len(clean.interactions) == int((interactions["split"] != "test").sum())
-    assert len(clean.queries) == int((queries["split"] == "train").sum())
+    assert len(clean.queries) == int((queries["split"] != "test").sum())
     for a, b in zip(clean, poisoned):
         pd.testing.assert_frame_equal(a, b)
 
@@ -200,3 +206,96 @@ def test_the_generator_chooses_the_same_checkpoint_and_decodes_validation_alike(
     assert Path(a["info"]["best_checkpoint"]).name == Path(b["info"]["best_checkpoint"]).name
     assert a["preds"]["ranked"].tolist() == b["preds"]["ranked"].tolist()
     assert np.allclose(np.concatenate(a["preds"]["scores"].tolist()), np.concatenate(b["preds"]["scores"].tolist()))
+
+
+# ----------------------------------------------------------------------------- benches
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+# Names that read or decode the test split (test cases, test decoding, the dense check on test queries).
+TEST_READERS = {"train_and_predict", "predict", "generator_test_cases", "search_test_queries", "test_search",
+                "test_rec", "dense_recall_at_30", "predictions_path"}
+# Benches that report test numbers once every choice was made on validation by a chooser with its own
+# poison test; each is named with that test, so a new one is a decision, not an accident.
+REPORTS_TEST_AFTER_CHOOSING = {
+    "bench_baselines.py": "tune_bm25 and sasrec_grid choose on validation (tests/test_sasrec.py)"}
+
+
+def test_split_reads_in(path: Path) -> list[str]:
+    """Where a bench names the "test" split or a helper that reads or decodes it."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        name = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                else node.name if isinstance(node, ast.alias) else None)
+        if isinstance(node, ast.Constant) and node.value == "test":
+            found.append(f"line {node.lineno}: the string 'test'")
+        elif name in TEST_READERS:
+            found.append(f"line {getattr(node, 'lineno', '?')}: {name}")
+    return found
+
+
+test_split_reads_in.__test__ = False  # a helper, not a test
+
+
+@pytest.mark.parametrize("path", sorted(BENCH_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_no_bench_reads_the_test_split(path):
+    found = test_split_reads_in(path)
+    if path.name in REPORTS_TEST_AFTER_CHOOSING:
+        assert found, f"{path.name} no longer reads test: drop it from REPORTS_TEST_AFTER_CHOOSING"
+    else:
+        assert not found, f"{path.name} reads the test split ({'; '.join(found)}); score validation instead"
+
+
+def bench_module(name: str):
+    """A bench script imported as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def toy_frames(tmp_path, monkeypatch):
+    """(study config with the toy generator, items, ID scheme, {"clean": ..., "poisoned": ...}) in a fresh runs dir."""
+    from jointsid_utils.generator.tokenization import make_id_scheme
+
+    monkeypatch.setenv("JOINTSID_RUNS_DIR", str(tmp_path))
+    items, interactions, queries, codes = toy_data()
+    cfg = replace(load_config("smoke"), generator=replace(TINY, epochs=2.0, seeds=(0,)))
+    frames = {"clean": (interactions, queries), "poisoned": poison(interactions, queries, len(items))}
+    return cfg, items, make_id_scheme("content", codes), frames
+
+
+def without_timings(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.endswith("seconds")}
+
+
+def test_the_generator_budget_bench_scores_the_same_under_a_poisoned_test_split(toy_frames, monkeypatch):
+    bench = bench_module("bench_generator_budget")
+    cfg, items, ids, frames = toy_frames
+    out = {}
+    for name, (inter, q) in frames.items():
+        monkeypatch.setattr(bench, "variant_inputs", lambda *_, f=(inter, q): (cfg, items, *f, ids))
+        out[name] = bench.run_variant(name, ("content", "toy"), "base", {})  # the profile names the model dir
+    (row_a, hits_a), (row_b, hits_b) = out["clean"], out["poisoned"]
+    assert (row_a["val_search_cases"], row_a["val_rec_cases"]) == (10, 12)  # generator.val_queries; every user
+    assert without_timings(row_a) == without_timings(row_b) and hits_a == hits_b
+    bench.paired_against_first([row_a, row_b], [hits_a, hits_b])
+    assert row_b["paired_search_vs_base"] == [0.0, 0.0, 0.0]
+
+
+def test_the_generator_throughput_bench_scores_the_same_under_a_poisoned_test_split(toy_frames, monkeypatch):
+    from jointsid_utils.cache import run_dir
+    from jointsid_utils.generator.examples import scheme_examples
+
+    bench = bench_module("bench_generator_throughput")
+    cfg, items, ids, frames = toy_frames
+    rows = {}
+    for name, (inter, q) in frames.items():
+        ex = scheme_examples(ids, items, inter, q, cfg.generator, seed=0, case_seed=cfg.seed)
+        monkeypatch.setattr(bench, "_job_inputs", lambda *_, f=(inter, q, ex): (cfg, cfg.generator, items, *f[:2],
+                                                                              ids, f[2]))
+        rows[name] = bench.variant_validation_recall(name, ("content", "toy"), "today")
+    assert without_timings(rows["clean"]) == without_timings(rows["poisoned"])
+    hits = [np.load(run_dir(f"{name}_throughput", "today__content__toy") / "validation_hits.npz") for name in rows]
+    for key in hits[0].files:
+        np.testing.assert_array_equal(hits[0][key], hits[1][key])

@@ -10,7 +10,7 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation import report as ev
 from jointsid_utils.evaluation import results as results_io
 from jointsid_utils.evaluation import statistics as stats
-from jointsid_utils.metrics import bootstrap_ci
+from jointsid_utils.metrics import case_interval, set_relevance_recall
 
 
 def predictions(targets, hit_rates, *, task="search", seed=0, gen=None, decoding="beam", length=30):
@@ -34,12 +34,15 @@ def scheme_hits(embedding, rates_per_seed, targets, quantizer="rq_kmeans", task=
     return pd.concat(parts, ignore_index=True)
 
 
-def test_one_seed_is_exactly_the_case_bootstrap():
+def test_one_seed_is_the_case_interval_and_agreeing_seeds_add_nothing():
     values = (np.random.default_rng(3).random(400) < 0.2).astype(float)
-    mean, lo, hi = stats.interval(values[None, :], seed=7)
-    assert mean == values.mean() and (lo, hi) == bootstrap_ci(values, n_boot=stats.N_BOOT, seed=7)
+    mean, lo, hi = stats.interval(values[None, :])
+    assert mean == values.mean() and (lo, hi) == case_interval(values)
+    half = 1.959964 * values.std(ddof=1) / np.sqrt(400)  # one seed, independent cases: the plain t (df 399 ~ z)
+    assert hi - mean == pytest.approx(half, rel=0.01)
     # seeds that agree case by case add no seed variance: the same interval again
-    assert stats.interval(np.repeat(values[None, :], 3, axis=0), seed=7) == (mean, lo, hi)
+    m3, lo3, hi3 = stats.interval(np.repeat(values[None, :], 3, axis=0))
+    assert m3 == pytest.approx(mean) and lo3 == pytest.approx(lo) and hi3 == pytest.approx(hi)
 
 
 def test_interval_widens_when_seeds_disagree():
@@ -52,7 +55,44 @@ def test_interval_widens_when_seeds_disagree():
     m_d, lo_d, hi_d = stats.interval(disagree)
     assert hi_d - lo_d > 2 * (hi_a - lo_a)
     assert lo_d < m_d < hi_d
-    assert stats.interval(disagree, seed=1) == stats.interval(disagree, seed=1)  # seeded
+
+
+def test_item_clusters_widen_the_case_term():
+    gen = np.random.default_rng(1)
+    items = np.repeat(np.arange(100), 5)  # five queries per item, all as easy as their item
+    hits = (gen.random(100) < 0.4)[items][None, :].astype(float)
+    plain, clustered = stats.variance_parts(hits), stats.variance_parts(hits, items)
+    assert clustered["n_items"] == 100 and plain["n_items"] == 500
+    assert clustered["design_effect"] == pytest.approx(5 * 100 / 99 * 499 / 500, rel=0.02)
+    assert clustered["se"] > 2 * plain["se"]
+
+
+def _simulate(gen, n_seeds=3, n_items=300, seed_sd=0.3, item_sd=1.5):
+    """Hits of a logistic model with a seed effect, an item effect shared by the item's 1-4 queries and a
+    Bernoulli draw per (seed, case); the true mean is the population mean of the hit probability."""
+    items = np.repeat(np.arange(n_items), gen.integers(1, 5, n_items))
+    u = gen.normal(0, item_sd, n_items)[items] + gen.normal(0, 0.5, len(items))
+    a = gen.normal(0, seed_sd, n_seeds)
+    p = 1 / (1 + np.exp(-(-0.8 + a[:, None] + u[None, :])))
+    return (gen.random(p.shape) < p).astype(float), items
+
+
+def test_interval_covers_the_true_mean_about_95_percent():
+    gen = np.random.default_rng(11)
+    # seed, item and query effects sum to one normal on the logit scale
+    truth = float(np.mean([np.mean(1 / (1 + np.exp(-(-0.8 + gen.normal(0, np.sqrt(0.09 + 2.25 + 0.25), 200_000)))))
+                           for _ in range(5)]))
+    covered, plain_covered, sims = 0, 0, 200
+    for _ in range(sims):
+        hits, items = _simulate(gen)
+        _, lo, hi = stats.interval(hits, items)
+        covered += lo <= truth <= hi
+        flat = hits.ravel()  # the old view: every (seed, case) an independent case
+        half = 1.96 * flat.std(ddof=1) / np.sqrt(flat.size)
+        plain_covered += abs(flat.mean() - truth) <= half
+    assert 0.90 <= covered / sims <= 0.99, covered / sims
+    print(f"coverage {covered / sims:.3f}, plain case interval {plain_covered / sims:.3f}")
+    assert plain_covered / sims < 0.85, plain_covered / sims
 
 
 def test_holm_on_a_known_example():
@@ -95,12 +135,15 @@ def test_family_tests_holm_and_power_on_prediction_frames():
     np.testing.assert_allclose(tests.p_holm, stats.holm(tests.p_value))
     by_pair = tests.set_index(["a", "b"])
     clear = by_pair.loc[("separate/rq_kmeans", "multitask/rq_kmeans")]
-    assert clear.significant and clear["diff"] < -0.3 and clear.n_units == 900
+    assert clear.significant and clear["diff"] < -0.3 and clear.n_units == 900 and clear.m == 3
     assert not by_pair.loc[("separate/rq_kmeans", "fused_svd/rq_kmeans")].significant
     text, numbers = stats.power_statement(tests)
     assert "search (300 cases x 3 seeds)" in text and 0 < numbers["mde_search"] < numbers["mde_search_holm_strictest"]
     shown = ev.tests_table(tests)
-    assert {"a - b [95% CI]", "Holm p", "Cohen's d_z", "MDE (80%)"} <= set(shown.columns)
+    assert {"a - b [95% CI]", "Holm p", "Cohen's d_z", "detectable (80%, alpha/m)"} <= set(shown.columns)
+    loose = stats.minimum_detectable_difference(clear.se, alpha=0.05, df=clear.df)
+    strict = stats.minimum_detectable_difference(clear.se, alpha=0.05 / 3, df=clear.df)
+    assert clear.detectable == pytest.approx(strict) and strict > loose
 
 
 def test_beyond_the_paper_family_against_the_incumbent():
@@ -120,16 +163,81 @@ def test_beyond_the_paper_family_against_the_incumbent():
 
 def test_study_schemes_add_the_joint_constructions_on_request():
     from jointsid_utils.generator.orchestration import study_schemes
-    from jointsid_utils.ids.joint import JOINT_SCHEMES
+    from jointsid_utils.joint.constructions import JOINT_SCHEMES
 
     assert len(study_schemes()) == 12 and not set(JOINT_SCHEMES) & set(study_schemes())
     assert study_schemes(include_joint_ids=True)[-len(JOINT_SCHEMES):] == list(JOINT_SCHEMES)
 
 
-def test_finding_comparisons_cover_f1_to_f4_once():
-    comps = stats.finding_comparisons()
-    assert {c[0].split(",")[0] for c in comps} == {"F1", "F2", "F3", "F4"}
-    assert len({c[1:] for c in comps}) == len(comps)
+def _finding_hits(effect: float, n: int = 400) -> pd.DataFrame:
+    """Every scheme F1-F4 name at 0.3 on both tasks, except that the declared winners get ``effect``."""
+    gen = np.random.default_rng(7)
+    targets = np.repeat(np.arange(n // 2), 2)
+    parts = []
+    for emb, quant in [(e, "rq_kmeans") for e in ("content", "search", "rec", *stats.JOINT)] + \
+            [("multitask", q) for q in ("rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")]:
+        for task in ("search", "rec"):
+            own = (emb, quant) == ("multitask", "rq_kmeans") or (emb == task and quant == "rq_kmeans")
+            rate = 0.3 + (effect if own else 0.0)
+            if (emb, quant) == ("multitask", "rq_vae_fixed"):
+                rate = 0.3 + effect  # fixed beats rq_vae and reaches 0.8 x kmeans when effect > 0
+            base = gen.random(n)
+            parts.append(pd.DataFrame({
+                "embedding": emb, "quantizer": quant, "task": task, "protocol": "all", "decoding": "beam",
+                "seed": np.repeat([0, 1, 2], n), "case_id": np.tile([f"c{i}" for i in range(n)], 3),
+                "query_id": np.tile(np.arange(n), 3), "target": np.tile(targets, 3),
+                "hit": np.concatenate([(np.clip(base + gen.normal(0, 0.05, n), 0, 1) < max(rate, 0.0)).astype(float)
+                                       for _ in range(3)]), "list_length": 30}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_verdicts_on_simulated_effects():
+    from jointsid_utils.evaluation import verdicts as vd
+
+    large = vd.verdicts(vd.finding_pairs(_finding_hits(0.3))).set_index(["finding", "task"])
+    assert (large.loc[[("F1", "search"), ("F1", "rec"), ("F2", "search"), ("F3", "rec")], "verdict"]
+            == "reproduces").all()
+    assert large.loc[("F4", "search"), "verdict"] == "reproduces"
+    none = vd.verdicts(vd.finding_pairs(_finding_hits(0.0))).set_index(["finding", "task"])
+    assert (none.loc[["F1", "F2", "F3"], "verdict"] == "inconclusive").all()
+    assert (none.loc[["F1", "F2", "F3"], "detectable"] > 0).all()
+    reversed_ = vd.verdicts(vd.finding_pairs(_finding_hits(-0.2))).set_index(["finding", "task"])
+    assert (reversed_.loc[["F1", "F2", "F3"], "verdict"] == "contradicted").all()
+    # a finding whose schemes were not run gets no row; F5 and F8 are decided over both tasks
+    assert "F6" not in set(large.index.get_level_values(0)) and "F7" not in set(large.index.get_level_values(0))
+    assert large.loc["F8"].index.tolist() == ["both"]
+    pairs = vd.finding_pairs(_finding_hits(0.3))
+    assert set(pairs) >= {"F1", "F2", "F3", "F4", "F5", "F8"}
+    f4 = pairs["F4"]
+    assert set(f4.weight) == {1.0, 0.8} and (f4.m == len(f4)).all()
+    assert list(vd.pairs_file(f4).columns[:9]) == ["a", "b", "task", "diff", "ci_low", "ci_high", "p_value",
+                                                   "p_holm", "detectable"]
+    shown = ev.verdicts_table(large.reset_index(), run=["F1", "F6"])
+    assert shown.set_index("finding").loc["F6", "verdict"] == "not run"
+
+
+def test_f6_uses_known_item_cases_and_a_single_run_baseline():
+    from jointsid_utils.evaluation import verdicts as vd
+
+    hits = _finding_hits(0.3)
+    bm25 = hits[(hits.embedding == "content") & (hits.task == "search") & (hits.seed == 0)].assign(
+        embedding="baseline", quantizer="bm25_tuned", decoding="bm25", hit=0.0)
+    pairs = vd.finding_pairs(pd.concat([hits, bm25]), known_item_cases=[f"c{i}" for i in range(100)])
+    assert (pairs["F6"].n_cases == 100).all() and (pairs["F6"].n_seeds == 3).all()
+    row = vd.verdicts(pairs).set_index("finding").loc["F6"]
+    assert row.verdict == "reproduces" and row.task == "search"
+
+
+def test_set_relevance_recall():
+    ranked = [[1, 2, 3], [9, 8, 7], [5]]
+    matching = [np.array([1, 2, 4, 6]), np.array([7, 9]), np.array([5, 6])]
+    np.testing.assert_allclose(set_relevance_recall(ranked, matching, k=3), [2 / 3, 1.0, 0.5])
+    frame = pd.DataFrame({"case_id": ["a", "b", "c"], "task": "search", "query_id": [0, 1, 2], "target": [1, 9, 5],
+                          "ranked": ranked})
+    sets = pd.Series([np.array([1, 2, 4, 6]), np.array([9]), np.array([5, 6])], index=[0, 1, 2])
+    rows = stats.set_relevance_hits(frame, sets, embedding="multitask", quantizer="rq_kmeans", k=3)
+    assert rows.case_id.tolist() == ["a", "c"]  # the known-item query b is not broad
+    np.testing.assert_allclose(rows.hit, [2 / 3, 0.5])
 
 
 def test_seed_level_table_feeds_scheme_table():
@@ -151,7 +259,7 @@ def test_search_by_kind_and_known_item():
     n = 8
     targets = np.arange(n)
     queries = pd.DataFrame({"query_id": np.arange(n), "item_id": targets, "split": "test", "query": "q",
-                            "kind": ["title"] * 4 + ["vague"] * 4, "n_matching": [1, 1, 3, 3, 1, 5, 5, 5]})
+                            "kind": ["title"] * 4 + ["vague"] * 4, "n_matching_max": [1, 1, 3, 3, 1, 5, 5, 5]})
     rates = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=float)  # titles always found, vague never
     hits = pd.concat([scheme_hits("multitask", [rates, rates], targets),
                       stats.hit_rows(predictions(targets, 1 - rates, decoding="bm25"), embedding="baseline",
@@ -168,7 +276,7 @@ def test_search_by_kind_and_known_item():
     wide = ev.subset_wide(table.reset_index())
     assert "known item (n=3)" in wide.columns and len(wide) == 2
 
-    subsets, note = stats.search_subsets(hits, queries.drop(columns="n_matching"))
+    subsets, note = stats.search_subsets(hits, queries.drop(columns="n_matching_max"))
     assert "skipped" in note and "known item" not in set(subsets.subset)
 
 

@@ -14,10 +14,9 @@ from jointsid_utils.reproducibility import rng
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "split"]
 # The split labels each frame may carry, and those a step that chooses something may read (STUDY.md §2,
-# "Choices are made on validation only"): queries are split train / test only, so validation queries are
-# held-out *train* queries, drawn by the selector itself.
-SPLITS = {"interactions": ("train", "validation", "test"), "queries": ("train", "test")}
-SELECTION_SPLITS = {"interactions": ("train", "validation"), "queries": ("train",)}
+# "Choices are made on validation only"): queries are split train / validation / test per item.
+SPLITS = {"interactions": ("train", "validation", "test"), "queries": ("train", "validation", "test")}
+SELECTION_SPLITS = {"interactions": ("train", "validation"), "queries": ("train", "validation")}
 
 
 def slice_interactions(ratings: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
@@ -117,3 +116,24 @@ def _selection_rows(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         raise StudyInputError(f"The {name} frame has split label(s) {unknown}, not one of {list(SPLITS[name])}; "
                               "rebuild it with jointsid_utils.data.dataset / jointsid_utils.queries.stage.")
     return frame[labels.isin(SELECTION_SPLITS[name]).to_numpy()].reset_index(drop=True)
+
+
+def validation_queries(queries: pd.DataFrame, n_cases: int | None, seed: int) -> pd.DataFrame:
+    """The validation queries every step that chooses reads (fine-tunes, BM25, the generator's checkpoint, the
+    benches), in row order; a seeded subsample of ``n_cases`` when there are more (None = all).
+
+    ``seed`` is the study seed, never a training seed, and the draw is one permutation cut at ``n_cases``: every
+    scheme and training seed scores the same cases, and a stage with a smaller cap sees a subset of a larger
+    one's. No train query is ever held out in its place, so no encoder trains on what another stage validates on.
+    """
+    if "split" not in queries.columns:
+        raise StudyInputError("The queries frame has no 'split' column, so its validation rows cannot be found; "
+                              "build it with jointsid_utils.queries.stage.")
+    q_val = queries[(queries["split"] == "validation").to_numpy()]
+    if q_val.empty and n_cases != 0:
+        raise StudyInputError("The queries frame has no validation rows to choose on; rebuild queries.parquet with "
+                              "jointsid_utils.queries.stage and queries.validation_per_item >= 1.")
+    if n_cases is not None and n_cases < len(q_val):
+        pick = np.sort(rng(seed, "queries", "validation").permutation(len(q_val))[:n_cases])
+        q_val = q_val.iloc[pick]
+    return q_val.reset_index(drop=True)

@@ -22,7 +22,8 @@ def dataset_stats(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.D
         "history length (min / median / max)": f"{per_user.min()} / {per_user.median():.0f} / {per_user.max()}",
         "items with a plot summary": int(items["plot"].notna().sum()) if "plot" in items else 0,
         "items with IMDb attributes": int(items["runtime_min"].notna().sum()) if "runtime_min" in items else 0,
-        "queries (train / test)": f"{(queries.split == 'train').sum()} / {(queries.split == 'test').sum()}",
+        "queries (train / validation / test)": " / ".join(str(int((queries.split == s).sum()))
+                                                          for s in ("train", "validation", "test")),
         "item text length, words (median)": int(items.text.str.split().str.len().median()),
     }
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="statistic"))

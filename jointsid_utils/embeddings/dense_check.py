@@ -1,5 +1,5 @@
 """The dense-retrieval check (STUDY.md §2.2): exact nearest-neighbour Recall@30 on the **test** split,
-with no IDs and no generator, an upper bound for what semantic IDs can keep.
+with no IDs and no generator: a reference for what semantic IDs keep, not a bound (rec-tuned IDs can beat it).
 
 - search: each test query, encoded by the method's own text encoder, against the item vectors
   (``content``, ``search``, ``multitask``; rec and fused vectors have no query side).
@@ -12,7 +12,7 @@ catalogue, as the paper's generator does (the primary, paper-style number); ``ex
 removes the user's train + validation items from the ranking first. Search rows use ``all``.
 
 Search ranks the test queries the generator is scored on (``generator.search_eval_cases``, the same
-seeded subsample: ``queries.test_cases``), so the bound and the generated IDs share their cases. Encoding
+seeded subsample: ``queries.test_cases``), so the reference and the generated IDs share their cases. Encoding
 them with every text encoder is still most of a rerun of notebook 02, so the table is cached in
 ``runs/<profile>/embeddings/dense_check.parquet``, keyed like the embeddings themselves: content hashes of
 the vectors, the interactions and the queries, each query encoder's identity (a fine-tune's own cache key)

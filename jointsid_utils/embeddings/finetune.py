@@ -56,7 +56,7 @@ def _base_evaluator():
 
 
 class ValidationEvaluator(_base_evaluator()):
-    """Recall@30 on held-out **train** queries and, optionally, on each user's validation item.
+    """Recall@30 on the **validation** queries and, optionally, on each user's validation item.
 
     The rec part ranks all items for the mean of the user's last ``history_k`` train items,
     with those train items removed (the usual protocol for choosing a recommender; the test split
@@ -98,6 +98,8 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
     """
     from sentence_transformers import SentenceTransformerTrainer
 
+    from jointsid_utils.trainer_lines import progress_lines
+
     emb = cfg.embeddings
     out = model_dir(cfg, method)
     # bf16 is in the hash only when used, so fp32 fine-tunes keep the keys they had before the option
@@ -122,6 +124,7 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
     # 6. trainer
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss,
                                          evaluator=evaluator)
+    progress_lines(trainer, method)  # its bars and one line per evaluation, not a raw log dict per log step
     # 7. train, resuming from the last complete checkpoint of this very config if one exists
     resume = last_complete_checkpoint(ckpt_dir)
     trainer.train(resume_from_checkpoint=resume)

@@ -1,8 +1,8 @@
 """What every embedding method reads: the study's frames, plus the training pairs drawn from them.
 
-Only train data reaches a trainer: train queries (minus a held-out slice of them for choosing
-hyper-parameters) and train interactions. Test queries and validation/test interactions are read
-only by the dense check and by validation respectively. A method that trains and chooses is handed
+Only train data reaches a trainer: every train query and the train interactions. Choosing (a checkpoint,
+c0, an epoch) reads the validation split (the validation queries and each user's validation item), the
+same set every stage chooses on; test queries and interactions are read only by the dense check. A method that trains and chooses is handed
 ``selection_data(data)``, which holds no test row at all; only its cache key hashes the full frames.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.config import stable_hash
-from jointsid_utils.data.split import selection_view
+from jointsid_utils.data.split import selection_view, validation_queries
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import rng
 
@@ -105,21 +105,11 @@ def check_frames(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.Da
 
 # ----------------------------------------------------------------------------- search pairs
 
-def split_train_queries(queries: pd.DataFrame, *, n_val: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train queries split into (fit, held-out validation); the test split is never touched.
-
-    At most ``n_val`` queries and at most one per item are held out, so every item keeps most of
-    its train queries, and a held-out query asks for an item the model has seen (as a test query does).
-    """
-    train = queries[queries["split"] == "train"].reset_index(drop=True)
-    n_val = int(min(n_val, len(train) // 10, train["item_id"].nunique()))
-    if n_val <= 0:
-        return train, train.iloc[:0]
-    gen = rng(seed, "embeddings", "val_queries")
-    one_per_item = train.groupby("item_id").sample(n=1, random_state=int(gen.integers(2**31)))
-    val_index = gen.choice(one_per_item.index.to_numpy(), size=n_val, replace=False)
-    is_val = train.index.isin(val_index)
-    return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
+def finetune_queries(queries: pd.DataFrame, *, n_val: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, validation) queries of a fine-tune: every train query, and the shared validation split
+    (``data.split.validation_queries``, capped at ``n_val`` by the study ``seed``); the test split is never touched."""
+    train = queries[(queries["split"] == "train").to_numpy()].reset_index(drop=True)
+    return train, validation_queries(queries, n_val, seed)
 
 
 def query_item_pairs(fit_queries: pd.DataFrame, items: pd.DataFrame, *, max_pairs: int | None,

@@ -5,7 +5,7 @@
 
 One set per batch, round robin, so an epoch sums both losses with equal weight; as many item pairs
 as query pairs unless ``multitask_max_item_pairs`` says otherwise. The best checkpoint is the one with
-the best mean of validation search Recall@30 (held-out train queries) and validation rec Recall@30
+the best mean of validation search Recall@30 (the validation queries) and validation rec Recall@30
 (each user's validation item from the mean of their last ``history_k`` train items). ``fine_tune_on`` is
 handed ``selection_data(data)``, so no test row reaches the pairs or the choice.
 """
@@ -18,17 +18,17 @@ import numpy as np
 
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
-from jointsid_utils.embeddings.inputs import (EmbeddingData, histories, item_text_pairs, query_item_pairs,
-                                              selection_data, split_train_queries, targets)
+from jointsid_utils.embeddings.inputs import (EmbeddingData, finetune_queries, histories, item_text_pairs,
+                                              query_item_pairs, selection_data, targets)
 from jointsid_utils.embeddings.search import FIT_KEYS
 
 METHOD = "multitask"
 
 
 def training_sets(sel: EmbeddingData, cfg: StudyConfig):
-    """(train sets for the trainer, held-out train queries), from ``sel = selection_data(data)``."""
+    """(train sets for the trainer, validation queries), from ``sel = selection_data(data)``."""
     emb = cfg.embeddings
-    fit, val = split_train_queries(sel.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
+    fit, val = finetune_queries(sel.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
     query_pairs = query_item_pairs(fit, sel.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
     n_item_pairs = emb.multitask_max_item_pairs if emb.multitask_max_item_pairs is not None else len(query_pairs)
     item_pairs = item_text_pairs(sel.interactions, sel.items, n_pairs=n_item_pairs, seed=cfg.seed)
@@ -47,7 +47,7 @@ def train(data: EmbeddingData, cfg: StudyConfig) -> Path:
 
 
 def fine_tune_on(sel: EmbeddingData, cfg: StudyConfig, key: dict) -> Path:
-    """Both MNRL objectives on ``sel``; the best checkpoint by held-out train queries and validation items."""
+    """Both MNRL objectives on ``sel``; the best checkpoint by validation queries and validation items."""
     emb = cfg.embeddings
     sets, val = training_sets(sel, cfg)
     train_hist = histories(sel.interactions, ("train",))

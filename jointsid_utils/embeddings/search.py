@@ -1,7 +1,8 @@
 """``search``: the base encoder fine-tuned with MNRL on (train query, item text) pairs (STUDY.md §2.2).
 
-Hyper-parameters and the best checkpoint are chosen on a held-out slice of the **train** queries;
-test queries never reach the fine-tune: ``fine_tune_on`` is handed ``selection_data(data)``.
+It trains on every train query; the best checkpoint is chosen on the **validation** queries, the set every
+stage chooses on (``inputs.finetune_queries``). Test queries never reach the fine-tune: ``fine_tune_on`` is
+handed ``selection_data(data)``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
-from jointsid_utils.embeddings.inputs import EmbeddingData, query_item_pairs, selection_data, split_train_queries
+from jointsid_utils.embeddings.inputs import EmbeddingData, finetune_queries, query_item_pairs, selection_data
 
 METHOD = "search"
 # The embeddings fields a fine-tune depends on: its cache key names these and nothing else.
@@ -30,9 +31,9 @@ def train(data: EmbeddingData, cfg: StudyConfig) -> Path:
 
 
 def fine_tune_on(sel: EmbeddingData, cfg: StudyConfig, key: dict) -> Path:
-    """MNRL on ``sel``'s train queries minus a held-out slice, which picks the best checkpoint."""
+    """MNRL on ``sel``'s train queries; its validation queries pick the best checkpoint."""
     emb = cfg.embeddings
-    fit, val = split_train_queries(sel.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
+    fit, val = finetune_queries(sel.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
     pairs = query_item_pairs(fit, sel.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
     evaluator = ValidationEvaluator(item_texts=sel.texts, val_queries=val, batch_size=emb.encode_batch_size)
     return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key)

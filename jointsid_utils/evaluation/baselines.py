@@ -56,19 +56,27 @@ def most_popular(cases: pd.DataFrame, interactions: pd.DataFrame, *, k: int = K)
     return _with_protocols(cases, "rec", rank).assign(decoding="most_popular")
 
 
-def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int = K, text_column: str = "text") -> pd.DataFrame:
-    """BM25 (``bm25s``) of each test query against the items' text."""
-    import bm25s
-
+def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int = K, text_column: str = "text",
+         k1: float = 1.5, b: float = 0.75) -> pd.DataFrame:
+    """BM25 (``bm25s``; ``k1`` and ``b`` default to its own values) of each test query against the items' text."""
     if "query" not in cases:
         raise StudyInputError("bm25 needs search test cases with a 'query' column (generator.build_examples).")
-    corpus = items.sort_values("item_id")[text_column].fillna("").astype(str).tolist()
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
-    q_tokens = bm25s.tokenize(cases["query"].astype(str).tolist(), stopwords="en", show_progress=False)
-    docs, _ = retriever.retrieve(q_tokens, k=min(k, len(corpus)), show_progress=False, n_threads=1)
+    docs = bm25_rank(items, cases["query"].astype(str).tolist(), k=k, text_column=text_column, k1=k1, b=b)
     ranked = {i: docs[i].tolist() for i in range(len(cases))}
     return _with_protocols(cases, "search", lambda i, row, ex: ranked[i]).assign(decoding="bm25")
+
+
+def bm25_rank(items: pd.DataFrame, queries: list[str], *, k: int = K, text_column: str = "text",
+              k1: float = 1.5, b: float = 0.75) -> np.ndarray:
+    """Item ids (one row per query, best first) by BM25 over the items' text."""
+    import bm25s
+
+    corpus = items.sort_values("item_id")[text_column].fillna("").astype(str).tolist()
+    retriever = bm25s.BM25(k1=k1, b=b)
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+    q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False)
+    docs, _ = retriever.retrieve(q_tokens, k=min(k, len(corpus)), show_progress=False, n_threads=1)
+    return np.asarray(docs)
 
 
 def dense(cases: pd.DataFrame, task: str, item_vectors: np.ndarray, *, query_vectors: np.ndarray | None = None,

@@ -4,7 +4,8 @@ README and docs are pasted from one run and never typed by hand.
     python -m jointsid_utils.evaluation.markdown default      # prints; writes runs/default/results/tables.md
 
 Tables A, B and "beyond the paper" (mean over seeds [95% interval over seeds and cases], the paper's number
-beside ours), the paired tests of each family (difference, interval, Holm p, the detectable difference),
+beside ours), the computed verdicts on findings F1-F8 (``verdicts.csv``, a list the README embeds), the
+paired tests of each family (difference, interval, Holm p, the detectable difference at the Holm level),
 the joint constructions' validation numbers and the per-notebook timings.
 """
 
@@ -76,11 +77,28 @@ def pairs_markdown(pairs: pd.DataFrame) -> str:
     """Paired tests: a - b over (case, seed) with its interval, Holm p within the family and the MDE."""
     if pairs.empty:
         return "*No pairs.*"
-    rows = [[f"{r.label}: {r.a} vs {r.b}", r.task, f"{r.recall_a:.3f} / {r.recall_b:.3f}",
-             f"{r['diff']:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", f"{r.p_holm:.4f}",
-             "yes" if r.significant else "no", f"{r.mde:.3f}"] for _, r in pairs.iterrows()]
+    def name(r: pd.Series) -> str:
+        weight = f"{r.weight:g} x " if "weight" in r and r.weight != 1 else ""
+        return f"{r.a} vs {weight}{r.b}"
+
+    rows = [[name(r), r.task, f"{r.recall_a:.3f} / {r.recall_b:.3f}",
+             f"{r['diff']:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", _p(r.p_holm),
+             "yes" if r.significant else "no", f"{r.detectable:.3f}"] for _, r in pairs.iterrows()]
     return _markdown(["comparison", "task", "recall a / b", "a - b [95% CI]", "Holm p", "significant",
-                      "detectable (80%)"], rows)
+                      "detectable (80%, Holm level)"], rows)
+
+
+def _p(p: float) -> str:
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def verdicts_markdown(verdicts: pd.DataFrame) -> str:
+    """The computed verdict list (``results/verdicts.csv``): one line per finding and task, with the deciding
+    comparison, its difference and the difference the family could detect."""
+    lines = [f"- **{r.finding}** ({r.task}): **{r.verdict}**; {r.comparison}: a - b {r['diff']:+.3f}, "
+             f"Holm p {_p(r.p_holm)}, detectable {r.detectable:.3f} (family of {int(r.m)}). Rule: {r.rule}."
+             for _, r in verdicts.iterrows()]
+    return "\n".join(lines) if lines else "*No finding was run.*"
 
 
 def validation_markdown(profile: str) -> str:
@@ -116,7 +134,11 @@ def results_markdown(profile: str) -> str:
     if beyond is not None and len(beyond) > 1:  # the incumbent alone: the constructions were not trained
         parts += ["## Beyond the paper: joint constructions", scheme_markdown(beyond, "scheme"),
                   "### Their validation numbers", validation_markdown(profile)]
-    for family, title in (("findings", "Tests behind findings F1-F4 (one Holm family)"),
+    verdicts = _optional(profile, "verdicts.csv")
+    if verdicts is not None:
+        parts += ["## Verdicts on the declared findings (computed)", verdicts_markdown(verdicts)]
+    families = [(f"F{i}", f"Finding F{i}: its family of paired tests (Holm within the family)") for i in range(1, 9)]
+    for family, title in (*families,
                           ("joint", "All pairs of the paper's joint schemes (Holm within each task)"),
                           ("beyond", "Each construction against multi-task x RQ-KMeans (one Holm family)")):
         pairs = _optional(profile, f"pairs_{family}.csv")

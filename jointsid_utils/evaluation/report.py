@@ -1,4 +1,4 @@
-"""Tables, flags, findings and the trade-off figure of notebook 06, computed from the result files.
+"""Tables, flags, the headline and the trade-off figure of notebook 06, computed from the result files.
 
 Inputs are the frames of ``evaluation.results``: ``recall_at_30.csv`` rows (one per seed) or, for intervals over
 seeds and cases, ``statistics.seed_level_table``'s rows; ``baselines.csv`` (random, most-popular, BM25, dense
@@ -16,7 +16,6 @@ import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation.reference import reference_table
-from jointsid_utils.evaluation.statistics import JOINT
 from jointsid_utils.ids.schemes import Scheme
 
 COLUMNS = {("search", "all", "all"): "search", ("rec", "all", "all"): "rec",
@@ -40,8 +39,8 @@ def _cells(frame: pd.DataFrame) -> pd.DataFrame:
 def scheme_table(results: pd.DataFrame, schemes: Sequence[Scheme], *, decoding: str = "beam") -> pd.DataFrame:
     """One row per scheme: Recall@30 with 95% bounds for search, rec (both protocols) and rec head/torso
     ("all"), beside the paper's numbers, and ``seeds``. From ``statistics.seed_level_table`` (use this) the
-    value is the mean over seeds and cases and the bounds the two-way bootstrap's (seed and case
-    variance); from per-seed ``recall_at_30.csv`` rows, the seeds' mean value and mean per-seed bounds."""
+    value is the mean over seeds and cases and the interval the variance model's (seed and item-clustered
+    case terms); from per-seed ``recall_at_30.csv`` rows, the seeds' mean value and mean per-seed bounds."""
     if results.empty:
         raise StudyInputError("No Recall@30 rows to tabulate; run notebook 05 first.")
     cells = _cells(results[results.decoding == decoding])
@@ -120,97 +119,34 @@ def validation_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def baselines_table(baselines: pd.DataFrame) -> pd.DataFrame:
-    """Baselines and dense bounds, one row per method: search, rec (all), rec (excl. history)."""
+    """Baselines and the dense references, one row per method: search, rec (all), rec (excl. history)."""
     b = baselines[baselines.segment == "all"]
     col = np.where(b.task == "search", "search", np.where(b.protocol == "all", "rec (all)", "rec (excl. history)"))
     out = b.assign(col=col).pivot_table(index="method", columns="col", values="recall_at_30", aggfunc="mean")
     return out.reindex(columns=[c for c in ("search", "rec (all)", "rec (excl. history)") if c in out.columns])
 
 
-# ----------------------------------------------------------------------------- findings
+# ----------------------------------------------------------------------------- headline
 
-def _get(table: pd.DataFrame, emb: str, quant: str, col: str, paper: bool = False) -> float:
-    hit = table[(table.embedding == emb) & (table.quantizer == quant)]
-    name = f"paper_{col}" if paper else col
-    return float(hit[name].iloc[0]) if len(hit) and name in hit else np.nan
-
-
-def _normalised_mean(table: pd.DataFrame, names: Sequence[str], paper: bool) -> pd.Series:
-    s = pd.Series({e: _get(table, e, "rq_kmeans", "search", paper) for e in names})
-    r = pd.Series({e: _get(table, e, "rq_kmeans", "rec", paper) for e in names})
-    return (s / s.max() + r / r.max()) / 2
-
-
-def findings(table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's findings F1-F4, checked on the paper's numbers and on ours (rec: protocol "all").
-
-    F1: search-tuned IDs best on search and rec-tuned IDs best on rec among content/search/rec.
-    F2: multitask has the best trade-off among the joint constructions (highest mean of the two recalls,
-        each divided by the best joint scheme's value on that task).
-    F3: RQ-KMeans beats every other quantizer on multitask, on both tasks.
-    F4: rq_vae_fixed (ours: k-means init + dead-code replacement) closes the gap to RQ-KMeans (both
-        recalls within the RQ-KMeans interval) and beats the paper-like rq_vae.
-    """
-    rows = []
-    for who, paper in (("paper", True), ("ours", False)):
-        single = {e: (_get(table, e, "rq_kmeans", "search", paper), _get(table, e, "rq_kmeans", "rec", paper))
-                  for e in ("content", "search", "rec")}
-        best_s = max(single, key=lambda e: -np.inf if np.isnan(single[e][0]) else single[e][0])
-        best_r = max(single, key=lambda e: -np.inf if np.isnan(single[e][1]) else single[e][1])
-        rows.append({"finding": "F1 task-specific IDs best on own task", "who": who,
-                     "holds": best_s == "search" and best_r == "rec",
-                     "evidence": f"best search IDs: {best_s} ({single[best_s][0]:.3f}); best rec IDs: {best_r} "
-                                 f"({single[best_r][1]:.3f})"})
-        joint = [e for e in JOINT if not np.isnan(_get(table, e, "rq_kmeans", "search", paper))]
-        nm = _normalised_mean(table, joint, paper).sort_values(ascending=False)
-        rows.append({"finding": "F2 multitask best trade-off among joint IDs", "who": who,
-                     "holds": bool(len(nm)) and nm.index[0] == "multitask",
-                     "evidence": ", ".join(f"{e} {v:.2f}" for e, v in nm.items()) + " (normalised mean)"})
-        quants = [q for q in ("rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")
-                  if not np.isnan(_get(table, "multitask", q, "search", paper))]
-        km = (_get(table, "multitask", "rq_kmeans", "search", paper), _get(table, "multitask", "rq_kmeans", "rec", paper))
-        wins = {q: (km[0] > _get(table, "multitask", q, "search", paper), km[1] > _get(table, "multitask", q, "rec", paper))
-                for q in quants}
-        rows.append({"finding": "F3 RQ-KMeans beats the other quantizers", "who": who,
-                     "holds": bool(wins) and all(a and b for a, b in wins.values()),
-                     "evidence": f"rq_kmeans {km[0]:.3f}/{km[1]:.3f} (search/rec); " + ", ".join(
-                         f"{q} {_get(table, 'multitask', q, 'search', paper):.3f}/"
-                         f"{_get(table, 'multitask', q, 'rec', paper):.3f}" for q in quants)})
-        fx = (_get(table, "multitask", "rq_vae_fixed", "search", paper), _get(table, "multitask", "rq_vae_fixed", "rec", paper))
-        if np.isnan(fx[0]):
-            rows.append({"finding": "F4 rq_vae_fixed vs rq_kmeans", "who": who, "holds": None,
-                         "evidence": "not in the paper" if paper else "rq_vae_fixed not trained"})
-        else:
-            within = all(_get(table, "multitask", "rq_kmeans", f"{c}_lo") <= v or v >= km[i]
-                         for i, (c, v) in enumerate(zip(("search", "rec"), fx)))
-            vae = (_get(table, "multitask", "rq_vae", "search"), _get(table, "multitask", "rq_vae", "rec"))
-            rows.append({"finding": "F4 rq_vae_fixed vs rq_kmeans", "who": who,
-                         "holds": bool(within and fx[0] + fx[1] > vae[0] + vae[1]),
-                         "evidence": f"rq_vae_fixed {fx[0]:.3f}/{fx[1]:.3f}, rq_kmeans {km[0]:.3f}/{km[1]:.3f}, "
-                                     f"rq_vae {vae[0]:.3f}/{vae[1]:.3f}"})
-    out = pd.DataFrame(rows)
-    return out.pivot(index="finding", columns="who", values=["holds", "evidence"])
-
-
-def headline(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.DataFrame,
+def headline(table: pd.DataFrame, baselines: pd.DataFrame, verdict_table: pd.DataFrame,
              profile: str) -> tuple[str, dict[str, float]]:
     """Notebook 06's closing paragraph (markdown) and its numbers: the best scheme per task against BM25
-    (search) and most-popular (rec, "all") on the same cases, how many schemes are at or below them, and
-    which findings hold on our numbers. ``table`` has ``add_flags``' columns; ``found`` is ``findings``."""
+    (search) and most-popular (rec, "all") on the same cases, how many schemes are at or below them, and the
+    computed verdicts (``verdicts.verdicts``). ``table`` has ``add_flags``' columns."""
     numbers = {"bm25_search": baseline_value(baselines, "bm25", "search"),
                "most_popular_rec": baseline_value(baselines, "most_popular", "rec"),
                "schemes_below_bm25": int((~table.beats_bm25).sum()),
                "schemes_below_most_popular": int((~table.beats_most_popular).sum())}
     best_search, best_rec = table.loc[table.search.idxmax()], table.loc[table.rec.idxmax()]
-    ours = found[("holds", "ours")]
-    holds = ", ".join(f for f in found.index if ours[f] is True) or "none"
-    fails = ", ".join(f for f in found.index if ours[f] is False) or "none"
+    named = {v: ", ".join(f"{r.finding} ({r.task})" for r in verdict_table.itertuples() if r.verdict == v) or "none"
+             for v in ("reproduces", "contradicted", "inconclusive")}
     text = (f"**Measured on `{profile}`.** Best generative search: {best_search.embedding}/{best_search.quantizer}\n"
             f"{best_search.search:.3f} against BM25 {numbers['bm25_search']:.3f} on the same queries; "
             f"{numbers['schemes_below_bm25']} of {len(table)} schemes are at or\nbelow BM25 on search. Best generative "
             f"rec (all): {best_rec.embedding}/{best_rec.quantizer} {best_rec.rec:.3f} against\nmost-popular "
             f"{numbers['most_popular_rec']:.3f}; {numbers['schemes_below_most_popular']} of {len(table)} schemes are at "
-            f"or below most-popular on rec.\nFindings that hold on our numbers: {holds};\nthat do not: {fails}.")
+            f"or below most-popular on rec.\nVerdicts (computed, section 9): reproduces: {named['reproduces']};\n"
+            f"contradicted: {named['contradicted']}; inconclusive: {named['inconclusive']}.")
     return text, numbers
 
 
@@ -218,7 +154,7 @@ def headline(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.DataFrame,
 
 def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
     """``statistics.family_tests`` rows for display: a - b with its interval, p, Holm p, Cohen's d_z, the
-    detectable difference and the design (cases x seeds)."""
+    detectable difference at the family's Holm level and the design (cases, items, seeds)."""
     if tests.empty:
         return pd.DataFrame()
     return pd.DataFrame({
@@ -226,9 +162,28 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
         "recall a / b": [f"{x:.3f} / {y:.3f}" for x, y in zip(tests.recall_a, tests.recall_b)],
         "a - b [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                            for d, lo, hi in zip(tests["diff"], tests.ci_low, tests.ci_high)],
-        "p": [f"{p:.4f}" for p in tests.p_value], "Holm p": [f"{p:.4f}" for p in tests.p_holm],
-        "significant": tests.significant, "Cohen's d_z": tests.cohens_d.round(3), "MDE (80%)": tests.mde.round(3),
-        "units": [f"{c} cases x {s} seeds" for c, s in zip(tests.n_cases, tests.n_seeds)]})
+        "p": [p_text(p) for p in tests.p_value], "Holm p": [p_text(p) for p in tests.p_holm],
+        "significant": tests.significant, "Cohen's d_z": tests.cohens_d.round(3),
+        "detectable (80%, alpha/m)": tests.detectable.round(3), "df": tests.df.round(1),
+        "units": [f"{c} cases ({i} items) x {s} seeds" for c, i, s in zip(tests.n_cases, tests.n_items, tests.n_seeds)]})
+
+
+def p_text(p: float) -> str:
+    """A p-value for display: four decimals, or its order of magnitude below 0.0001 (analytic, no floor)."""
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def verdicts_table(verdict_table: pd.DataFrame, run: Sequence[str] = ()) -> pd.DataFrame:
+    """``verdicts.verdicts`` for display, one row per (finding, task), with the findings of ``run`` that got no
+    row (their schemes were not trained) listed as "not run"."""
+    shown = verdict_table.assign(**{"a - b (weakest)": verdict_table["diff"].round(3),
+                                    "detectable": verdict_table.detectable.round(3),
+                                    "Holm p": [p_text(p) for p in verdict_table.p_holm]})
+    missing = [f for f in run if f not in set(verdict_table.finding)]
+    extra = pd.DataFrame({"finding": missing, "family": missing, "task": "-", "verdict": "not run"})
+    cols = ["finding", "family", "task", "verdict", "comparison", "a - b (weakest)", "detectable", "Holm p", "m",
+            "rule"]
+    return pd.concat([shown, extra], ignore_index=True).reindex(columns=cols).fillna("")
 
 
 def subset_wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -319,15 +274,14 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
     return fig
 
 
-def evaluation_metrics(table: pd.DataFrame, baselines: pd.DataFrame, found: pd.DataFrame, headline_numbers: dict,
-                       decoding: pd.DataFrame, extra: dict) -> dict:
-    """Notebook 06's recorded metrics: the headline, baselines, findings verdicts, decoding rows and every
+def evaluation_metrics(table: pd.DataFrame, baselines: pd.DataFrame, verdict_table: pd.DataFrame,
+                       headline_numbers: dict, decoding: pd.DataFrame, extra: dict) -> dict:
+    """Notebook 06's recorded metrics: the headline, baselines, computed verdicts, decoding rows and every
     scheme's Recall@30 columns (mean over seeds), plus ``extra`` (seed count, power, significant pairs)."""
     metrics = {**headline_numbers,
                "most_popular_rec_excl": baseline_value(baselines, "most_popular", "rec", "exclude_history"),
                "random_search": baseline_value(baselines, "random", "search"),
-               "findings_ours": {f: found.loc[f, ("holds", "ours")] for f in found.index},
-               "findings_paper": {f: found.loc[f, ("holds", "paper")] for f in found.index},
+               "verdicts": {f"{r.finding}/{r.task}": r.verdict for r in verdict_table.itertuples()},
                "decoding": {f"{t}/{p}": dict(decoding.loc[(t, p)]) for t, p in decoding.index}, **extra}
     for r in table.itertuples():
         for col in ("search", "rec", "rec_excl", "rec_head", "rec_torso"):

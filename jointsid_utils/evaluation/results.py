@@ -1,10 +1,11 @@
 """Notebook 06's inputs: the baselines scored on the generator's own test cases, and the result tables.
 
-    base = run_baselines(cfg)          # random, most-popular, BM25, dense retrieval -> results/baselines.csv
+    base = run_baselines(cfg)          # random, most-popular, BM25, dense, tuned SASRec and BM25 -> results/baselines.csv
     results, base = load_results(cfg)  # recall_at_30.csv and baselines.csv
     hits = load_hits(cfg.name, schemes + baseline_schemes(base))  # per (case, seed) hits, for evaluation.statistics
     decoding_table(results, ("multitask", "rq_kmeans"), seed=0, hits=hits)  # beam vs the paper's diverse beam
     write_table(frame, cfg, "statistics_pairs.csv")  # a results table next to recall_at_30.csv
+    inference = write_inference(cfg, hits, queries)  # variance.csv, pairs_<F>.csv, verdicts.csv
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from jointsid_utils.embeddings.registry import EMBEDDING_METHODS, QUERY_ENCODERS
 from jointsid_utils.embeddings.registry import query_encoder_path
 from jointsid_utils.evaluation.baselines import bm25, dense, most_popular, random_baseline
 from jointsid_utils.evaluation.statistics import HIT_COLUMNS, hit_rows
+from jointsid_utils.evaluation.tuned import tuned_baselines
 from jointsid_utils.generator.examples import generator_test_cases
 from jointsid_utils.generator.orchestration import load_inputs
 from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, head_items, predictions_path, query_segments,
@@ -65,10 +67,12 @@ def query_vectors(cfg: StudyConfig, method: str, texts: list[str]) -> np.ndarray
 
 def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
                   queries: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Random, most-popular (rec), BM25 (search) and dense retrieval (both, ``dense_<method>``) on the
-    generator's test cases, so every number is on the cases the generator is scored on; written to
-    ``results/baselines.csv`` (predictions to ``results/predictions/baseline__<name>__<task>.parquet``).
-    Column ``method``. Notebook 02's dense check scores every test query; this one only the generator's."""
+    """Random, most-popular (rec), BM25 (search), dense retrieval (both, ``dense_<method>``), and the tuned
+    pair (``evaluation.tuned``: ``sasrec`` over its training seeds, ``bm25_tuned``) on the generator's test
+    cases, so every number is on the cases the generator is scored on; written to ``results/baselines.csv``
+    (predictions to ``results/predictions/baseline__<name>__<task>.parquet``), the tuned pair's validation
+    grids to ``results/baselines_validation.csv``. Columns ``method`` and ``setting`` (the chosen settings
+    as text). Notebook 02's dense check scores every test query; this one only the generator's."""
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
     search, rec = generator_test_cases(cfg, items, interactions, queries)
@@ -77,13 +81,18 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
                                    random_baseline(rec, "rec", len(items), seed=cfg.seed)], ignore_index=True),
               "most_popular": most_popular(rec, interactions), "bm25": bm25(search, items),
               **dense_baselines(cfg, search, rec)}
+    tuned = tuned_baselines(cfg, items, interactions, queries, search, rec)
+    frames.update(tuned.frames)
+    write_table(tuned.validation, cfg, "baselines_validation.csv")
     parts = []
     for name, frame in frames.items():
-        frame = frame.assign(seed=cfg.seed)
+        frame = frame if "seed" in frame else frame.assign(seed=cfg.seed)  # sasrec: one block per training seed
         save_predictions(frame, cfg.name, "baseline", name)
         parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head,
                                  segments_of_query=query_segments(queries)).assign(method=name))
-    table = pd.concat(parts, ignore_index=True).reindex(columns=["method", *RESULT_COLUMNS, *EXTRA_COLUMNS])
+    settings = {"dense_search": "encoder fine-tuned on the train queries (notebook 02)", **tuned.settings}
+    table = pd.concat(parts, ignore_index=True).assign(setting=lambda t: t["method"].map(settings).fillna(""))
+    table = table.reindex(columns=["method", "setting", *RESULT_COLUMNS, *EXTRA_COLUMNS])
     write_table(table, cfg, "baselines.csv")
     return table
 
@@ -137,3 +146,72 @@ def decoding_table(results: pd.DataFrame, scheme: Scheme, seed: int, hits: pd.Da
         lengths = own.pivot_table(index=["task", "protocol"], columns="decoding", values="list_length", aggfunc="mean")
         table = table.join(lengths.add_suffix(" list length"))
     return table
+
+
+def known_item_cases(hits: pd.DataFrame, queries: pd.DataFrame) -> list[str]:
+    """The search case ids on known-item queries (``n_matching_max == 1``); none without the column."""
+    from jointsid_utils.evaluation.statistics import search_subsets
+
+    subsets, _ = search_subsets(hits[hits.task == "search"], queries)
+    return sorted(subsets.loc[subsets.subset == "known item", "case_id"])
+
+
+def write_inference(cfg: StudyConfig, hits: pd.DataFrame, queries: pd.DataFrame,
+                    joint: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """The variance table (``results/variance.csv``), each finding's family of paired tests
+    (``results/pairs_<finding>.csv``) and the verdicts (``results/verdicts.csv``), from every scheme's hits;
+    ``joint``: the constructions beyond the paper that were trained (``embedding/quantizer``)."""
+    from jointsid_utils.evaluation.statistics import variance_table
+    from jointsid_utils.evaluation.verdicts import finding_pairs, pairs_file, verdicts
+
+    ev = cfg.evaluation
+    generated = hits[(hits.embedding != "baseline") & (hits.decoding == ev.decoding)]
+    variance = variance_table(generated)
+    write_table(variance, cfg, "variance.csv")
+    pairs = finding_pairs(hits, known_item_cases=known_item_cases(hits, queries), joint=joint, alpha=ev.alpha,
+                          power=ev.power, decoding=ev.decoding)
+    for finding, tests in pairs.items():
+        write_table(pairs_file(tests), cfg, f"pairs_{finding}.csv")
+    table = verdicts(pairs, alpha=ev.alpha)
+    write_table(table, cfg, "verdicts.csv")
+    return {"variance": variance, "pairs": pairs, "verdicts": table}
+
+
+def load_set_relevance(cfg: StudyConfig, schemes: Sequence[Scheme], queries: pd.DataFrame,
+                       items: pd.DataFrame) -> pd.DataFrame:
+    """Set-relevance recall rows (``statistics.set_relevance_hits``) of the broad test queries for every saved
+    search prediction of ``schemes``; empty when the queries cannot give matching item sets yet."""
+    from jointsid_utils.evaluation.statistics import set_relevance_hits
+    from jointsid_utils.queries import matching
+
+    if not hasattr(matching, "matching_item_sets") or "constraint" not in queries:
+        return pd.DataFrame(columns=HIT_COLUMNS)
+    sets = matching.matching_item_sets(queries[queries.split == "test"], items)
+    parts = [set_relevance_hits(pd.read_parquet(path), sets, embedding=emb, quantizer=quant, k=cfg.evaluation.k)
+             for emb, quant in dict.fromkeys(schemes)
+             if (path := predictions_path(cfg.name, emb, quant, "search")).exists()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HIT_COLUMNS)
+
+
+def search_subset_tables(cfg: StudyConfig, hits: pd.DataFrame, schemes: Sequence[Scheme], queries: pd.DataFrame,
+                         items: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(per-kind and known-item search table, set-relevance table of the broad queries per kind, a note), written
+    to ``search_by_query_kind.csv`` and ``search_set_relevance.csv``. Every ranked list but the paper's diverse
+    decoding (tabled on its own) takes part, baselines included."""
+    from jointsid_utils.evaluation.statistics import search_subsets, subset_table
+
+    level = cfg.evaluation.level
+    search_hits = hits[(hits.task == "search") & (hits.decoding != "diverse")]
+    subsets, note = search_subsets(search_hits, queries)
+    by_kind = subset_table(search_hits, subsets, level=level)
+    write_table(by_kind, cfg, "search_by_query_kind.csv")
+    set_hits = load_set_relevance(cfg, schemes, queries, items)
+    set_hits = set_hits[set_hits.decoding != "diverse"]
+    broad = pd.DataFrame()
+    if len(set_hits):
+        broad_subsets, _ = search_subsets(set_hits, queries)
+        broad = subset_table(set_hits, broad_subsets[broad_subsets.subset != "known item"], level=level)
+        write_table(broad, cfg, "search_set_relevance.csv")
+    else:
+        note += " Set-relevance recall skipped: the queries carry no matching constraints."
+    return by_kind, broad, note.strip()

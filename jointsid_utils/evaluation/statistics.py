@@ -1,62 +1,56 @@
-"""Recall@30 over training seeds *and* test cases: intervals, paired tests, Holm families, power.
+"""Recall@30 over training seeds *and* test cases: the variance model, intervals, paired tests, Holm, power.
 
-The unit of evidence is a (case, seed) hit: 1 when the case's target is in the top 30 of the list that
-the generator trained with that seed returned. Cases are crossed with seeds (every seed scores the same
-test cases, ``generator_test_cases``) and with schemes, so one table of hits per scheme, seeds x cases,
-holds everything; a case repeated over three seeds is one case, not three.
+The unit of evidence is a (seed, case) hit: 1 when the case's target is in the top 30 of the list that the
+generator trained with that seed returned. Every seed scores the same test cases (``generator_test_cases``),
+so one scheme's hits are a seeds x cases table. Search cases fall on items (several test queries per item),
+rec cases on users (one case per user).
 
-* **Interval** (``bootstrap_means``): the two-way ("pigeonhole", Owen 2007) bootstrap for crossed
-  factors. Each replicate draws the seeds with replacement and, independently, the cases with
-  replacement, and averages the hits of every (drawn seed, drawn case) pair. One case draw serves every
-  seed because a case's difficulty is shared by all seeds; drawing cases anew inside each seed would
-  treat them as nested and understate the case variance. The spread carries the training noise (seed
-  to seed) and the test sampling (case to case). With one seed it *is* the case bootstrap of
-  ``metrics.bootstrap_ci`` (same draws, same numbers), and the tables say "1 seed".
-* **Paired test** (``paired_test``): the same bootstrap on the per-(case, seed) differences of two
-  schemes, drawn with the same indices for both, so the pairing is kept at both levels. p is the
-  two-sided percentile-bootstrap p (twice the share of replicates on the far side of 0, +1 corrected):
-  it rejects at alpha exactly when the (1 - alpha) interval excludes 0, so the table cannot disagree
-  with itself. Chosen over a sign-flip test over cases because that one holds the three trained models
-  fixed; this one lets them vary, which is the question ("does the scheme, not this training run, do
-  better"). Its resolution is 2 / (n_boot + 1).
-* **Families** (``family_tests``): Holm-Bonferroni inside each family (all pairs of joint schemes per
-  task; the comparisons README's findings F1-F4 rest on).
-* **Power** (``minimum_detectable_difference``, ``power_statement``): the smallest difference a paired
-  comparison detects with 80% power at the design's standard error.
+**Variance model** (``variance_parts``). The mean over seeds and cases has two sources of error, estimated
+from two margins of the table and added:
 
-Limit: three seeds estimate the seed variance from three values (and the bootstrap's plug-in shrinks
-it by 2/3), so intervals are approximate; the paper averaged five.
+* seeds: ``s2_seed / S``, from the S per-seed means (of the scheme, or of the paired difference), with
+  S - 1 degrees of freedom. Every seed scores the same cases, so the case sampling is common to all seed
+  means and cancels in their spread: this term holds training noise only, and a t with S - 1 df keeps
+  three seeds honest (t_2 = 4.30, not 1.96).
+* cases: ``SE2_cases`` of the seed-averaged per-case values, clustered by the case's target item for
+  search (the cluster-robust "sandwich" variance, Liang and Zeger 1986, the analytic counterpart of
+  resampling items rather than cases) with G - 1 df for G items; for rec every case is its own cluster.
+  Seed-averaging removes the seed effect from this term.
+* The two are combined with Welch-Satterthwaite degrees of freedom (Satterthwaite 1946) into a t
+  interval and an analytic two-sided p, which has no resampling floor.
+
+Double counting: the seed-by-case interaction (a case that one seed finds and another misses) enters both
+margins, as sigma2_e / (n S) each, where it belongs once. It is subtracted once, with the residual mean
+square MS_e of the two-way table (the crossed random-effects ANOVA estimate of Var(mean) =
+(MS_seed + MS_case - MS_e) / (n S), with the case term item-clustered), and the Satterthwaite df counts
+that third term too. Without the subtraction an interval over three seeds is about twice too wide when
+the seeds disagree case by case; the coverage test in tests/test_statistics.py measures the result.
+
+* **Families** (``family_tests``): Holm-Bonferroni (Holm 1979) inside each family.
+* **Detectable difference** (``minimum_detectable_difference``): (t_{df, 1 - a/2} + t_{df, power}) x SE at
+  the Satterthwaite df, with a = alpha / m for a family of m comparisons (Holm's first, strictest step:
+  conservative for the later steps).
 """
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.metrics import K, per_case_recall
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.variance import _t_quantile, _t_two_sided_p, interval, variance_parts
 
-N_BOOT = 2000
-LEVEL = 0.95
+EVAL = EvaluationConfig()
+LEVEL = EVAL.level
 # The joint constructions (Table A's rows that serve both tasks from one ID set or one ID pair), RQ-KMeans.
 JOINT = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
 HIT_COLUMNS = ["embedding", "quantizer", "task", "protocol", "decoding", "seed", "case_id", "query_id", "target",
                "hit", "list_length"]
 _KM = "rq_kmeans"
-# (finding, task, a, b): the comparisons README's findings rest on, each once (rec: protocol "all").
-FINDING_COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
-    *(("F1", "search", "search/rq_kmeans", f"{e}/rq_kmeans") for e in ("content", "rec")),
-    *(("F1", "rec", "rec/rq_kmeans", f"{e}/rq_kmeans") for e in ("content", "search")),
-    *(("F2", t, "multitask/rq_kmeans", f"{e}/rq_kmeans") for t in ("search", "rec")
-      for e in ("separate", "prefix_share", "fused_concat", "fused_svd")),
-    *(("F3, F4" if q == "rq_vae_fixed" else "F3", t, "multitask/rq_kmeans", f"multitask/{q}")
-      for t in ("search", "rec") for q in ("rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")),
-    *(("F4", t, "multitask/rq_vae_fixed", "multitask/rq_vae") for t in ("search", "rec")),
-)
 
 
 def label(embedding: str, quantizer: str) -> str:
@@ -64,65 +58,24 @@ def label(embedding: str, quantizer: str) -> str:
     return f"{embedding}/{quantizer}"
 
 
-# ----------------------------------------------------------------------------- arrays
-
-def _counts(draws: np.ndarray, n: int) -> np.ndarray:
-    """How often each of ``n`` indices appears in each row of ``draws`` (rows x n)."""
-    rows = draws.shape[0]
-    flat = (draws + n * np.arange(rows)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
-
-
-def bootstrap_means(hits: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """Two-way bootstrap replicates of the mean of ``hits`` (..., n_seeds, n_cases): shape (..., n_boot).
-
-    Leading axes (schemes) share the draws, so differences between them are paired. The case draws are
-    those of ``metrics.bootstrap_ci`` with the same ``seed``, the seed draws a separate seeded stream.
-    """
-    hits = np.asarray(hits, dtype=float)
-    if hits.ndim < 2 or hits.shape[-1] == 0 or hits.shape[-2] == 0:
-        raise StudyInputError(f"bootstrap_means needs hits shaped (..., seeds, cases) with at least one of each, "
-                              f"got {hits.shape}.")
-    n_seeds, n_cases = hits.shape[-2:]
-    case_counts = _counts(rng(seed, "bootstrap").integers(0, n_cases, size=(n_boot, n_cases)), n_cases)
-    per_seed = hits @ case_counts.T / n_cases  # (..., seeds, n_boot)
-    if n_seeds == 1:
-        return per_seed[..., 0, :]
-    seed_counts = _counts(rng(seed, "bootstrap", "seeds").integers(0, n_seeds, size=(n_boot, n_seeds)), n_seeds)
-    return np.einsum("...sb,bs->...b", per_seed, seed_counts) / n_seeds
-
-
-def interval(hits: np.ndarray, *, level: float = LEVEL, n_boot: int = N_BOOT,
-             seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean over seeds and cases with its two-way percentile-bootstrap interval."""
-    means = bootstrap_means(hits, n_boot=n_boot, seed=seed)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(np.mean(hits)), float(lo), float(hi)
-
-
-def paired_test(a: np.ndarray, b: np.ndarray, *, level: float = LEVEL, n_boot: int = N_BOOT,
-                seed: int = 0) -> dict[str, float]:
-    """Scheme a minus scheme b on the same (seed, case) grid: the mean difference, its interval, the
-    two-sided bootstrap p, the bootstrap standard error, Cohen's d_z (mean / sd of the case-level
-    differences averaged over seeds) and the design's size."""
+def paired_test(a: np.ndarray, b: np.ndarray, clusters: Sequence | None = None, *, weight: float = 1.0,
+                level: float = LEVEL) -> dict[str, float]:
+    """a - weight x b on the same (seed, case) grid (``weight`` 0.8 tests a >= 0.8 b): the mean difference,
+    its t interval, the analytic two-sided p (no floor), its SE and df, Cohen's d_z (mean over the sd of the
+    seed-averaged case differences) and the design's size."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
         raise StudyInputError(f"paired_test needs two (seeds, cases) arrays of one shape, got {a.shape} and {b.shape}.")
-    diff = a - b
-    boot = bootstrap_means(diff, n_boot=n_boot, seed=seed)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2])
-    tail = min(int((boot <= 0).sum()), int((boot >= 0).sum()))
-    by_case = diff.mean(axis=0)
-    sd = float(by_case.std(ddof=1)) if len(by_case) > 1 else 0.0
-    mean = float(diff.mean())
-    return {"diff": mean, "ci_low": float(lo), "ci_high": float(hi),
-            "p_value": min(1.0, 2 * (tail + 1) / (n_boot + 1)), "se": float(boot.std(ddof=1)),
-            "cohens_d": mean / sd if sd > 0 else 0.0, "n_cases": a.shape[1], "n_seeds": a.shape[0],
-            "n_units": a.size}
+    v = variance_parts(a - weight * b, clusters)
+    mean, lo, hi = interval(a - weight * b, clusters, level=level)
+    p = _t_two_sided_p(mean / v["se"], v["df"]) if v["se"] > 0 else float(mean == 0)
+    return {"diff": mean, "ci_low": lo, "ci_high": hi, "p_value": p, "se": v["se"], "df": v["df"],
+            "cohens_d": mean / v["case_sd"] if v["case_sd"] > 0 else 0.0, "n_cases": v["n_cases"],
+            "n_seeds": v["n_seeds"], "n_items": v["n_items"], "n_units": a.size}
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values, in the input order (step-down, monotone, capped at 1)."""
+    """Holm-Bonferroni adjusted p-values (Holm 1979), in the input order (step-down, monotone, capped at 1)."""
     p = np.asarray(p_values, dtype=float)
     order = np.argsort(p, kind="stable")
     m = len(p)
@@ -132,15 +85,24 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def minimum_detectable_difference(sd: float, n_units: int, *, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true mean difference a two-sided paired test of level ``alpha`` detects with ``power``:
-    (z_{1-alpha/2} + z_{power}) * sd / sqrt(n), the normal approximation. With the bootstrap standard
-    error ``se`` of the mean difference, call it with ``sd=se`` and ``n_units=1``."""
+def minimum_detectable_difference(sd: float, n_units: int = 1, *, alpha: float = EVAL.alpha,
+                                  power: float = EVAL.power, df: float = float("inf")) -> float:
+    """Smallest true difference a two-sided test of level ``alpha`` detects with ``power``:
+    (t_{df, 1-alpha/2} + t_{df, power}) * sd / sqrt(n) (the normal quantiles when df is infinite). With a
+    comparison's standard error call it with ``sd=se``, ``n_units=1`` and its Satterthwaite df; for a family of
+    m comparisons pass ``alpha / m``."""
     if n_units < 1 or not 0 < alpha < 1 or not 0 < power < 1:
         raise StudyInputError(f"minimum_detectable_difference needs n_units >= 1 and alpha, power in (0, 1), "
                               f"got {n_units}, {alpha}, {power}.")
-    z = NormalDist()
-    return (z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * float(sd) / np.sqrt(n_units)
+    return (_t_quantile(1 - alpha / 2, df) + _t_quantile(power, df)) * float(sd) / np.sqrt(n_units)
+
+
+def case_clusters(hits: pd.DataFrame, cases: Sequence[str]) -> np.ndarray | None:
+    """The clusters of ``cases`` (one scheme and task's hit rows): the target item for search, where several
+    test queries share an item; None for rec, whose cases are distinct users."""
+    if hits.empty or hits["task"].iloc[0] != "search":
+        return None
+    return hits.drop_duplicates("case_id").set_index("case_id")["target"].reindex(list(cases)).to_numpy()
 
 
 # ----------------------------------------------------------------------------- frames
@@ -180,27 +142,47 @@ def hit_array(hits: pd.DataFrame, *, cases: Sequence[str] | None = None,
     return wide.to_numpy(), [int(s) for s in wide.index], [str(c) for c in wide.columns]
 
 
-def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, n_boot: int = N_BOOT,
-                     seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
-    """Recall@30 as the mean over seeds and cases with its two-way interval, one row per (scheme, task,
-    protocol, decoding, segment): ``recall_at_30``, ``ci_low``, ``ci_high``, ``n_cases``, ``n_seeds``,
-    ``interval`` ("seeds x cases", or "cases (1 seed)"). With ``head`` (item ids), rec rows also come per
-    segment (head, torso), as ``metrics.recall_rows``; ``report.scheme_table`` reads this frame."""
+def _segments(g: pd.DataFrame, cases: list[str], head: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Case masks of one scheme and task: "all", and for rec with ``head`` the head and torso targets."""
+    segments = {"all": np.ones(len(cases), dtype=bool)}
+    if head is not None and g["task"].iloc[0] == "rec":
+        target = g.drop_duplicates("case_id").set_index("case_id").target.reindex(cases).to_numpy()
+        in_head = np.isin(target, head)
+        segments.update(head=in_head, torso=~in_head)
+    return segments
+
+
+def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, level: float = LEVEL) -> pd.DataFrame:
+    """Recall@30 as the mean over seeds and cases with its interval (``interval``: seed and item-clustered
+    case terms), one row per (scheme, task, protocol, decoding, segment): ``recall_at_30``, ``ci_low``,
+    ``ci_high``, ``n_cases``, ``n_seeds``, ``interval`` ("seeds x cases", or "cases (1 seed)"). With ``head``
+    (item ids), rec rows also come per segment (head, torso); ``report.scheme_table`` reads this frame."""
     rows = []
     groups = ["embedding", "quantizer", "task", "protocol", "decoding"]
     for (emb, quant, task, protocol, decoding), g in hits.groupby(groups, sort=False):
         array, seeds, cases = hit_array(g)
-        segments = {"all": np.ones(len(cases), dtype=bool)}
-        if head is not None and task == "rec":
-            target = g.drop_duplicates("case_id").set_index("case_id").target.reindex(cases).to_numpy()
-            in_head = np.isin(target, head)
-            segments.update(head=in_head, torso=~in_head)
-        for segment, mask in segments.items():
-            r, lo, hi = interval(array[:, mask], n_boot=n_boot, seed=seed, level=level) if mask.any() else (np.nan,) * 3
+        clusters = case_clusters(g, cases)
+        for segment, mask in _segments(g, cases, head).items():
+            sub = None if clusters is None else clusters[mask]
+            r, lo, hi = interval(array[:, mask], sub, level=level) if mask.any() else (np.nan,) * 3
             rows.append({"embedding": emb, "quantizer": quant, "task": task, "protocol": protocol,
                          "decoding": decoding, "segment": segment, "recall_at_30": r, "ci_low": lo, "ci_high": hi,
                          "n_cases": int(mask.sum()), "n_seeds": len(seeds),
                          "interval": "seeds x cases" if len(seeds) > 1 else "cases (1 seed)"})
+    return pd.DataFrame(rows)
+
+
+def variance_table(hits: pd.DataFrame) -> pd.DataFrame:
+    """``results/variance.csv``: per (scheme, task, protocol, decoding) the seed SD (of the seed means), the case SD
+    (of the seed-averaged hits), the item-cluster design effect, the seed and case terms of the standard error,
+    the Satterthwaite df and the design's size, so the next run can choose between more seeds and more cases."""
+    rows = []
+    groups = ["embedding", "quantizer", "task", "protocol", "decoding"]
+    for (emb, quant, task, protocol, decoding), g in hits.groupby(groups, sort=False):
+        array, _, cases = hit_array(g)
+        v = variance_parts(array, case_clusters(g, cases))
+        rows.append({"embedding": emb, "quantizer": quant, "task": task, "protocol": protocol, "decoding": decoding,
+                     "recall_at_30": v.pop("mean"), **v})
     return pd.DataFrame(rows)
 
 
@@ -210,70 +192,93 @@ def joint_comparisons(task: str, joint: Iterable[str] = JOINT) -> list[tuple[str
     return [(f"joint schemes, {task}", task, a, b) for i, a in enumerate(names) for b in names[i + 1:]]
 
 
-def finding_comparisons() -> list[tuple[str, str, str, str]]:
-    """The comparisons of README's findings F1-F4 as (finding, task, a, b): one family for Holm."""
-    return list(FINDING_COMPARISONS)
+def _common_seeds(ha: pd.DataFrame, hb: pd.DataFrame) -> tuple[list[int], list[int]]:
+    """The seeds a and b are compared on: the shared seeds, or, when one side is a single run (a deterministic
+    baseline), that run repeated against every seed of the other."""
+    sa, sb = sorted(set(ha.seed)), sorted(set(hb.seed))
+    if len(sb) == 1 and len(sa) > 1:
+        return sa, sb * len(sa)
+    if len(sa) == 1 and len(sb) > 1:
+        return sa * len(sb), sb
+    both = sorted(set(sa) & set(sb))
+    return both, both
 
 
-def family_tests(hits: pd.DataFrame, comparisons: Sequence[tuple[str, str, str, str]], family: str, *,
-                 protocol: str = "all", decoding: str = "beam", n_boot: int = N_BOOT, seed: int = 0,
-                 alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
-    """Paired tests of ``comparisons`` ((label, task, a, b), a and b as ``embedding/quantizer``), Holm-adjusted
-    as one family. Each pair uses the seeds both schemes have; a pair with a scheme absent from ``hits`` is
-    left out (not counted in Holm's m). ``mde``: the difference detectable with ``power`` at ``alpha``."""
-    hits = hits[(hits.protocol == protocol) & (hits.decoding == decoding)]
+def paired_arrays(ha: pd.DataFrame, hb: pd.DataFrame, cases: Sequence[str] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(a, b, clusters): two schemes' seeds x cases hits on the same cases (optionally a subset) and seeds."""
+    seeds_a, seeds_b = _common_seeds(ha, hb)
+    shared = sorted(set(ha.case_id) & set(hb.case_id))
+    if not seeds_a or len(shared) != ha.case_id.nunique() or len(shared) != hb.case_id.nunique():
+        raise StudyInputError("Two schemes were not scored on the same test cases and seeds; rerun notebook 05 "
+                              "with one generator config.")
+    if cases is not None:
+        shared = [c for c in shared if c in set(cases)]
+    xa, _, _ = hit_array(ha, cases=shared, seeds=sorted(set(seeds_a)))
+    xb, _, _ = hit_array(hb, cases=shared, seeds=sorted(set(seeds_b)))
+    xa = xa[[sorted(set(seeds_a)).index(s) for s in seeds_a]]
+    xb = xb[[sorted(set(seeds_b)).index(s) for s in seeds_b]]
+    return xa, xb, case_clusters(ha, shared)
+
+
+def family_tests(hits: pd.DataFrame, comparisons: Sequence[tuple], family: str, *, protocol: str = "all",
+                 decoding: str = EVAL.decoding, cases: Sequence[str] | None = None, alpha: float = EVAL.alpha,
+                 power: float = EVAL.power, level: float = LEVEL) -> pd.DataFrame:
+    """Paired tests of ``comparisons`` ((label, task, a, b[, weight]); a and b as ``embedding/quantizer``; the
+    difference is a - weight x b), Holm-adjusted as one family of m; ``cases`` restricts every test to a subset
+    of cases. A pair with a scheme absent from ``hits`` is left out (not counted in m). ``detectable``: the
+    difference detected with ``power`` at alpha / m (Holm's strictest step) at the pair's Satterthwaite df."""
+    # baselines decode once, under their own name, and pair with the generators' lists of ``decoding``
+    hits = hits[(hits.protocol == protocol) & ((hits.decoding == decoding) | (hits.embedding == "baseline"))]
     by_scheme = {(label(e, q), t): g for (e, q, t), g in hits.groupby(["embedding", "quantizer", "task"], sort=False)}
     rows = []
-    for name, task, a, b in comparisons:
+    for name, task, a, b, *rest in comparisons:
         if (a, task) not in by_scheme or (b, task) not in by_scheme:
             continue
-        ha, hb = by_scheme[(a, task)], by_scheme[(b, task)]
-        seeds = sorted(set(ha.seed) & set(hb.seed))
-        cases = sorted(set(ha.case_id) & set(hb.case_id))
-        if not seeds or len(cases) != ha.case_id.nunique() or len(cases) != hb.case_id.nunique():
-            raise StudyInputError(f"{a} and {b} were not scored on the same {task} test cases and seeds; rerun "
-                                  "notebook 05 with one generator config.")
-        xa, _, _ = hit_array(ha, cases=cases, seeds=seeds)
-        xb, _, _ = hit_array(hb, cases=cases, seeds=seeds)
-        test = paired_test(xa, xb, n_boot=n_boot, seed=seed)
-        rows.append({"family": family, "label": name, "task": task, "a": a, "b": b, "recall_a": float(xa.mean()),
-                     "recall_b": float(xb.mean()), **test,
-                     "mde": minimum_detectable_difference(test["se"], 1, alpha=alpha, power=power)})
+        weight = float(rest[0]) if rest else 1.0
+        xa, xb, clusters = paired_arrays(by_scheme[(a, task)], by_scheme[(b, task)], cases)
+        test = paired_test(xa, xb, clusters, weight=weight, level=level)
+        rows.append({"family": family, "label": name, "task": task, "a": a, "b": b, "weight": weight,
+                     "recall_a": float(xa.mean()), "recall_b": float(xb.mean()), **test})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
+    m = len(out)
     out.insert(out.columns.get_loc("p_value") + 1, "p_holm", holm(out.p_value))
     out.insert(out.columns.get_loc("p_holm") + 1, "significant", out.p_holm < alpha)
+    out["m"] = m
+    out["detectable"] = [minimum_detectable_difference(se, 1, alpha=alpha / m, power=power, df=df)
+                         for se, df in zip(out.se, out.df)]
     return out
 
 
-def power_statement(tests: pd.DataFrame, *, alpha: float = 0.05, power: float = 0.8) -> tuple[str, dict[str, float]]:
-    """A sentence for the README: per task, the difference in Recall@30 (points, x 100) that a paired
-    comparison of this design detects with ``power`` at ``alpha``, and at Holm's strictest step (alpha / m,
-    m = the tests in that task's families), from the median bootstrap standard error of ``tests``
-    (``family_tests`` rows)."""
+def power_statement(tests: pd.DataFrame, *, alpha: float = EVAL.alpha, power: float = EVAL.power
+                    ) -> tuple[str, dict[str, float]]:
+    """A sentence for the README: per task, the difference in Recall@30 (points, x 100) that a paired comparison
+    of this design detects with ``power`` at ``alpha`` and at Holm's strictest step (alpha / m, m = the tests in
+    that task's families), from the median standard error and df of ``tests`` (``family_tests`` rows)."""
     if tests.empty:
         raise StudyInputError("power_statement needs at least one paired test; run family_tests first.")
     numbers, parts = {}, []
     for task, g in tests.groupby("task", sort=False):
         m = int(tests.family.isin(set(g.family)).sum())
-        se = float(g.se.median())
-        loose = minimum_detectable_difference(se, 1, alpha=alpha, power=power)
-        strict = minimum_detectable_difference(se, 1, alpha=alpha / m, power=power)
+        se, df = float(g.se.median()), float(g.df.median())
+        loose = minimum_detectable_difference(se, 1, alpha=alpha, power=power, df=df)
+        strict = minimum_detectable_difference(se, 1, alpha=alpha / m, power=power, df=df)
         numbers.update({f"mde_{task}": float(loose), f"mde_{task}_holm_strictest": float(strict)})
         seeds = int(g.n_seeds.min())
         parts.append(f"{task} ({int(g.n_cases.iloc[0])} cases x {seeds} seed{'s' if seeds > 1 else ''}): "
                      f"{100 * loose:.1f} points ({100 * strict:.1f} at Holm's strictest alpha {alpha:g}/{m})")
     text = ("Differences in Recall@30 under " + "; ".join(parts) + f" cannot be detected with {power:.0%} power "
-            f"by a two-sided paired test at alpha {alpha:g} (normal approximation, median bootstrap standard "
-            "error of the pairs).")
+            f"by a two-sided paired t test at alpha {alpha:g} (median standard error and Satterthwaite df of the "
+            "pairs, seed and item-clustered case terms).")
     return text, numbers
 
 
 def search_subsets(hits: pd.DataFrame, queries: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """(case_id -> subset labels, note): every search case is in "all" and "kind: <kind>", and in
-    "known item" when exactly one item matches its query (``n_matching == 1``). Without an ``n_matching``
-    column the known-item subset is skipped and the note says so."""
+    "known item" when no other item may match its query (``n_matching_max == 1``). Without an
+    ``n_matching_max`` column the known-item subset is skipped and the note says so."""
     cases = hits[hits.task == "search"].drop_duplicates("case_id")[["case_id", "query_id"]]
     if cases.query_id.isna().any():
         raise StudyInputError("Some search predictions have no query_id; rerun notebook 05 to save it.")
@@ -283,30 +288,51 @@ def search_subsets(hits: pd.DataFrame, queries: pd.DataFrame) -> tuple[pd.DataFr
     rows = [(c, "all") for c in cases.case_id]
     rows += [(c, f"kind: {k}") for c, k in zip(cases.case_id, kinds) if isinstance(k, str)]
     note = ""
-    if "n_matching" in meta:
-        known = meta["n_matching"].reindex(cases.query_id).to_numpy() == 1
+    if "n_matching_max" in meta:
+        known = meta["n_matching_max"].reindex(cases.query_id).eq(1).fillna(False).to_numpy(bool)
         rows += [(c, "known item") for c, hit in zip(cases.case_id, known) if hit]
     else:
-        note = "Known-item subset skipped: the queries have no n_matching column (rerun notebook 01)."
+        note = "Known-item subset skipped: the queries have no n_matching_max column (rerun notebook 01)."
     return pd.DataFrame(rows, columns=["case_id", "subset"]), note
 
 
-def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0,
-                 level: float = LEVEL) -> pd.DataFrame:
-    """Recall@30 with its two-way interval per (scheme, subset) of one task, protocol and decoding per
-    scheme (baselines are one "seed"); ``subsets`` maps case_id to subset labels (``search_subsets``)."""
+def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
+    """Recall@30 (or any per-case value in ``hit``) with its interval per (scheme, subset) of one task, protocol
+    and decoding per scheme (baselines are one "seed"); ``subsets`` maps case_id to subset labels
+    (``search_subsets``)."""
     rows = []
     for (emb, quant), g in hits.groupby(["embedding", "quantizer"], sort=False):
         array, seeds, cases = hit_array(g)
+        clusters = case_clusters(g, cases)
         position = pd.Series(np.arange(len(cases)), index=cases)
         for subset, members in subsets.groupby("subset", sort=False).case_id:
             cols = np.sort(position.reindex(members).dropna().astype(int).to_numpy())  # hit_array order
             if not len(cols):
                 continue
-            r, lo, hi = interval(array[:, cols], n_boot=n_boot, seed=seed, level=level)
+            r, lo, hi = interval(array[:, cols], None if clusters is None else clusters[cols], level=level)
             rows.append({"embedding": emb, "quantizer": quant, "subset": subset, "recall_at_30": r, "ci_low": lo,
                          "ci_high": hi, "n_cases": len(cols), "n_seeds": len(seeds)})
     return pd.DataFrame(rows)
+
+
+def set_relevance_hits(predictions: pd.DataFrame, matching: pd.Series, *, embedding: str, quantizer: str,
+                       k: int = K) -> pd.DataFrame:
+    """``hit_rows``-shaped rows of the broad search cases (more than one matching item) whose ``hit`` is the
+    set-relevance recall |top-k & matching| / min(k, |matching|) (``metrics.set_relevance_recall``);
+    ``matching`` is ``queries.matching.matching_item_sets``."""
+    from jointsid_utils.metrics import set_relevance_recall
+
+    f = predictions[predictions.task == "search"].copy()
+    for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
+        if col not in f:
+            f[col] = default
+    sets = matching.reindex(f["query_id"].astype("int64").to_numpy()).to_numpy()
+    broad = np.array([s is not None and not (isinstance(s, float)) and len(s) > 1 for s in sets])
+    f, sets = f[broad], sets[broad]
+    lengths = [len(set(list(r)[:k])) for r in f["ranked"]]
+    out = f.assign(hit=set_relevance_recall(f["ranked"], sets, k), list_length=lengths, embedding=embedding,
+                   quantizer=quantizer)
+    return out.reindex(columns=HIT_COLUMNS).reset_index(drop=True)
 
 
 def beyond_comparisons(candidates: Iterable[str], incumbent: str = "multitask/rq_kmeans"
@@ -315,18 +341,15 @@ def beyond_comparisons(candidates: Iterable[str], incumbent: str = "multitask/rq
     return [("beyond the paper", task, c, incumbent) for c in candidates for task in ("search", "rec")]
 
 
-def study_pair_tests(hits: pd.DataFrame, *, seed: int = 0, candidates: Sequence[str] = ()) -> dict[str, Any]:
-    """Notebook 06's families: every pair of joint schemes per task (Holm within each task), the comparisons
-    behind findings F1-F4 (one Holm family) and, with ``candidates`` (``embedding/quantizer`` labels), each
-    construction beyond the paper against multitask x RQ-KMeans (one Holm family); the power statement is
-    that of the joint pairs."""
-    joint = pd.concat([family_tests(hits, joint_comparisons(task), f"joint schemes, {task}", seed=seed)
+def study_pair_tests(hits: pd.DataFrame, *, candidates: Sequence[str] = ()) -> dict[str, Any]:
+    """Notebook 06's descriptive families: every pair of joint schemes per task (Holm within each task) and, with
+    ``candidates`` (``embedding/quantizer`` labels), each construction beyond the paper against multitask x
+    RQ-KMeans (one Holm family); the power statement is that of the joint pairs. The findings' families are
+    ``evaluation.verdicts``'."""
+    joint = pd.concat([family_tests(hits, joint_comparisons(task), f"joint schemes, {task}")
                        for task in ("search", "rec")], ignore_index=True)
-    found = family_tests(hits, finding_comparisons(), "findings F1-F4", seed=seed)
-    beyond = (family_tests(hits, beyond_comparisons(candidates), "beyond the paper", seed=seed) if candidates
-              else pd.DataFrame())
+    beyond = family_tests(hits, beyond_comparisons(candidates), "beyond the paper") if candidates else pd.DataFrame()
     text, power = power_statement(joint) if len(joint) else ("no joint pairs trained.", {})
     counts = {"significant_joint_pairs": int(joint.significant.sum()) if len(joint) else 0,
-              "significant_finding_pairs": int(found.significant.sum()) if len(found) else 0}
-    counts["significant_beyond_pairs"] = int(beyond.significant.sum()) if len(beyond) else 0
-    return {"joint": joint, "findings": found, "beyond": beyond, "power_text": text, "power": {**power, **counts}}
+              "significant_beyond_pairs": int(beyond.significant.sum()) if len(beyond) else 0}
+    return {"joint": joint, "beyond": beyond, "power_text": text, "power": {**power, **counts}}

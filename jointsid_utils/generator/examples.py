@@ -1,6 +1,7 @@
 """The generator's examples (STUDY.md §2.5): prompts and target items per split, and their torch datasets.
 
-* search = (train query -> item ID); a few train queries are held out for validation.
+* search = (train query -> item ID), every train query; validation = the validation queries (at most
+  ``val_queries``, drawn by the study seed: the same cases for every scheme and training seed).
 * rec = sliding windows over each user's *train* history (K items -> the next one), the last
   ``rec_windows_per_user`` windows per user; validation = every user's validation item.
 * test: the sampled test queries, and every user's first test item with all earlier items as history.
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 
 from jointsid_utils.config import GeneratorConfig, StudyConfig
-from jointsid_utils.data.split import selection_view
+from jointsid_utils.data.split import selection_view, validation_queries
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.item_positions import ItemGrouping, tokenize_prompts
 from jointsid_utils.generator.tokenization import IdScheme, make_id_scheme, rec_prompt, search_prompt
@@ -39,18 +40,18 @@ class Examples:
 
 
 def build_examples(scheme: IdScheme, interactions: pd.DataFrame, queries: pd.DataFrame, *, history_k: int,
-                   rec_windows_per_user: int, val_queries: int, search_eval_cases: int | None,
+                   rec_windows_per_user: int, val_queries: int | None, search_eval_cases: int | None,
                    seed: int, items: pd.DataFrame | None = None, item_text_examples: int = 0,
                    case_seed: int = 0) -> Examples:
     """Train, validation and test examples for both tasks (see the module docstring).
 
-    ``seed`` (the training seed) picks the held-out validation queries and the shuffle; ``case_seed`` (the
-    study seed) picks the test-query subsample, so every scheme and training seed is scored on the same
-    cases and paired tests apply.
+    ``seed`` (the training seed) picks the shuffle only; ``case_seed`` (the study seed) picks the validation
+    and test query subsamples, so every scheme and training seed chooses and is scored on the same cases
+    and paired tests apply.
     """
     check_frames(interactions, queries, scheme.n_items)
     view = selection_view(interactions, queries)  # what training and checkpoint choice may read: no test rows
-    search_train, search_val = _search_examples(view.queries, val_queries, seed)
+    search_train, search_val = _search_examples(view.queries, val_queries, case_seed)
     if item_text_examples and items is not None:
         search_train = pd.concat([search_train, _item_text_examples(items, item_text_examples)], ignore_index=True)
     rec_train, rec_val = _rec_train_validation(scheme, view.interactions, history_k, rec_windows_per_user)
@@ -108,15 +109,14 @@ def _search_frame(queries: pd.Series, targets: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"task": "search", "prompt": [search_prompt(q) for q in queries], "target": targets})
 
 
-def _search_examples(queries: pd.DataFrame, val_queries: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train queries as (train, validation) search examples; at most a tenth is held out."""
-    q_train = queries[queries["split"] == "train"]
-    held = rng(seed, "generator", "val_queries").permutation(len(q_train))[: min(val_queries, len(q_train) // 10)]
-    is_held = np.zeros(len(q_train), dtype=bool)
-    is_held[held] = True
-    targets = q_train["item_id"].to_numpy()
-    return (_search_frame(q_train["query"][~is_held], targets[~is_held]),
-            _search_frame(q_train["query"][is_held], targets[is_held]))
+def _search_examples(queries: pd.DataFrame, val_queries: int | None,
+                     case_seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every train query as a train example, and the shared validation queries (``validation_queries``) as
+    validation examples: one set for every scheme, training seed and stage, never a train query."""
+    q_train = queries[(queries["split"] == "train").to_numpy()]
+    q_val = validation_queries(queries, val_queries, case_seed)
+    return (_search_frame(q_train["query"], q_train["item_id"].to_numpy()),
+            _search_frame(q_val["query"], q_val["item_id"].to_numpy()))
 
 
 def _item_text_examples(items: pd.DataFrame, copies: int) -> pd.DataFrame:

@@ -31,8 +31,9 @@ from jointsid_utils.reproducibility import seed_everything
 # Settings left out of the job key. ``decoding`` and ``decode_batch_size`` change only how the saved model
 # is decoded, so a job that differs in them reuses the model (notebook 06 decodes one model both ways;
 # the marker's file name carries the decoding). ``seeds`` lists the jobs to run; each job's own seed is
-# in the key.
-NOT_IN_KEY = ("decoding", "decode_batch_size", "seeds")
+# in the key. ``workers`` only sets how many jobs run side by side: every CPU job runs one torch thread
+# whatever their number (``workers.plan_workers``), so it moves no number.
+NOT_IN_KEY = ("decoding", "decode_batch_size", "seeds", "workers")
 ITEM_COLUMNS = ("item_id", "title", "year", "text")  # what the tokenizer corpus and item-text examples read
 INTERACTION_COLUMNS = ("user_id", "item_id", "split")
 QUERY_COLUMNS = ("query_id", "item_id", "query", "split")

@@ -8,9 +8,9 @@ process scores it with ``metrics.score_and_save`` (``results/recall_at_30.csv`` 
 (``__diverse`` appended for the paper's decoding) holding its ``job.job_key``, the same key the model
 directory is checked against; a rerun with the same key skips the job without loading the model.
 
-Parallelism: docs/FEASIBILITY.md measured two 1-thread processes side by side at ~1.4x the throughput of one
-2-thread process on a 2-core machine, so ``workers`` jobs run in spawned processes, one torch thread
-each, with ``OMP_WAIT_POLICY=PASSIVE`` (busy-waiting OpenMP threads make a step 17x slower).
+Parallelism: ``workers`` jobs run in spawned processes (``workers.plan_workers``: one per free core on a CPU,
+one on a GPU), one torch thread each on a CPU, with ``OMP_WAIT_POLICY=PASSIVE`` (busy-waiting OpenMP
+threads slow a step many times over); the measurements behind this are in docs/DECISIONS.md ("Workers").
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.job import data_hash, job_key
 from jointsid_utils.generator.tokenization import make_id_scheme
+from jointsid_utils.workers import machine_cores, plan_workers
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme
@@ -37,26 +38,17 @@ SUMMARY_FIELDS = ("train_seconds", "decode_seconds", "job_seconds", "examples", 
                   "best_checkpoint", "resumed")
 
 
-def auto_workers(sample_s: float = 1.0) -> int:
-    """Generator jobs side by side when ``generator.workers`` is 0: 1 on a GPU, else 2 only while at
-    least half the cores are idle.
-
-    A GPU job already fills its device; a second one would time-share it with its own CUDA context and one
-    CPU thread. On CPU, two workers pay only on an idle machine: on a 2-core VM with one other busy
-    process, two default jobs took 95 s with two workers against 78-89 s with one (docs/FEASIBILITY.md's 1.4x
-    gain is on an idle machine). Idleness is sampled now, over ``sample_s`` seconds, not read from the
-    load average, which still counts the study's previous notebook for a minute after it ends.
-    """
+def auto_workers(sample_s: float = 1.0, jobs: int | None = None) -> int:
+    """Generator jobs side by side when ``generator.workers`` is 0: ``workers.plan_workers`` on this machine,
+    so 1 on a GPU, else one per core not busy now (one thread each). Idleness is sampled now, over
+    ``sample_s`` seconds, not read from the load average, which still counts the study's previous notebook
+    for a minute after it ends. Why: docs/DECISIONS.md ("Workers")."""
     import psutil
     import torch
 
-    if torch.cuda.is_available():
-        return 1
-    cores = os.cpu_count() or 1
-    if cores < 2:
-        return 1
-    busy_cores = psutil.cpu_percent(interval=sample_s) / 100 * cores
-    return 2 if busy_cores < 0.5 * cores else 1
+    gpu, cores = torch.cuda.is_available(), machine_cores()
+    busy_cores = 0.0 if gpu or cores < 2 else psutil.cpu_percent(interval=sample_s) / 100 * cores
+    return plan_workers(cores, gpu, jobs, busy_cores=busy_cores).workers
 
 
 def resolve_workers(cfg: StudyConfig, workers: int | None = None) -> int:
@@ -67,10 +59,18 @@ def resolve_workers(cfg: StudyConfig, workers: int | None = None) -> int:
     return int(workers)
 
 
+def job_threads(workers: int) -> int | None:
+    """Torch threads of each job: 1 on a CPU whatever the worker count (so numbers do not depend on it),
+    torch's default on a GPU (``workers.plan_workers``)."""
+    import torch
+
+    return plan_workers(machine_cores(), torch.cuda.is_available(), fixed=workers).threads
+
+
 def study_schemes(include_content_quantizers: bool = False, include_joint_ids: bool = False) -> list[Scheme]:
     """STUDY.md §5: Table A (RQ-KMeans) and Table B on multitask: 12 schemes; content's Table B and the joint
-    constructions beyond the paper (``ids.joint``, notebook 07) on request (``scope_schemes``)."""
-    from jointsid_utils.ids.joint import JOINT_SCHEMES
+    constructions beyond the paper (``jointsid_utils.joint``, notebook 07) on request (``scope_schemes``)."""
+    from jointsid_utils.joint.constructions import JOINT_SCHEMES
     from jointsid_utils.ids.schemes import TABLE_A, TABLE_B_QUANTIZERS
 
     out = [(e, "rq_kmeans") for e in TABLE_A] + [("multitask", q) for q in TABLE_B_QUANTIZERS]
@@ -90,7 +90,7 @@ def prepare_scheme_ids(cfg: StudyConfig, schemes: list[Scheme]) -> dict[Scheme, 
     """Every scheme's codes: notebook 03's cached IDs, and the joint constructions built (or reloaded) here
     from notebook 02's cached embeddings, since notebook 05 runs before notebook 07 shows them."""
     from jointsid_utils.embeddings.registry import load_embedding
-    from jointsid_utils.ids.joint import JOINT_CONSTRUCTIONS, JOINT_INPUTS, prepare_joint_ids
+    from jointsid_utils.joint.constructions import JOINT_CONSTRUCTIONS, JOINT_INPUTS, prepare_joint_ids
     from jointsid_utils.ids.schemes import load_ids
 
     joint = [e for e, _ in schemes if e in JOINT_CONSTRUCTIONS]
@@ -146,15 +146,16 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     ``resolve_workers``; every other setting is ``cfg.generator``'s. Data frames default to the cached
     stage outputs (notebook 01); IDs come from ``ids.schemes.load_ids`` (notebooks 03, 04). Finished jobs
     are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything. Jobs of the
-    ``validate`` schemes (default: the joint constructions of ``ids.joint`` among ``schemes``, and with them the
-    scheme they must beat) also score the validation cases, into their marker's ``validation``;
+    ``validate`` schemes (default: the joint constructions of ``jointsid_utils.joint`` among ``schemes``, and
+    with them the scheme they must beat) also score the validation cases, into their marker's ``validation``;
     ``validation_table`` collects them. A finished job that lacks them reloads its model and decodes them.
     """
     from tqdm.auto import tqdm
 
     from jointsid_utils.metrics import score_and_save
 
-    if distributed.world_size() > 1:  # torchrun: every process runs each job together, in this process
+    torchrun = distributed.world_size() > 1
+    if torchrun:  # every process runs each job together, in this process
         distributed.init()
         workers = 1
     workers = resolve_workers(cfg, workers)
@@ -165,13 +166,13 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
     if validate is None:  # the incumbent's validation numbers only matter beside a joint construction's
-        from jointsid_utils.ids.joint import INCUMBENT, JOINT_SCHEMES
+        from jointsid_utils.joint.constructions import INCUMBENT, JOINT_SCHEMES
 
         joint = [s for s in schemes if s in JOINT_SCHEMES]
         validate = (*joint, INCUMBENT) if joint else ()
     validate = {tuple(s) for s in validate}
     rows, jobs = _plan_jobs(cfg, schemes, seeds, items, interactions, queries, retrain=retrain,
-                            threads=1 if workers > 1 else None, validate=validate)
+                            threads=None if torchrun else job_threads(workers), validate=validate)
     bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run",
                disable=not progress or not distributed.is_main())
 
@@ -219,8 +220,8 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
             jobs.append({"scheme": s, "seed": int(seed), "codes": codes[s], "items": items,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "retrain": retrain,
                          "threads": threads, "key": key, "marker": marker, "validate": s in validate})
-    # The jobs that also decode validation cases are the longest (+40 s on default): first, so the pool's
-    # last minutes hold short jobs and one worker idles less at the end (sorted() keeps the order otherwise).
+    # The jobs that also decode validation cases are the longest: first, so the pool's last minutes hold
+    # short jobs and one worker idles less at the end (sorted() keeps the order otherwise).
     return cached, sorted(jobs, key=lambda job: not job["validate"])
 
 
@@ -249,9 +250,15 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int, finish: Callable[..., No
     from multiprocessing import get_context
 
     if workers <= 1:
-        for job in jobs:
-            bar.set_postfix_str(f"{scheme_name(job['scheme'])} seed {job['seed']}")
-            finish(job, *_run_job(job))
+        import torch
+
+        kernel_threads = torch.get_num_threads()
+        try:
+            for job in jobs:
+                bar.set_postfix_str(f"{scheme_name(job['scheme'])} seed {job['seed']}")
+                finish(job, *_run_job(job))
+        finally:
+            torch.set_num_threads(kernel_threads)  # inline jobs ran with their plan's threads; the kernel keeps its own
     elif jobs:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spawned workers inherit the environment
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:

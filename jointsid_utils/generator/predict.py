@@ -43,7 +43,7 @@ def predict(model, tokenizer, scheme: IdScheme, examples: Examples, gcfg: Genera
 
 
 def predict_validation(model, tokenizer, scheme: IdScheme, examples: Examples, gcfg: GeneratorConfig) -> pd.DataFrame:
-    """Ranked lists for the **validation** cases (held-out train queries, each user's validation item;
+    """Ranked lists for the **validation** cases (the validation queries, each user's validation item;
     protocol "all"): what every setting is chosen on, so choosing never reads the test split."""
     frames = []
     for task in ("search", "rec"):

@@ -32,7 +32,7 @@ from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.tokenization import IdScheme, check_tokenizer, item_token_ids
 
 TASK_BATCHING = ("mixed", "per_task")
-# Whether the trainer draws its bars and prints its log dicts. A job in a spawned worker writes straight to the
+# Whether the trainer draws its bars. A job in a spawned worker writes straight to the
 # terminal's file descriptors, past the notebook and the runner's relay, so two workers' bars interleave
 # there; ``orchestration.worker_init`` turns this off and the notebook's bar of jobs shows the progress.
 SHOW_TRAINER_PROGRESS = True
@@ -178,10 +178,9 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
     trainer = Trainer(model=model, args=training_arguments(gcfg, out_dir, seed), train_dataset=train_ds,
                       eval_dataset=val_ds, processing_class=tokenizer,
                       data_collator=PromptCollator(tokenizer.pad_token_id))
-    if not SHOW_TRAINER_PROGRESS:
-        from transformers.trainer_callback import PrinterCallback
+    from jointsid_utils.trainer_lines import progress_lines
 
-        trainer.remove_callback(PrinterCallback)  # added when the bars are off; it would print every log dict
+    progress_lines(trainer, "generator")  # bars (if shown) and one line per evaluation, no raw log dicts
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
     started = time.time()
     result = trainer.train(resume_from_checkpoint=checkpoint)

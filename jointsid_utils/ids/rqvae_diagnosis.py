@@ -15,8 +15,8 @@ One run = one (embedding, configuration, seed): it fits ``RQVAE``, encodes every
 Each run is one JSON under ``runs/<profile>/rqvae_diagnosis/<embedding>/``, keyed by the resolved
 config, the seed and the input's sha256, written atomically: a rerun loads, a killed run resumes.
 ``run_grid`` can fan out over processes (one torch thread each). ``plan`` reads the grid from the
-profile's ``diagnosis`` section; ``rqvae_tables`` and ``rqvae_plots`` turn the records into tables and
-figures.
+profile's ``diagnosis`` section (its worker count from ``workers.plan_workers``); ``rqvae_tables`` and
+``rqvae_plots`` turn the records into tables and figures.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.workers import machine_cores, plan_workers
 
 FORMAT = 1  # bump when a run's record changes, so cached runs recompute
 
@@ -79,7 +80,10 @@ def plan(cfg: StudyConfig) -> dict[str, Any]:
     full = tuple(name for name in CONFIGS if name not in d.skipped_configs)
     configs = {e: full if e in d.full_grid_embeddings else d.core_configs for e in d.embeddings}
     base = {**quantizer_kwargs(cfg, "rq_vae"), "steps": d.steps, "log_every": max(1, d.steps // 40)}
-    return {"steps": d.steps, "seeds": d.seeds, "workers": d.workers, "configs": configs, "base": base}
+    runs = sum(len(names) for names in configs.values()) * len(d.seeds)
+    # the fits run on the CPU (one torch thread each) even beside a GPU; diagnosis.workers > 0 wins
+    workers = plan_workers(machine_cores(), gpu=False, jobs=runs, fixed=d.workers).workers
+    return {"steps": d.steps, "seeds": d.seeds, "workers": workers, "configs": configs, "base": base}
 
 
 def resolve_config(name: str, base: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,10 +197,16 @@ def run_grid(vectors: Mapping[str, np.ndarray], base: Mapping[str, Any], cache_d
     records: list[dict[str, Any]] = []
     bar = tqdm(total=len(tasks), desc="RQ-VAE diagnosis", unit="run", disable=not progress)
     if workers <= 1:
-        for t in tasks:
-            bar.set_postfix_str(f"{t[1]}/{t[2]}/s{t[4]}")
-            records.append(_worker(t))
-            bar.update()
+        import torch
+
+        kernel_threads = torch.get_num_threads()
+        try:
+            for t in tasks:
+                bar.set_postfix_str(f"{t[1]}/{t[2]}/s{t[4]}")
+                records.append(_worker(t))
+                bar.update()
+        finally:
+            torch.set_num_threads(kernel_threads)  # each run had one thread; the kernel keeps its own
     else:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:

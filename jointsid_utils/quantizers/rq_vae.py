@@ -17,13 +17,9 @@ fixed subset of up to ``log_max_items`` training items, eval mode), the batch's 
 per-level commitment losses, and the number of distinct full IDs.
 ``reconstruction_mse`` is measured in the normalised input space.
 
-Measured collapse (synthetic: 256 Gaussian centres in 768-d, rows l2-normalised, 10k items,
-2 x 256, 300 steps; codes used L1 / L2, distinct IDs): paper-like defaults 1 / 225, 225 IDs
-(level 1 dead from step 100 on; the rotation trick off changes nothing); ``kmeans_init`` +
-``threshold_ema_dead_code=2`` 254 / 200, 3,375 IDs; ``normalize="standardise"`` 60 / 234,
-1,968 IDs. On well-separated low-dimensional clusters (8 clusters in 32-d, unnormalised) the
-defaults use every code, which suggests (not yet tested) that the small per-coordinate scale of
-normalised embeddings drives the collapse.
+The paper-like defaults collapse level 1 on l2-normalised inputs; k-means init with dead-code
+replacement, or standardised inputs, keep the codes alive (measured: docs/DECISIONS.md, "RQ-VAE
+diagnosis grid"; notebook 04).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""What every query backend shares: the frame's columns, input checks, the seeded split and the finish.
+"""What every query backend shares: the frame's columns, input checks and the finish.
 
 Both ``templates`` and ``llm`` build rows of ``item_id, query, split, source, kind`` (the templates add
-``n_matching`` and ``constraint``) and hand them to ``finish_queries``, so the two backends give frames
-of the same schema and order. ``n_matching`` is the number of catalogue items that fit what the query
-says (``matching``); it is missing (NA) where that is unknown, as for free text from an LLM.
+``n_matching_min``, ``n_matching_max`` and ``constraint``) and hand them to ``finish_queries``, so the two
+backends give frames of the same schema and order. ``n_matching_min`` counts the catalogue items that
+surely fit what the query says and ``n_matching_max`` those that may, where a missing attribute could
+match (``matching``); both are NA where that is unknown, as for free text from an LLM. The split itself
+is ``splits.assign_splits``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pandas as pd
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 
-QUERY_COLUMNS = ["query_id", "item_id", "query", "split", "source", "kind", "n_matching", "constraint"]
+QUERY_COLUMNS = ["query_id", "item_id", "query", "split", "source", "kind", "n_matching_min", "n_matching_max",
+                 "constraint"]
 REQUIRED_ITEM_COLUMNS = ("item_id", "title", "year", "genres")
 
 
@@ -45,11 +48,13 @@ def check_items(items: Any) -> None:
 
 
 def check_split_sizes(cfg: StudyConfig) -> None:
-    """``queries.train_per_item`` must fit in ``queries.per_item``."""
+    """``queries.train_per_item`` and ``validation_per_item`` must fit in ``queries.per_item`` (test is the rest)."""
     q = cfg.queries
-    if q.per_item < 1 or not 0 <= q.train_per_item <= q.per_item:
-        raise StudyInputError(f"queries.train_per_item={q.train_per_item} must lie between 0 and "
-                              f"queries.per_item={q.per_item} (which must be at least 1); fix the overrides.")
+    if q.per_item < 1 or q.train_per_item < 0 or q.validation_per_item < 0 \
+            or q.train_per_item + q.validation_per_item > q.per_item:
+        raise StudyInputError(f"queries.train_per_item={q.train_per_item} plus queries.validation_per_item="
+                              f"{q.validation_per_item} must be non-negative and at most queries.per_item="
+                              f"{q.per_item} (which must be at least 1); fix the overrides.")
 
 
 # ---------------------------------------------------------------------------- item values
@@ -89,31 +94,7 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------- split and frame
-
-
-def split_labels(kinds: list[str], n_train: int, gen: np.random.Generator,
-                 broad: list[bool] | None = None) -> list[str]:
-    """Exactly ``n_train`` "train" labels: the ``broad`` queries first (a seeded subset if there are more),
-    the rest stratified by kind (systematic sampling over kind-sorted queries).
-
-    Broad queries (several items fit them) go to train because a test case on one is partly a guess.
-    """
-    n = len(kinds)
-    labels = ["test"] * n
-    broad_ids = [i for i in range(n) if broad is not None and broad[i]]
-    if broad_ids:
-        for i in gen.permutation(broad_ids)[:n_train]:
-            labels[int(i)] = "train"
-    rest = [i for i in range(n) if labels[i] == "test"]
-    n_left = n_train - (n - len(rest))
-    kind_rank = {k: r for r, k in enumerate(gen.permutation(sorted({kinds[i] for i in rest})))}
-    order = sorted(rest, key=lambda i: (kind_rank[kinds[i]], gen.random()))
-    if n_left > 0:
-        step, start = len(rest) / n_left, gen.random() * len(rest) / n_left
-        for j in range(n_left):
-            labels[order[int(start + j * step)]] = "train"
-    return labels
+# ---------------------------------------------------------------------------- the frame
 
 
 def exact_title_share(queries: pd.DataFrame, items: pd.DataFrame) -> float:
@@ -125,8 +106,8 @@ def exact_title_share(queries: pd.DataFrame, items: pd.DataFrame) -> float:
 
 
 def finish_queries(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The query frame from rows of ``item_id, query, split, source, kind`` (and optionally ``n_matching``,
-    ``constraint``): sorted by item, numbered."""
+    """The query frame from rows of ``item_id, query, split, source, kind`` (and optionally ``n_matching_min``,
+    ``n_matching_max``, ``constraint``): sorted by item, numbered."""
     frame = pd.DataFrame(rows, columns=QUERY_COLUMNS[1:])
     frame = frame.sort_values("item_id", kind="stable").reset_index(drop=True)
     frame.insert(0, "query_id", np.arange(len(frame), dtype="int64"))
@@ -134,12 +115,13 @@ def finish_queries(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def conform_queries(frame: pd.DataFrame) -> pd.DataFrame:
-    """``QUERY_COLUMNS`` in order with their dtypes (ids int64, ``n_matching`` nullable Int64, text columns str),
-    as parquet round-trips need."""
+    """``QUERY_COLUMNS`` in order with their dtypes (ids int64, the ``n_matching_*`` counts nullable Int64, text
+    columns str), as parquet round-trips need."""
     frame = frame[QUERY_COLUMNS].copy()
     frame["query_id"] = frame["query_id"].astype("int64")
     frame["item_id"] = frame["item_id"].astype("int64")
-    frame["n_matching"] = pd.to_numeric(frame["n_matching"]).astype("Int64")
+    for c in ("n_matching_min", "n_matching_max"):
+        frame[c] = pd.to_numeric(frame[c]).astype("Int64")
     frame["constraint"] = frame["constraint"].fillna("")
     for c in ("query", "split", "source", "kind", "constraint"):
         frame[c] = frame[c].astype(str)

@@ -24,9 +24,10 @@ from tqdm import tqdm
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.common import (as_list, check_items, exact_title_share, finish_queries, is_known,
-                                           split_labels)
-from jointsid_utils.queries.distinct import distinct_test_queries
+from jointsid_utils.queries.common import (as_list, check_items, check_split_sizes, exact_title_share,
+                                           finish_queries, is_known)
+from jointsid_utils.queries.distinct import distinct_pool
+from jointsid_utils.queries.splits import split_pool
 from jointsid_utils.reproducibility import rng
 
 BASE_DELAY_S = 1.0  # first backoff; doubles per retry (tests set it near zero)
@@ -48,6 +49,7 @@ def llm_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str 
                 base_delay_s: float | None = None, session: requests.Session | None = None) -> pd.DataFrame:
     """``per_item`` queries per item from ``cfg.queries.llm_model`` at ``cfg.queries.llm_base_url``."""
     check_items(items)
+    check_split_sizes(cfg)
     q = cfg.queries
     url = chat_url(cfg)
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir(cfg.name, "data", "llm_cache")
@@ -72,16 +74,13 @@ def llm_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str 
         write_json(path, {"item_id": item_id, "model": q.llm_model, "messages": messages, "queries": queries})
         answers[item_id] = queries
 
-    rows: list[dict[str, Any]] = []
-    for item in records:
-        item_id = int(item["item_id"])
-        kinds = ["llm"] * q.per_item
-        splits = split_labels(kinds, q.train_per_item, rng(cfg.seed, "queries", item_id))
-        rows += [{"item_id": item_id, "query": text, "kind": "llm", "split": s, "source": f"llm:{q.llm_model}"}
-                 for text, s in zip(answers[item_id], splits)]
-    # n_matching stays NA: a free-text query says no constraint that could be counted over the catalogue.
-    # A test query whose text another item also has cannot be rewritten without asking again: it is dropped.
-    frame, stats = distinct_test_queries(finish_queries(rows), cfg.seed)
+    rows = [{"item_id": int(item["item_id"]), "query": text, "kind": "llm", "split": "",
+             "source": f"llm:{q.llm_model}"} for item in records for text in answers[int(item["item_id"])]]
+    # n_matching_min/max stay NA: a free-text query says no constraint that could be counted over the
+    # catalogue, so the split's stratum is the kind alone. A text another query also has cannot be rewritten
+    # without asking again: all but its seeded owner are dropped, before the split.
+    pool, stats = distinct_pool(finish_queries(rows), cfg.seed)
+    frame = split_pool(pool, cfg)
     frame.attrs["query_stats"] = {**stats, "skipped_kinds": {}}
     share = exact_title_share(frame, items)
     if share > 0.10:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy.stats import chi2_contingency
 
 from jointsid_utils.cache import cached
 from jointsid_utils.config import StudyConfig, as_dict, stable_hash
@@ -19,6 +20,7 @@ from jointsid_utils.queries.common import (check_items, check_split_sizes, confo
                                            plain_value)
 from jointsid_utils.queries.llm import llm_queries
 from jointsid_utils.queries.matching import normalise_query
+from jointsid_utils.queries.splits import SPLITS, breadth
 from jointsid_utils.queries.templates import TEMPLATE_VERSION, catalogue_kinds, template_queries
 
 
@@ -52,14 +54,14 @@ def prepare_queries(items: pd.DataFrame, cfg: StudyConfig, out_dir: Path | str) 
 
 
 def query_report(queries: pd.DataFrame, items: pd.DataFrame) -> dict[str, Any]:
-    """Numbers a notebook shows: kind shares, exact-title share, distinctness, split balance, ambiguity.
+    """Numbers a notebook shows: kind shares, exact-title share, distinctness, split sizes, ambiguity.
 
-    ``skipped_kinds`` names the template kinds this catalogue cannot give (and why); ``test_redrawn`` and
-    ``test_dropped`` count the test queries whose text another item also had (known when the frame was just
+    ``skipped_kinds`` names the template kinds this catalogue cannot give (and why); ``shared_redrawn`` and
+    ``shared_dropped`` count the pool queries whose text another query also had (known when the frame was just
     built or read back from ``prepare_queries``'s parquet).
     """
     per_item = queries.groupby("item_id")["query"]
-    test = queries[queries["split"] == "test"]
+    held_out = queries[queries["split"] != "train"]
     stats = queries.attrs.get("query_stats", {})
     return {
         "n_queries": int(len(queries)),
@@ -67,34 +69,75 @@ def query_report(queries: pd.DataFrame, items: pd.DataFrame) -> dict[str, Any]:
         "kind_share": {k: round(float(v), 4) for k, v in queries["kind"].value_counts(normalize=True).items()},
         "exact_title_share": round(exact_title_share(queries, items), 4),
         "min_distinct_per_item": int(per_item.nunique().min()) if len(queries) else 0,
-        "train_share": round(float((queries["split"] == "train").mean()), 4) if len(queries) else 0.0,
-        "items_sharing_a_query": int(queries.groupby("query")["item_id"].nunique().gt(1).sum()),
-        "test_items_sharing_a_text": int(test.groupby(test["query"].map(normalise_query))["item_id"].nunique()
-                                         .gt(1).sum()),
-        "test_broad_share": _broad_share(test),
+        "split_share": {s: round(float((queries["split"] == s).mean()), 4) if len(queries) else 0.0
+                        for s in SPLITS},
+        "items_sharing_a_query": int(queries.groupby(queries["query"].map(normalise_query))["item_id"].nunique()
+                                     .gt(1).sum()),
+        "held_out_texts_shared": int(held_out["query"].map(normalise_query).isin(
+            _repeated(queries["query"].map(normalise_query))).sum()),
+        "broad_share": {s: _broad_share(queries.loc[queries["split"] == s, "n_matching_max"]) for s in SPLITS},
         "skipped_kinds": catalogue_kinds(items)[1] if queries["source"].eq("template").any() else {},
-        "test_redrawn": stats.get("test_redrawn"),
-        "test_dropped": stats.get("test_dropped"),
+        "shared_redrawn": stats.get("shared_redrawn"),
+        "shared_dropped": stats.get("shared_dropped"),
     }
 
 
 def kind_table(queries: pd.DataFrame) -> pd.DataFrame:
-    """Per kind and split: the number of queries, the share that fits more than one item (``n_matching > 1``),
-    and the median and 90th percentile of ``n_matching`` (NA where it is unknown, as for LLM queries)."""
-    groups = queries.groupby(["kind", "split"])["n_matching"]
+    """Per kind and split: the number of queries, the share that may fit more than one item
+    (``n_matching_max > 1``), and the median of ``n_matching_min`` and ``n_matching_max`` (NA where unknown,
+    as for LLM queries)."""
+    groups = queries.groupby(["kind", "split"])
     table = pd.DataFrame({
         "queries": groups.size(),
-        "share n_matching > 1": groups.apply(_broad_share),
-        "median n_matching": groups.apply(lambda s: s.dropna().median() if s.notna().any() else pd.NA),
-        "p90 n_matching": groups.apply(lambda s: s.dropna().quantile(0.9) if s.notna().any() else pd.NA),
+        "share broad": groups["n_matching_max"].apply(_broad_share),
+        "median n_matching_min": groups["n_matching_min"].apply(_median),
+        "median n_matching_max": groups["n_matching_max"].apply(_median),
     })
-    return table.unstack("split").swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    table = table.unstack("split").swaplevel(axis=1)
+    present = [s for s in SPLITS if s in table.columns.get_level_values(0)]
+    return table.reindex(columns=present, level=0)
 
 
-def _broad_share(n_matching: pd.Series | pd.DataFrame) -> float:
-    """Share of queries whose constraint fits more than one item, over those where that is known (else NaN)."""
-    s = n_matching["n_matching"] if isinstance(n_matching, pd.DataFrame) else n_matching
-    known = s.dropna()
+def split_balance(queries: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Per stratum (kind x breadth), the queries and their share of each split; and the chi-square p-value of
+    equal shares across the splits, per kind (its strata against all other queries) and over all strata.
+
+    High p-values say the splits have the same mix; the split rule (``splits``) makes them equal by design.
+    """
+    splits = [s for s in SPLITS if (queries["split"] == s).any()]
+    counts = (queries.assign(breadth=breadth(queries["n_matching_max"]).to_numpy())
+              .groupby(["kind", "breadth", "split"]).size().unstack("split")
+              .reindex(columns=splits).fillna(0).astype("int64"))
+    shares = counts / counts.sum(axis=0)
+    table = pd.concat({"queries": counts, "share": shares.round(4)}, axis=1).swaplevel(axis=1)
+    table = table.reindex(columns=pd.MultiIndex.from_product([splits, ["queries", "share"]]))
+    p_values = {kind: _chi2_p(pd.concat([sub, (counts.sum() - sub.sum()).to_frame("other").T]))
+                for kind, sub in counts.groupby(level="kind")}
+    p_values["all strata"] = _chi2_p(counts)
+    return table, pd.Series(p_values, name="chi2 p, equal shares across splits")
+
+
+def _chi2_p(counts: pd.DataFrame) -> float:
+    """The chi-square test's p-value of a strata x splits table (NaN when it has under two rows or columns)."""
+    table = counts.loc[counts.sum(axis=1) > 0, counts.sum(axis=0) > 0].to_numpy()
+    if min(table.shape) < 2:
+        return float("nan")
+    return float(chi2_contingency(table)[1])
+
+
+def _repeated(keys: pd.Series) -> set[str]:
+    """The texts that occur more than once."""
+    counts = keys.value_counts()
+    return set(counts.index[counts > 1])
+
+
+def _median(values: pd.Series) -> Any:
+    return values.dropna().median() if values.notna().any() else pd.NA
+
+
+def _broad_share(n_matching_max: pd.Series) -> float:
+    """Share of queries that may fit more than one item, over those where that is known (else NaN)."""
+    known = n_matching_max.dropna()
     return round(float((known > 1).mean()), 4) if len(known) else float("nan")
 
 

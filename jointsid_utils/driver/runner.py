@@ -1,14 +1,14 @@
 """Execute the numbered notebooks with papermill, timing each and recording peak memory.
 
-``python -m jointsid_utils.runner --profile smoke --only 01,02 -p seed 1`` is what ``run_all.sh``
+``python -m jointsid_utils.driver.runner --profile smoke --only 01,02 -p seed 1`` is what ``run_all.sh``
 calls after installing. While a notebook runs, its progress lines (the package's messages, its
 prints, throttled tqdm bars of fine-tunes, training and decoding) are shown indented under its name
-(``jointsid_utils.progress``). Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall
+(``jointsid_utils.driver.progress``). Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall
 time and the kernel's peak resident memory go to ``runs/<profile>/timings.csv`` (a skipped notebook
 keeps its row: the cost of the copy that stands), and every run appends its rows, executed or
 unchanged, to ``timings_log.csv``. A notebook whose notebook file, configuration, package code, library
 versions and upstream notebooks are as in its last successful execution is not executed again
-(``jointsid_utils.stamps``; ``--force`` executes it anyway). The first failing notebook stops the run with
+(``jointsid_utils.driver.stamps``; ``--force`` executes it anyway). The first failing notebook stops the run with
 its name, the failing cell and the error's one-line message. Before any notebook starts, the profile,
 the overrides and the data source (its files and their headers) are checked, so a bad configuration
 fails in one sentence instead of inside notebook 01.
@@ -27,12 +27,12 @@ import pandas as pd
 import psutil
 import yaml
 
-from jointsid_utils import stamps
+from jointsid_utils.driver import stamps
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
 from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import check_source
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.progress import KERNEL_ARGUMENTS, ProgressRelay
+from jointsid_utils.driver.progress import KERNEL_ARGUMENTS, ProgressRelay
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "jointsid"
@@ -53,7 +53,7 @@ def numbered_notebooks(only: str | None = None, notebook_dir: Path = NOTEBOOK_DI
 
 class PeakMemory:
     """Samples the summed RSS of this process's children (the notebook kernel) in a thread, once a second:
-    listing the children reads every process's /proc entry, 4% of a core at 5 samples a second."""
+    listing the children reads every process's /proc entry, which is not free (docs/DECISIONS.md)."""
 
     def __init__(self, interval_s: float = 1.0):
         self.interval_s = interval_s

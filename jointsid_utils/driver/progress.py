@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 # Extra arguments of the kernel's command line (papermill passes them on to nbclient).
 KERNEL_ARGUMENTS = [
-    "--IPKernelApp.exec_lines=from jointsid_utils.progress import use_text_progress; use_text_progress()",
+    "--IPKernelApp.exec_lines=from jointsid_utils.driver.progress import use_text_progress; use_text_progress()",
     "--IPKernelApp.log_level=ERROR",  # its start-up warning about plain TCP on localhost says nothing of the study
 ]
 

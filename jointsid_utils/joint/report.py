@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.ids.joint import id_length
+from jointsid_utils.joint.constructions import id_length
 from jointsid_utils.ids.schemes import Scheme, diagnostics_table, id_sets, level_codes
 
 GROUP_BINS = (1, 2, 3, 5, 9)  # items per pre-dedup ID: 1 (unique), 2, 3-4, 5-8, 9 or more

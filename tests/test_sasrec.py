@@ -1,0 +1,128 @@
+"""The tuned baselines: SASRec learns, is deterministic and chooses on validation only; BM25's
+k1/b are chosen on validation queries only; the rec predictions carry both protocols and every seed."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from jointsid_utils.config import BaselineConfig, load_config
+from jointsid_utils.embeddings.inputs import histories
+from jointsid_utils.embeddings.retrieval import recall_at_k
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.evaluation.bm25_tuning import bm25_tuned, tune_bm25
+from jointsid_utils.evaluation.sasrec import (SasrecSetting, recommend, sasrec_baseline, sasrec_validation,
+                                              train_sasrec)
+
+N_ITEMS = 40
+TINY = BaselineConfig(sasrec_losses=("ce", "bce"), sasrec_dims=(8, 16), sasrec_blocks=(1,), sasrec_epochs=(1, 3),
+                      sasrec_seeds=(0, 1), sasrec_max_len=12, sasrec_dropout=0.0, sasrec_lr=5e-3, sasrec_batch_size=16)
+
+
+def successor_interactions(n_users: int = 48, length: int = 14, seed: int = 0) -> pd.DataFrame:
+    """Users who always go i -> i+1 (mod N_ITEMS) from a random start; last = test, second-to-last = validation."""
+    gen = np.random.default_rng(seed)
+    rows = []
+    for user in range(n_users):
+        start = int(gen.integers(N_ITEMS))
+        for t in range(length):
+            split = "test" if t == length - 1 else "validation" if t == length - 2 else "train"
+            rows.append((user, (start + t) % N_ITEMS, t, 4.0, split))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating", "split"])
+
+
+def rec_cases(interactions: pd.DataFrame) -> pd.DataFrame:
+    hist = histories(interactions, ("train", "validation"))
+    test = interactions[interactions["split"] == "test"].sort_values("user_id")
+    return pd.DataFrame({"case_id": [f"u{u}" for u in test["user_id"]], "user_id": test["user_id"].to_numpy(),
+                         "target": test["item_id"].to_numpy(), "history": [hist[int(u)] for u in test["user_id"]]})
+
+
+# The paper's sampler never draws a user's own items as negatives, so BCE learns to rank the next item above
+# unseen items only: it is checked with the history removed, and needs more epochs than full cross-entropy.
+@pytest.mark.parametrize("loss, epochs, exclude", [("ce", 60, False), ("bce", 150, True)])
+def test_learns_a_predictable_sequence(loss, epochs, exclude):
+    inter = successor_interactions()
+    train = histories(inter, ("train",))
+    val = inter[inter["split"] == "validation"].sort_values("user_id")["item_id"].to_numpy()
+    model = train_sasrec(list(train.values()), N_ITEMS, SasrecSetting(16, 1, epochs, loss), TINY, seed=0)
+    top1 = recommend(model, [train[u] for u in sorted(train)], k=1, exclude=exclude)
+    assert recall_at_k(top1, val) > 0.9  # the next item, ranked first, for nearly every user
+
+
+def test_training_is_deterministic_with_a_seed():
+    seqs = list(histories(successor_interactions(), ("train",)).values())
+    setting = SasrecSetting(8, 1, 2, "bce")
+    a, b, c = (train_sasrec(seqs, N_ITEMS, setting, TINY, seed=s) for s in (3, 3, 4))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_grid_chooses_on_validation_only():
+    inter = successor_interactions()
+    table, chosen = sasrec_validation(inter, N_ITEMS, TINY, seed=0)
+    assert len(table) == 2 * 2 * 2 and table["chosen"].sum() == 1
+    assert table.loc[table["chosen"], "recall_at_30"].iloc[0] == table["recall_at_30"].max()
+    poisoned = inter.copy()
+    test = poisoned["split"] == "test"
+    poisoned.loc[test, "item_id"] = (poisoned.loc[test, "item_id"] + 17) % N_ITEMS
+    poisoned.loc[test, "timestamp"] = -1  # test rows moved first in time: read anywhere, they would show
+    table2, chosen2 = sasrec_validation(poisoned, N_ITEMS, TINY, seed=0)
+    assert chosen2 == chosen
+    pd.testing.assert_frame_equal(table, table2)
+
+
+def test_rec_predictions_have_both_protocols_and_every_seed():
+    inter = successor_interactions()
+    cases = rec_cases(inter)
+    frame = sasrec_baseline(cases, inter, N_ITEMS, SasrecSetting(8, 1, 2, "ce"), TINY, k=10)  # < unseen items
+    assert set(frame["protocol"]) == {"all", "exclude_history"} and set(frame["seed"]) == {0, 1}
+    assert len(frame) == len(cases) * 2 * 2 and set(frame["decoding"]) == {"sasrec"}
+    assert {"case_id", "task", "target", "ranked", "protocol", "decoding", "seed"} <= set(frame.columns)
+    excl = frame[frame["protocol"] == "exclude_history"].merge(cases[["case_id", "history"]], on="case_id")
+    assert all(not set(r) & set(h.tolist()) for r, h in zip(excl["ranked"], excl["history"]))
+    assert frame["ranked"].map(len).eq(10).all()
+
+
+def test_unknown_loss_fails_with_one_sentence():
+    with pytest.raises(StudyInputError, match="sasrec_losses"):
+        train_sasrec([np.arange(5)], N_ITEMS, SasrecSetting(8, 1, 1, "bpr"), TINY, seed=0)
+
+
+def bm25_frames():
+    items = pd.DataFrame({"item_id": range(4), "text": ["space wars robots robots", "robots love story",
+                                                        "love story in paris paris", "space robots in paris"]})
+    queries = pd.DataFrame({"item_id": [0, 1, 2, 3, 0, 1, 2, 3, 0, 2],
+                            "query": ["space wars", "robots love", "paris love story", "space paris",
+                                      "robots", "love story robots", "paris", "space robots paris",
+                                      "space wars robots", "love paris"],
+                            "split": ["train"] * 4 + ["validation"] * 4 + ["test"] * 2})
+    return items, queries
+
+
+def test_bm25_tuning_chooses_on_validation_only():
+    items, queries = bm25_frames()
+    table, chosen = tune_bm25(items, queries, (0.6, 1.5), (0.3, 0.9), seed=0, k=1)
+    assert len(table) == 4 and table["chosen"].sum() == 1 and set(table["n_cases"]) == {4}
+    poisoned = queries.copy()
+    poisoned.loc[poisoned["split"] == "test", "query"] = "nothing matches this"
+    poisoned.loc[poisoned["split"] == "test", "item_id"] = 3
+    table2, chosen2 = tune_bm25(items, poisoned, (0.6, 1.5), (0.3, 0.9), seed=0, k=1)
+    assert chosen2 == chosen
+    pd.testing.assert_frame_equal(table, table2)
+    cases = queries[queries["split"] == "test"].rename(columns={"item_id": "target"}).assign(case_id=["q0", "q1"])
+    preds = bm25_tuned(cases, items, chosen)
+    assert set(preds["decoding"]) == {"bm25_tuned"} and set(preds["protocol"]) == {"all"}
+
+
+def test_bm25_tuning_without_validation_queries_fails_with_one_sentence():
+    items, queries = bm25_frames()
+    old_style = queries.assign(split=queries["split"].replace({"validation": "train"}))
+    with pytest.raises(StudyInputError, match="validation"):
+        tune_bm25(items, old_style, (1.5,), (0.75,), seed=0)
+
+
+def test_smoke_profile_has_a_small_grid():
+    smoke, default = load_config("smoke").baselines, load_config("default").baselines
+    assert max(smoke.sasrec_epochs) < max(default.sasrec_epochs) and len(smoke.sasrec_seeds) < 5
+    assert default.sasrec_seeds == (0, 1, 2, 3, 4)
