@@ -206,6 +206,12 @@ def test_verdicts_on_simulated_effects():
     # a finding whose schemes were not run gets no row; F5 and F8 are decided over both tasks
     assert "F6" not in set(large.index.get_level_values(0)) and "F7" not in set(large.index.get_level_values(0))
     assert large.loc["F8"].index.tolist() == ["both"]
+    # F8 uses the declared relative margin: multitask equal to the single-task IDs is above 0.9 x theirs
+    big = _finding_hits(0.3, n=4000)
+    assert vd.verdicts(vd.finding_pairs(big)).set_index(["finding", "task"]).loc[("F8", "both"), "verdict"] \
+        == "reproduces"
+    strict = vd.verdicts(vd.finding_pairs(big, margin=0.0)).set_index(["finding", "task"])
+    assert strict.loc[("F8", "both"), "verdict"] == "inconclusive"  # no margin: equal recall cannot be shown
     pairs = vd.finding_pairs(_finding_hits(0.3))
     assert set(pairs) >= {"F1", "F2", "F3", "F4", "F5", "F8"}
     f4 = pairs["F4"]

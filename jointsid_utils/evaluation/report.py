@@ -158,7 +158,7 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
     if tests.empty:
         return pd.DataFrame()
     return pd.DataFrame({
-        "label": tests.label, "task": tests.task, "a": tests.a, "b": tests.b,
+        "label": tests["label"] if "label" in tests else tests["candidate"], "task": tests.task, "a": tests.a, "b": tests.b,
         "recall a / b": [f"{x:.3f} / {y:.3f}" for x, y in zip(tests.recall_a, tests.recall_b)],
         "a - b [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                            for d, lo, hi in zip(tests["diff"], tests.ci_low, tests.ci_high)],

@@ -169,7 +169,7 @@ def write_inference(cfg: StudyConfig, hits: pd.DataFrame, queries: pd.DataFrame,
     variance = variance_table(generated)
     write_table(variance, cfg, "variance.csv")
     pairs = finding_pairs(hits, known_item_cases=known_item_cases(hits, queries), joint=joint, alpha=ev.alpha,
-                          power=ev.power, decoding=ev.decoding)
+                          power=ev.power, decoding=ev.decoding, margin=ev.noninferiority_margin)
     for finding, tests in pairs.items():
         write_table(pairs_file(tests), cfg, f"pairs_{finding}.csv")
     table = verdicts(pairs, alpha=ev.alpha)
