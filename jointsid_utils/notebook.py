@@ -25,6 +25,9 @@ def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: 
     import torch
 
     torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards": one bar per checkpoint
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -35,17 +38,43 @@ def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: 
 
 
 def save_figure(fig, name: str, cfg: StudyConfig) -> Path:
-    """Save to ``runs/<profile>/figures/`` always, and to the committed ``figures/`` on default only.
-
-    Committed figures must come from the ``default`` profile (STUDY.md §4), so a smoke run in the
-    tests never overwrites them.
-    """
+    """Save to ``runs/<profile>/figures/``. A run never writes the committed ``figures/``: that is
+    ``publish_figures``' explicit step, from the plain ``default`` run only."""
     path = run_dir(cfg.name, "figures") / f"{name}.png"
     fig.savefig(path)
-    if cfg.name == "default":  # the same bytes, rendered once
-        FIGURES.mkdir(exist_ok=True)
-        shutil.copyfile(path, FIGURES / f"{name}.png")
     return path
+
+
+def publish_figures(profile: str = "default") -> list[Path]:
+    """Copy the figures of ``runs/<profile>/`` into the committed ``figures/``, when that run used the plain
+    profile (no overrides, no other catalogue), so the repository's figures always come from the reference run."""
+    run = run_dir(profile)
+    saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
+    if saved != as_dict(load_config(profile)):
+        raise StudyInputError(f"runs/{profile}/ was not made by the plain '{profile}' profile (its config.json is "
+                              f"missing or has overrides); rerun ./run_all.sh --profile {profile} before publishing.")
+    pngs = sorted((run / "figures").glob("*.png"))
+    FIGURES.mkdir(exist_ok=True)
+    for png in pngs:
+        shutil.copyfile(png, FIGURES / png.name)
+    return [FIGURES / p.name for p in pngs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jointsid_utils.notebook publish-figures [PROFILE]``."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "publish-figures" or len(args) > 2:
+        print("usage: python -m jointsid_utils.notebook publish-figures [PROFILE]", file=sys.stderr)
+        return 2
+    try:
+        published = publish_figures(*args[1:])
+    except StudyInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(published)} figures copied to {FIGURES}")
+    return 0
 
 
 def record_metrics(notebook: str, cfg: StudyConfig, metrics: Mapping[str, Any]) -> Path:
@@ -53,3 +82,7 @@ def record_metrics(notebook: str, cfg: StudyConfig, metrics: Mapping[str, Any]) 
     path = run_dir(cfg.name, "metrics") / f"{notebook}.json"
     write_json(path, json.loads(json.dumps(dict(metrics), default=float)))
     return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

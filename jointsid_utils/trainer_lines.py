@@ -22,7 +22,17 @@ NOT_SHOWN = ("runtime", "samples_per_second", "steps_per_second", "epoch")  # ev
 
 
 class BarsWithoutDicts(ProgressCallback):
-    """The trainer's tqdm bars as they are, without the log dict written under them at every log step."""
+    """The trainer's tqdm bars named after the fine-tune, without the log dict written under them at every log
+    step."""
+
+    def __init__(self, name: str = ""):
+        super().__init__()
+        self.name = name
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None and self.name:
+            self.training_bar.set_description(self.name)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         pass
@@ -61,6 +71,6 @@ def progress_lines(trainer, name: str):
     had_bars = trainer.callback_handler.pop_callback(ProgressCallback) is not None
     trainer.callback_handler.pop_callback(PrinterCallback)
     if had_bars:
-        trainer.add_callback(BarsWithoutDicts())
+        trainer.add_callback(BarsWithoutDicts(name))
     trainer.add_callback(EvaluationLines(name))
     return trainer
