@@ -272,10 +272,10 @@ def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
 
 @pytest.mark.slow
 def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path):
-    epochs = 16  # 5 steps per epoch, a checkpoint per epoch
+    epochs = 16  # 6 steps per epoch (the toy data's train queries and rec windows), a checkpoint per epoch
     _, _, ref = run_stage("generator", tmp_path / "ref", epochs)
     total = len(ref["steps_run"])
-    assert ref["resumed"] is False and total == 5 * epochs
+    assert ref["resumed"] is False and total == 6 * epochs
 
     runs = tmp_path / "runs"
     out = runs / "smoke/models/generator/content__seed0"
@@ -288,7 +288,7 @@ def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path
     assert [p.name for p in out.iterdir()] == ["checkpoints"]
     done = complete_steps(out / "checkpoints")[-1]
     assert 0 < done < total
-    fake_partial_checkpoint(out / "checkpoints", done + 5)  # killed while writing the next epoch's checkpoint
+    fake_partial_checkpoint(out / "checkpoints", done + total // epochs)  # killed writing the next epoch's
 
     _, log, res = run_stage("generator", runs, epochs)  # builds no tokenizer: it takes the checkpoint's
     # (b) resumed from the last complete checkpoint: only the later steps ran

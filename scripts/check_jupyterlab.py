@@ -1,0 +1,129 @@
+"""Open a notebook in JupyterLab in a real browser, run its first cells, save a screenshot.
+
+    .venv/bin/python scripts/check_jupyterlab.py [--notebook notebooks/01_data_and_queries.ipynb]
+                                                 [--cells 2] [--out runs/browser/jupyterlab.png]
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install chromium chromium-driver``) and
+``selenium`` (``pip install -e ".[browser]"``). JupyterLab runs on 127.0.0.1 with a random token and a
+throwaway runs folder (``JOINTSID_RUNS_DIR``), so the check never touches ``runs/``. It fails, naming the
+step, when the page, the "Python (jointsid)" kernel or a cell's output does not appear in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL = "Python (jointsid)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(port: int, token: str, runs: Path) -> subprocess.Popen:
+    env = {**os.environ, "JOINTSID_RUNS_DIR": str(runs)}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}", "--allow-root"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def server_up(port: int, token: str) -> bool:
+    from urllib.request import urlopen
+
+    with urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2) as answer:
+        return answer.status == 200
+
+
+def wait_for(what: str, check, timeout: float, driver=None):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            found = check()
+        except Exception:  # still starting: the server refuses, selenium raises until the element exists
+            found = None
+        if found:
+            return found
+        time.sleep(0.5)
+    if driver is not None:
+        driver.save_screenshot(str(REPO / "runs" / "browser" / "failed.png"))
+    raise SystemExit(f"error: {what} did not appear within {timeout:.0f} s.")
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def run_first_cells(driver, n_cells: int, timeout: float) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    cells = wait_for("the notebook's cells", lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell"), 60)
+    wait_for(f"the kernel '{KERNEL}'", lambda: KERNEL in driver.page_source, 60)
+    cells[0].find_element(By.CSS_SELECTOR, ".jp-InputArea-editor").click()  # the first code cell, in edit mode
+    for _ in range(n_cells):  # Shift+Enter runs the cell and moves to the next one, as a person would
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+        time.sleep(0.5)
+
+    def executed() -> bool:
+        prompts = [c.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text for c in cells[:n_cells]]
+        return all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
+
+    wait_for(f"the execution of the first {n_cells} code cells", executed, timeout, driver)
+    outputs = [c.text for c in cells[:n_cells]]
+    if any("Traceback" in text for text in outputs):
+        raise SystemExit("error: a cell raised; see the screenshot.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notebook", default="notebooks/01_data_and_queries.ipynb")
+    parser.add_argument("--cells", type=int, default=2, help="code cells to run from the top")
+    parser.add_argument("--out", default="runs/browser/jupyterlab.png")
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args(argv)
+    if not (REPO / args.notebook).exists():
+        raise SystemExit(f"error: {args.notebook} does not exist; pass --notebook notebooks/NN_name.ipynb.")
+    port, token = free_port(), secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as runs:
+        lab = start_lab(port, token, Path(runs))
+        driver = None
+        try:
+            wait_for("JupyterLab's server", lambda: server_up(port, token), 90)
+            driver = browser()
+            driver.get(f"http://127.0.0.1:{port}/lab/tree/{args.notebook}?token={token}")
+            run_first_cells(driver, args.cells, args.timeout)
+            out = REPO / args.out
+            out.parent.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(out))
+            print(f"ran the first {args.cells} code cells of {args.notebook} with '{KERNEL}'; screenshot: {out}")
+        finally:
+            if driver is not None:
+                driver.quit()
+            lab.terminate()
+            lab.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
