@@ -4,8 +4,9 @@
                                                  [--cells 2] [--out runs/browser/jupyterlab.png]
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install chromium chromium-driver``) and
-``selenium`` (``pip install -e ".[browser]"``). JupyterLab runs on 127.0.0.1 with a random token and a
-throwaway runs folder (``JOINTSID_RUNS_DIR``), so the check never touches ``runs/``. It fails, naming the
+``selenium`` (``pip install -e ".[browser]"``). JupyterLab runs on 127.0.0.1 with a random token over a
+copy of the notebook and a throwaway runs folder (``JOINTSID_RUNS_DIR``), so the check never touches
+``notebooks/`` or ``runs/``. It fails, naming the
 step, when the page, the "Python (jointsid)" kernel or a cell's output does not appear in time.
 """
 
@@ -32,10 +33,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_lab(port: int, token: str, runs: Path) -> subprocess.Popen:
+def start_lab(port: int, token: str, root: Path, runs: Path) -> subprocess.Popen:
     env = {**os.environ, "JOINTSID_RUNS_DIR": str(runs)}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}", "--allow-root"]
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
@@ -78,19 +79,25 @@ def run_first_cells(driver, n_cells: int, timeout: float) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    cells = wait_for("the notebook's cells", lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell"), 60)
+    wait_for("the notebook's cells", lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell"), 60)
     wait_for(f"the kernel '{KERNEL}'", lambda: KERNEL in driver.page_source, 60)
-    cells[0].find_element(By.CSS_SELECTOR, ".jp-InputArea-editor").click()  # the first code cell, in edit mode
+    time.sleep(2)  # let the notebook settle: cells re-render once the kernel connects
+    first = wait_for("the first code cell's editor", lambda: driver.find_element(
+        By.CSS_SELECTOR, ".jp-CodeCell .jp-InputArea-editor"), 30)
+    first.click()  # the first code cell, in edit mode
     for _ in range(n_cells):  # Shift+Enter runs the cell and moves to the next one, as a person would
         ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
         time.sleep(0.5)
 
+    def code_cells():  # found anew: JupyterLab re-renders cells as they run
+        return driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell")[:n_cells]
+
     def executed() -> bool:
-        prompts = [c.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text for c in cells[:n_cells]]
+        prompts = [c.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text for c in code_cells()]
         return all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
 
     wait_for(f"the execution of the first {n_cells} code cells", executed, timeout, driver)
-    outputs = [c.text for c in cells[:n_cells]]
+    outputs = [c.text for c in code_cells()]
     if any("Traceback" in text for text in outputs):
         raise SystemExit("error: a cell raised; see the screenshot.")
 
@@ -105,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (REPO / args.notebook).exists():
         raise SystemExit(f"error: {args.notebook} does not exist; pass --notebook notebooks/NN_name.ipynb.")
     port, token = free_port(), secrets.token_hex(16)
-    with tempfile.TemporaryDirectory() as runs:
-        lab = start_lab(port, token, Path(runs))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lab"  # a copy of the notebook: an autosave never reaches the repository's
+        (root / "notebooks").mkdir(parents=True)
+        shutil.copy(REPO / args.notebook, root / "notebooks")
+        lab = start_lab(port, token, root, Path(tmp) / "runs")
         driver = None
         try:
             wait_for("JupyterLab's server", lambda: server_up(port, token), 90)
             driver = browser()
-            driver.get(f"http://127.0.0.1:{port}/lab/tree/{args.notebook}?token={token}")
+            driver.get(f"http://127.0.0.1:{port}/lab/tree/notebooks/{Path(args.notebook).name}?token={token}")
             run_first_cells(driver, args.cells, args.timeout)
             out = REPO / args.out
             out.parent.mkdir(parents=True, exist_ok=True)
