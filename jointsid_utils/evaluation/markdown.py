@@ -149,7 +149,21 @@ def baselines_markdown(baselines: pd.DataFrame) -> str:
         setting = g.setting.dropna().astype(str)
         row.append(setting.iloc[0] if len(setting) and setting.iloc[0] else "")
         rows.append(row)
+    rows += _two_systems(rows)
     return _markdown(["baseline", *(c[2] for c in columns), "setting (chosen on validation)"], rows)
+
+
+def _two_systems(rows: list[list[str]]) -> list[list[str]]:
+    """The practitioner's pair as rows: the better search system of tuned BM25 and dense search, with SASRec
+    for rec (the F7 comparison, from the rows above)."""
+    by = {r[0].strip("`"): r for r in rows}
+    if "sasrec" not in by:
+        return []
+    out = []
+    for search in ("bm25_tuned", "dense_search"):
+        if search in by:
+            out.append([f"**two systems**: `{search}` + `sasrec`", by[search][1], *by["sasrec"][2:4], ""])
+    return out
 
 
 def variance_markdown(variance: pd.DataFrame) -> str:
