@@ -48,17 +48,15 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     from jointsid_utils.generator.job import data_hash, job_key
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
-    from jointsid_utils.generator.training import load_trained, train_scheme
+    from jointsid_utils.generator.training import load_or_train
     from jointsid_utils.metrics import bootstrap_ci, per_case_recall
     from jointsid_utils.reproducibility import seed_everything
 
     gcfg, seed = cfg.generator, int(cfg.generator.seeds[0])
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
-    info = load_trained(out, key)
-    if info is None:
-        seed_everything(seed)
-        info = train_scheme(ids, examples, items, queries, gcfg, out, seed, key=key)
+    seed_everything(seed)
+    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
     tokenizer, model = load_saved(out)
     preds = predict_validation(model, tokenizer, ids, examples, gcfg)
     row = {"seed": seed, "train_seconds": info["train_seconds"],

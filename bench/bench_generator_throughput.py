@@ -161,7 +161,7 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) 
     from jointsid_utils.generator.job import data_hash, job_key, validation_recall
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
-    from jointsid_utils.generator.training import load_trained, train_scheme
+    from jointsid_utils.generator.training import load_or_train
     from jointsid_utils.reproducibility import seed_everything
 
     cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme, VARIANTS[name])
@@ -169,10 +169,8 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) 
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
     out = run_dir(f"{profile}_throughput", f"{name}__{scheme[0]}__{scheme[1]}")
     started = time.time()
-    info = load_trained(out, key)
-    if info is None:
-        seed_everything(seed)
-        info = train_scheme(ids, examples, items, queries, gcfg, out, seed, key=key)
+    seed_everything(seed)
+    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
     tok, model = load_saved(out)
     preds = predict_validation(model, tok, ids, examples, gcfg)
     row = {"variant": name, "options": VARIANTS[name], "scheme": "/".join(scheme), "seed": seed,

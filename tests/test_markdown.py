@@ -33,9 +33,9 @@ def test_tables_render_from_the_result_files(runs_dir):
                    "p_holm": 0.002, "m": 4, "candidate": "", "rule": "task-specific IDs win"}]).to_csv(
         results / "verdicts.csv", index=False)
     pd.DataFrame({"notebook": ["01_data", "05_generator"], "seconds": [20.0, 3600.0],
-                  "peak_rss_mb": [600.0, 2800.0]}).to_csv(runs_dir / "smoke" / "timings.csv", index=False)
+                  "peak_rss_mb": [600.0, 2800.0]}).to_csv(results / "timings.csv", index=False)
 
-    text = markdown.results_markdown("smoke")
+    text = markdown.results_markdown(results, "Results of profile `smoke`")
     assert "| multi-task bi-encoder | 3 | **0.600** [0.580, 0.620] | 0.046 | 0.100 [0.080, 0.120] | – |" in text
     assert "| content | 3 | 0.400 [0.380, 0.420] | 0.046 | **0.200** [0.180, 0.220] |" in text
     assert "| RQ-VAE (paper-like) | 3 |" in text
@@ -48,12 +48,29 @@ def test_tables_render_from_the_result_files(runs_dir):
     # a run without the joint constructions writes the incumbent alone and an empty pairs file
     _table([("multitask", "rq_kmeans")], [(0.6, 0.1)]).to_csv(results / "table_beyond.csv", index=False)
     (results / "pairs_beyond.csv").write_text("\n")
-    assert markdown.results_markdown("smoke") == text
-
-    assert markdown.main(["smoke"]) == 0 and (results / "tables.md").read_text() == text
+    assert markdown.results_markdown(results, "Results of profile `smoke`") == text
 
 
 def test_a_missing_result_file_is_named(runs_dir):
     with pytest.raises(StudyInputError, match="table_a.csv is missing; run notebook 06"):
-        markdown.results_markdown("smoke")
+        markdown.results_markdown(runs_dir / "smoke" / "results")
     assert markdown.main(["smoke"]) == 2
+
+
+def test_readme_blocks_are_replaced_and_unknown_ones_fail():
+    text = "intro\n<!-- results:table-a -->\nold 0.123\n<!-- /results:table-a -->\nend\n"
+    assert markdown.render_readme(text, {"table-a": "| new |"}) == \
+        "intro\n<!-- results:table-a -->\n| new |\n<!-- /results:table-a -->\nend\n"
+    with pytest.raises(StudyInputError, match="results:table-a' is unknown"):
+        markdown.render_readme(text, {"verdicts": ""})
+
+
+def test_readme_and_results_doc_match_the_committed_snapshot():
+    """Edit one number in the README's result blocks or in docs/RESULTS.md by hand and this fails: both are
+    rendered from docs/results/ (python -m jointsid_utils.evaluation.markdown --render)."""
+    assert (markdown.SNAPSHOT / "meta.json").exists(), "docs/results/ holds no snapshot; take it with --snapshot"
+    expected = markdown.expected_documents()
+    for path, text in expected.items():
+        assert path.read_text() == text, f"{path.name} differs from its rendering of docs/results/"
+    assert "<!-- results:table-a -->" in expected[markdown.README]
+    assert markdown.main(["--check"]) == 0

@@ -1,7 +1,12 @@
-"""A run's result tables as Markdown, from the files notebooks 05 and 06 wrote, so that the numbers in the
-README and docs are pasted from one run and never typed by hand.
+"""A run's result tables as Markdown, rendered from a results folder (a run's, or the committed snapshot
+``docs/results/``, ``evaluation.snapshot``), so the numbers in the README and docs are never typed by hand.
 
-    python -m jointsid_utils.evaluation.markdown default      # prints; writes runs/default/results/tables.md
+    python -m jointsid_utils.evaluation.markdown default      # a run's tables: runs/default/results/tables.md
+    python -m jointsid_utils.evaluation.markdown --snapshot   # docs/results/ from the plain default run, then
+                                                              # docs/RESULTS.md, the README's blocks, figures/
+    python -m jointsid_utils.evaluation.markdown --check      # exit 1 when README or RESULTS.md differ
+
+The README holds rendered blocks between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``.
 
 Tables A, B and "beyond the paper" (mean over seeds [95% interval over seeds and cases], the paper's number
 beside ours), the computed verdicts on findings F1-F8 (``verdicts.csv``, a list the README embeds), the
@@ -11,13 +16,19 @@ the joint constructions' validation numbers and the per-notebook timings.
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from jointsid_utils.cache import atomic_path, run_dir
+from jointsid_utils.cache import REPO_ROOT, atomic_path, run_dir
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.evaluation.snapshot import SNAPSHOT, collect, read_meta
+
+README = REPO_ROOT / "README.md"
+RESULTS_DOC = REPO_ROOT / "docs" / "RESULTS.md"
 
 NAMES = {"content": "content", "search": "search-tuned", "rec": "rec-tuned (ENMF)", "separate": "separate",
          "prefix_share": "prefix-share", "fused_concat": "fused concat", "fused_svd": "fused SVD",
@@ -26,16 +37,16 @@ NAMES = {"content": "content", "search": "search-tuned", "rec": "rec-tuned (ENMF
          "dict_learning": "dictionary learning"}
 
 
-def _read(profile: str, name: str) -> pd.DataFrame:
-    path = run_dir(profile, "results") / name
+def _read(folder: Path, name: str) -> pd.DataFrame:
+    path = Path(folder) / name
     if not path.exists():
-        raise StudyInputError(f"{path} is missing; run notebook 06 on profile {profile!r} first.")
+        raise StudyInputError(f"{path} is missing; run notebook 06 (or take the snapshot) first.")
     return pd.read_csv(path)
 
 
-def _optional(profile: str, name: str) -> pd.DataFrame | None:
+def _optional(folder: Path, name: str) -> pd.DataFrame | None:
     """A results table that a run may leave out or write empty (no joint constructions trained)."""
-    path = run_dir(profile, "results") / name
+    path = Path(folder) / name
     if not path.exists():
         return None
     try:
@@ -101,63 +112,189 @@ def verdicts_markdown(verdicts: pd.DataFrame) -> str:
     return "\n".join(lines) if lines else "*No finding was run.*"
 
 
-def validation_markdown(profile: str) -> str:
-    """Validation Recall@30 per scheme and task: mean over seeds [lowest, highest seed]."""
-    from jointsid_utils.evaluation.report import validation_summary
-    from jointsid_utils.generator.orchestration import validation_table
-
-    summary = validation_summary(validation_table(profile))
-    if summary.empty:
+def validation_markdown(folder: Path) -> str:
+    """Validation Recall@30 per scheme and task: mean over seeds [lowest, highest seed] (``validation.csv``)."""
+    summary = _optional(folder, "validation.csv")
+    if summary is None or summary.empty:
         return "*No job scored the validation cases.*"
+    summary = summary.set_index("scheme")
     cols = [c for c in ("search (validation)", "rec (validation)", "seeds") if c in summary]
     return _markdown(["scheme", *cols], [[i, *(summary.loc[i, c] for c in cols)] for i in summary.index])
 
 
-def timings_markdown(profile: str) -> str:
-    """Per-notebook wall time and peak RSS of the last run (``runs/<profile>/timings.csv``), with the total."""
-    path = run_dir(profile) / "timings.csv"
-    if not path.exists():
-        raise StudyInputError(f"{path} is missing; run ./run_all.sh --profile {profile} first.")
-    t = pd.read_csv(path)
+def timings_markdown(folder: Path) -> str:
+    """Per-notebook wall time and peak RSS of the run (``timings.csv``), with the total."""
+    t = _read(folder, "timings.csv")
     rows = [[r.notebook, f"{r.seconds:,.0f}", f"{r.peak_rss_mb:,.0f}"] for r in t.itertuples()]
     rows.append(["**total**", f"**{t.seconds.sum():,.0f}** ({t.seconds.sum() / 60:.0f} min)", ""])
     return _markdown(["notebook", "seconds", "peak RSS (MB)"], rows)
 
 
-def results_markdown(profile: str) -> str:
-    """Every table above, as one Markdown document."""
-    parts = [f"# Results of profile `{profile}`", "## Table A: how the IDs are built (RQ-KMeans)",
-             scheme_markdown(_read(profile, "table_a.csv"), "embedding"),
+def baselines_markdown(baselines: pd.DataFrame) -> str:
+    """Each baseline on the generator's test cases: Recall@30 per task and rec protocol (mean over its training
+    seeds, with their range where it has several), and the setting chosen on validation."""
+    b = baselines[baselines.segment == "all"]
+    columns = [("search", "all", "search"), ("rec", "all", "rec, all"), ("rec", "exclude_history", "rec, excl.")]
+    rows = []
+    for method, g in b.groupby("method", sort=False):
+        row = [f"`{method}`"]
+        for task, protocol, _ in columns:
+            cell = g[(g.task == task) & (g.protocol == protocol)].recall_at_30
+            if cell.empty:
+                row.append("–")
+            elif len(cell) > 1:
+                row.append(f"{cell.mean():.3f} (seeds {cell.min():.3f}-{cell.max():.3f})")
+            else:
+                row.append(f"{cell.iloc[0]:.3f}")
+        setting = g.setting.dropna().astype(str)
+        row.append(setting.iloc[0] if len(setting) and setting.iloc[0] else "")
+        rows.append(row)
+    rows += _two_systems(rows)
+    return _markdown(["baseline", *(c[2] for c in columns), "setting (chosen on validation)"], rows)
+
+
+def _two_systems(rows: list[list[str]]) -> list[list[str]]:
+    """The practitioner's pair as rows: the better search system of tuned BM25 and dense search, with SASRec
+    for rec (the F7 comparison, from the rows above)."""
+    by = {r[0].strip("`"): r for r in rows}
+    if "sasrec" not in by:
+        return []
+    out = []
+    for search in ("bm25_tuned", "dense_search"):
+        if search in by:
+            out.append([f"**two systems**: `{search}` + `sasrec`", by[search][1], *by["sasrec"][2:4], ""])
+    return out
+
+
+def variance_markdown(variance: pd.DataFrame) -> str:
+    """Per scheme and task: the seed SD (of the seed means), the case SD, the item-cluster design effect and the
+    two parts of the standard error, so a reader can see whether more seeds or more cases would help."""
+    v = variance[variance.protocol == "all"] if "protocol" in variance else variance
+    rows = [[f"{r.embedding} / {r.quantizer}", r.task, f"{r.recall_at_30:.3f}", f"{r.seed_sd:.4f}",
+             f"{r.case_sd:.3f}", f"{r.design_effect:.2f}", f"{r.se_seed:.4f}", f"{r.se_case:.4f}",
+             f"{int(r.n_seeds)} x {int(r.n_cases)} ({int(r.n_items)} items)"] for r in v.itertuples()]
+    return _markdown(["scheme", "task", "Recall@30", "seed SD", "case SD", "design effect", "SE from seeds",
+                      "SE from cases", "seeds x cases"], rows)
+
+
+def subsets_markdown(table: pd.DataFrame, schemes: Sequence[str]) -> str:
+    """Search Recall@30 per query subset (all, known item, each kind) for the named schemes (``emb/quant``)."""
+    t = table.assign(scheme=table.embedding + "/" + table.quantizer)
+    t = t[t.scheme.isin(schemes)]
+    subsets = list(dict.fromkeys(t.subset))
+    rows = []
+    for scheme in schemes:
+        g = t[t.scheme == scheme].set_index("subset")
+        if len(g):
+            rows.append([scheme, *(f"{g.recall_at_30[s]:.3f}" if s in g.index else "–" for s in subsets)])
+    counts = t.drop_duplicates("subset").set_index("subset").n_cases
+    return _markdown(["scheme", *(f"{s} ({int(counts[s])})" for s in subsets)], rows)
+
+
+def source_line(folder: Path) -> str:
+    meta = read_meta(folder)
+    if not meta:
+        return ""
+    return (f"*From the `{meta.get('profile')}` run of {meta.get('date')} at commit `{meta.get('commit')}` (config "
+            f"`{meta.get('config_hash')}`), on {meta.get('machine')}.*")
+
+
+def blocks(folder: Path) -> dict[str, str]:
+    """The README's rendered blocks, by name."""
+    verdicts = _optional(folder, "verdicts.csv")
+    baselines = _optional(folder, "baselines.csv")
+    return {
+        "source": source_line(folder),
+        "table-a": scheme_markdown(_read(folder, "table_a.csv"), "embedding"),
+        "table-b": scheme_markdown(_read(folder, "table_b.csv"), "quantizer"),
+        "verdicts": verdicts_markdown(verdicts if verdicts is not None else pd.DataFrame()),
+        "baselines": baselines_markdown(baselines) if baselines is not None else "*No baselines.*",
+        "timings": timings_markdown(folder),
+    }
+
+
+def results_markdown(folder: Path, title: str = "Results") -> str:
+    """Every table of a results folder, as one Markdown document."""
+    parts = [f"# {title}", source_line(folder), "## Table A: how the IDs are built (RQ-KMeans)",
+             scheme_markdown(_read(folder, "table_a.csv"), "embedding"),
              "## Table B: quantizers on the multi-task embedding",
-             scheme_markdown(_read(profile, "table_b.csv"), "quantizer")]
-    beyond = _optional(profile, "table_beyond.csv")
+             scheme_markdown(_read(folder, "table_b.csv"), "quantizer")]
+    baselines = _optional(folder, "baselines.csv")
+    if baselines is not None:
+        parts += ["## Baselines on the same test cases", baselines_markdown(baselines)]
+    beyond = _optional(folder, "table_beyond.csv")
     if beyond is not None and len(beyond) > 1:  # the incumbent alone: the constructions were not trained
         parts += ["## Beyond the paper: joint constructions", scheme_markdown(beyond, "scheme"),
-                  "### Their validation numbers", validation_markdown(profile)]
-    verdicts = _optional(profile, "verdicts.csv")
+                  "### Their validation numbers", validation_markdown(folder)]
+    verdicts = _optional(folder, "verdicts.csv")
     if verdicts is not None:
         parts += ["## Verdicts on the declared findings (computed)", verdicts_markdown(verdicts)]
     families = [(f"F{i}", f"Finding F{i}: its family of paired tests (Holm within the family)") for i in range(1, 9)]
-    for family, title in (*families,
-                          ("joint", "All pairs of the paper's joint schemes (Holm within each task)"),
-                          ("beyond", "Each construction against multi-task x RQ-KMeans (one Holm family)")):
-        pairs = _optional(profile, f"pairs_{family}.csv")
+    for family, title_ in (*families,
+                           ("joint", "All pairs of the paper's joint schemes (Holm within each task)"),
+                           ("beyond", "Each construction against multi-task x RQ-KMeans (one Holm family)")):
+        pairs = _optional(folder, f"pairs_{family}.csv")
         if pairs is not None and len(pairs):
-            parts += [f"## {title}", pairs_markdown(pairs)]
-    parts += ["## Timings", timings_markdown(profile)]
-    return "\n\n".join(parts) + "\n"
+            parts += [f"## {title_}", pairs_markdown(pairs)]
+    variance = _optional(folder, "variance.csv")
+    if variance is not None and len(variance):
+        parts += ["## Variance: seeds against cases", variance_markdown(variance)]
+    by_kind = _optional(folder, "search_by_query_kind.csv")
+    if by_kind is not None and len(by_kind):
+        schemes = list(dict.fromkeys(by_kind.embedding + "/" + by_kind.quantizer))
+        parts += ["## Search per query subset (known item, kind)", subsets_markdown(by_kind, schemes)]
+    parts += ["## Timings", timings_markdown(folder)]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def render_readme(text: str, rendered: dict[str, str]) -> str:
+    """``text`` with every ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` block replaced by its
+    rendering; a block name the renderer does not know fails."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in rendered:
+            raise StudyInputError(f"README block 'results:{name}' is unknown; use one of: {', '.join(rendered)}.")
+        return f"<!-- results:{name} -->\n{rendered[name]}\n<!-- /results:{name} -->"
+
+    return re.sub(r"<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->", replace, text, flags=re.S)
+
+
+def expected_documents(folder: Path = SNAPSHOT) -> dict[Path, str]:
+    """What README.md and docs/RESULTS.md must read, rendered from the snapshot."""
+    return {README: render_readme(README.read_text(), blocks(folder)),
+            RESULTS_DOC: results_markdown(folder, "Results of the reference `default` run")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    profile = args[0] if args else "default"
     try:
-        text = results_markdown(profile)
+        if args[:1] == ["--check"]:
+            stale = [str(p.relative_to(REPO_ROOT)) for p, text in expected_documents().items()
+                     if not p.exists() or p.read_text() != text]
+            if stale:
+                print(f"error: {', '.join(stale)} differ from the snapshot in docs/results/; run "
+                      "python -m jointsid_utils.evaluation.markdown --render.", file=sys.stderr)
+                return 1
+            return 0
+        if args[:1] in (["--snapshot"], ["--render"]):
+            if args[0] == "--snapshot":
+                from jointsid_utils.notebook import publish_figures
+
+                profile = args[1] if len(args) > 1 else "default"
+                publish_figures(profile)  # refuses a run made with overrides
+                collect(profile, SNAPSHOT)
+            for path, text in expected_documents().items():
+                with atomic_path(path) as tmp:
+                    tmp.write_text(text)
+            print(f"rendered {README.name} and docs/{RESULTS_DOC.name} from {SNAPSHOT}")
+            return 0
+        profile = args[0] if args else "default"
+        folder = collect(profile, run_dir(profile, "results"))
+        text = results_markdown(folder, f"Results of profile `{profile}`")
     except StudyInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = run_dir(profile, "results") / "tables.md"
-    with atomic_path(out) as tmp:
+    with atomic_path(folder / "tables.md") as tmp:
         tmp.write_text(text)
     print(text)
     return 0

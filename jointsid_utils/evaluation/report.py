@@ -200,32 +200,79 @@ def subset_wide(table: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- figure
 
-def _place_labels(ax, points: list[tuple[float, float, str]], gap: float = 0.035, reach: float = 0.15) -> None:
-    """Point labels to the right of their points, pushed up until no two labels closer than ``gap`` (a
-    share of the y range) overlap horizontally (closer than ``reach`` of the x range); moved labels get a
-    leader line. Greedy from the lowest point: enough for a dozen schemes in a few clusters."""
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    dy, dx = gap * (y1 - y0), reach * (x1 - x0)
-    placed: list[tuple[float, float]] = []
-    for x, y, text in sorted(points, key=lambda p: (p[1], p[0])):
-        ly = y + 0.2 * dy
-        while any(abs(px - x) < dx and abs(py - ly) < dy for px, py in placed):
-            ly += 0.5 * dy
-        placed.append((x, ly))
-        moved = ly - y > 0.6 * dy
-        ax.annotate(text, (x, y), xytext=(x + 0.015 * (x1 - x0), ly), fontsize=8, va="center",
-                    arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5) if moved else None)
+def _place_labels(ax, points: list[tuple[float, float, str]]) -> None:
+    """Point labels moved apart (adjustText), then any pair that still overlaps pushed apart vertically, so no
+    label covers another; each label keeps a leader line to its point."""
+    from adjustText import adjust_text
+
+    texts = [ax.text(x, y, text, fontsize=8) for x, y, text in points]
+    if not texts:
+        return
+    adjust_text(texts, x=[p[0] for p in points], y=[p[1] for p in points], ax=ax, expand=(1.4, 1.8),
+                force_text=(0.4, 0.8), iter_lim=2000, arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5))
+    _separate(ax, texts)
+
+
+def _separate(ax, texts: list, rounds: int = 50) -> None:
+    """Push overlapping labels apart vertically, the upper one of each pair up by the overlap (a few pixels
+    more), until none overlaps: adjustText's force model leaves a pair now and then in a crowded panel."""
+    renderer = ax.figure.canvas.get_renderer()
+    to_data = ax.transData.inverted()
+    for _ in range(rounds):
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        pair = next(((i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+                     if boxes[i].overlaps(boxes[j])), None)
+        if pair is None:
+            return
+        lower, upper = sorted(pair, key=lambda k: boxes[k].y0)
+        shift = boxes[lower].y1 - boxes[upper].y0 + 3  # pixels
+        x, y = texts[upper].get_position()
+        _, y_px = ax.transData.transform((x, y))
+        texts[upper].set_position((x, to_data.transform((0, y_px + shift))[1]))
+
+
+# search references drawn as horizontal lines, rec references as vertical ones: (method, label, colour, style)
+SEARCH_LINES = (("bm25_tuned", "BM25 tuned", "k", "--"), ("dense_search", "dense (search-tuned)", "0.35", "-."))
+REC_LINES = (("sasrec", "SASRec", "navy", "--"), ("most_popular", "most-popular", "firebrick", "--"))
+
+
+def _reference_lines(ax, baselines: pd.DataFrame, protocol: str) -> None:
+    """The practitioner's systems and the floors as labelled lines (named in the figure's legend below); a
+    search reference outside the panel, which is zoomed on the schemes, is named at its top or bottom edge."""
+    outside: dict[str, list[str]] = {"above": [], "below": []}
+    low, high = ax.get_ylim()
+    for method, name, colour, style in (*SEARCH_LINES, ("random", "random", "grey", ":")):
+        value = baseline_value(baselines, method, "search")
+        if np.isnan(value):
+            continue
+        if low <= value <= high:
+            ax.axhline(value, color=colour, ls=style, lw=1.2, label=f"{name} (search)")
+        else:
+            outside["above" if value > high else "below"].append(f"{name} {value:.2f}")
+    for side, y, arrow in (("above", 0.99, "\u2191"), ("below", 0.01, "\u2193")):
+        if outside[side]:
+            ax.text(0.01, y, f"search, {side} this range {arrow}: " + ", ".join(outside[side]), fontsize=8,
+                    transform=ax.transAxes, va="top" if side == "above" else "bottom",
+                    bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=1.5))
+    for method, name, colour, style in (*REC_LINES, ("random", "random", "grey", ":")):
+        value = baseline_value(baselines, method, "rec", protocol)
+        if not np.isnan(value):
+            ax.axvline(value, color=colour, ls=style, lw=1.2, label=f"{name} (rec, vertical)")
 
 
 def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
     """Search vs rec Recall@30, one point per scheme with 95% intervals (from ``scheme_table``: over seeds and
-    cases when it was given seed-level rows), one panel per rec protocol; BM25, most-popular and random as
-    reference lines."""
+    cases when it was given seed-level rows), one panel per rec protocol; tuned BM25, dense search, SASRec,
+    most-popular and random as reference lines."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
-    pending = []  # labels are placed once both panels have their final limits
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.2), sharey=True)
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(table), 2)))
+    # zoomed on the schemes: their intervals and a margin for the labels, not 0 to 1
+    low, high = (float(np.nanmin(table.search_lo)), float(np.nanmax(table.search_hi))) if len(table) else (0, 1)
+    pad = 0.12 * max(high - low, 0.02)
+    ylim = (max(0.0, low - pad), min(1.0, high + pad))
+    pending = []  # labels are placed once each panel has its final limits
     for ax, (rec_col, protocol, title) in zip(axes, (("rec", "all", "rec: ranked list as decoded (paper-style)"),
                                                      ("rec_excl", "exclude_history", "rec: history items removed"))):
         labels = []
@@ -239,38 +286,27 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
             ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, color=colours[i], ms=7, capsize=2, lw=1,
                         label=f"{r.embedding} / {r.quantizer}")
             labels.append((x, y, r.embedding if r.quantizer == "rq_kmeans" else f"mt/{r.quantizer}"))
-        pending.append((ax, labels))
-        bm = baseline_value(baselines, "bm25", "search")
-        mp = baseline_value(baselines, "most_popular", "rec", protocol)
-        rs, rr = baseline_value(baselines, "random", "search"), baseline_value(baselines, "random", "rec", protocol)
-        # The y range fits the schemes; a BM25 far above them is named at the top, not drawn, so it does not
-        # squeeze every point into the bottom of the panel.
-        top = float(np.nanmax(table.search_hi)) * 1.3 if len(table) else 1.0
-        ax.set_ylim(0, max(top, bm * 1.08) if not np.isnan(bm) and bm <= 1.6 * top else top)
-        if not np.isnan(bm) and bm <= ax.get_ylim()[1]:
-            ax.axhline(bm, color="k", ls="--", lw=1)
-            # x in axes fraction: the left edge once every line is drawn, clear of the schemes' labels
-            ax.text(0.01, bm, "BM25 (search)", va="bottom", fontsize=8, transform=ax.get_yaxis_transform())
-        elif not np.isnan(bm):
-            ax.text(0.01, 0.99, f"BM25 (search) = {bm:.2f}, above this range \u2191", transform=ax.transAxes,
-                    va="top", fontsize=8)
-        if not np.isnan(mp):
-            ax.axvline(mp, color="firebrick", ls="--", lw=1)
-            ax.text(mp, ax.get_ylim()[1], " most-popular (rec)", va="top", rotation=90, fontsize=8, color="firebrick")
-        if not np.isnan(rs):
-            ax.axhline(rs, color="grey", ls=":", lw=1)
-            ax.axvline(rr, color="grey", ls=":", lw=1)
-            ax.text(rr, 0, " random", rotation=90, fontsize=8, color="grey", va="bottom")
+        ax.set_ylim(*ylim)
+        _reference_lines(ax, baselines, protocol)
         ax.set_xlabel(f"rec Recall@30 ({protocol})")
         ax.set_title(title, fontsize=10)
-    for ax, labels in pending:
-        _place_labels(ax, labels)
+        pending.append((ax, labels))
     axes[0].set_ylabel("search Recall@30")
-    axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="scheme (o RQ-KMeans, s other)")
+    handles, names = axes[1].get_legend_handles_labels()
+    schemes = [(h, n) for h, n in zip(handles, names) if "/" in n]
+    lines = [(h, n) for h, n in zip(handles, names) if "/" not in n]
+    axes[1].legend(*zip(*schemes), loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
+                   title="scheme (o RQ-KMeans, s other)")
+    if lines:
+        fig.legend(*zip(*lines), loc="lower center", ncol=len(lines), fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.45, -0.04), title="baselines on the same test cases (lines)",
+                   title_fontsize=8)
     seeds = int(table.seeds.max()) if "seeds" in table and len(table) else 1
     over = f"over {seeds} seeds and test cases" if seeds > 1 else "over test cases, 1 seed"
-    fig.suptitle(f"Search vs recommendation trade-off (mean, 95% bootstrap intervals {over})", y=1.0)
+    fig.suptitle(f"Search vs recommendation trade-off (mean, 95% intervals {over})", y=1.0)
     fig.tight_layout()
+    for ax, labels in pending:
+        _place_labels(ax, labels)
     return fig
 
 

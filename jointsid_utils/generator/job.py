@@ -24,7 +24,7 @@ from jointsid_utils.generator.model import load_saved
 from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
-from jointsid_utils.generator.training import load_trained, model_dir, train_scheme
+from jointsid_utils.generator.training import load_or_train, model_dir
 from jointsid_utils.ids.build import array_sha256
 from jointsid_utils.reproducibility import seed_everything
 
@@ -83,9 +83,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     key = job_key(gcfg, scheme, data_hash(items, interactions, queries), case_seed=case_seed, seed=seed)
 
     out = model_dir(profile, scheme_name, seed)
-    info = None if retrain else load_trained(out, key)
-    if info is None:
-        info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
+    info = load_or_train(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
     if not distributed.is_main():
         return None  # the main process decodes; the others go on to the next job's training
 

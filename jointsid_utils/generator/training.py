@@ -53,6 +53,16 @@ def load_trained(out: Path, key: str) -> dict[str, Any] | None:
     return info if info.get("key") == key else None
 
 
+def load_or_train(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
+                  gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False) -> dict[str, Any]:
+    """The job's ``train_info``: reloaded when a model for ``key`` is saved in ``out`` (and not ``retrain``),
+    else trained now. The caller seeds: the study's jobs once per job, before their examples are drawn."""
+    info = None if retrain else load_trained(out, key)
+    if info is None:
+        info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
+    return info
+
+
 def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
                  gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False) -> dict[str, Any]:
     """Train the scheme's generator into ``out`` and return its ``train_info`` (also saved there).

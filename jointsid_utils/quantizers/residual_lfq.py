@@ -8,11 +8,9 @@ reconstruction MSE plus the library's auxiliary loss (entropy term weighted by
 commitment term). Level l's codebook is scaled by 2^-l (library behaviour), so later levels refine.
 ``reconstruction_mse`` is measured in the normalised input space.
 
-Known failure (measured on l2-normalised 768-d inputs, 2 x 256): the projected values stay far
-below the level-1 codebook scale (1), so the residual z - sign(z) always has the opposite sign of
-z and level 2's code is the bitwise complement of level 1's: 256 distinct IDs, one effective
-level. ``normalize="standardise"`` breaks the tie (about 36% complement, thousands of IDs);
-notebook 04 should show this beside the RQ-VAE collapse.
+Known failure: when the projected values stay far below the level-1 codebook scale (1), the residual
+z - sign(z) always has the opposite sign of z, so level 2's code is the bitwise complement of level 1's
+and the IDs have one effective level; ``normalize="standardise"`` breaks the tie (docs/RQVAE.md).
 """
 
 from __future__ import annotations

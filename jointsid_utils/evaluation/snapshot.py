@@ -1,0 +1,99 @@
+"""The results snapshot: the small tables of one run, gathered in one folder with where they came from.
+
+``collect(profile, dest)`` copies a run's result tables (no predictions), its timings and its validation
+scores into ``dest`` with ``meta.json`` (commit, config hash, date, machine). The committed snapshot is
+``docs/results/``, taken from the plain ``default`` run only; ``evaluation.markdown`` renders the README's
+result blocks and ``docs/RESULTS.md`` from it, and a test checks that they match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from jointsid_utils.cache import REPO_ROOT, atomic_path, run_dir, write_json
+from jointsid_utils.config import stable_hash
+from jointsid_utils.errors import StudyInputError
+
+SNAPSHOT = REPO_ROOT / "docs" / "results"
+# What a snapshot holds: the tables notebooks 02-06 write (a missing one is left out), never predictions.
+TABLES = ("recall_at_30.csv", "recall_at_30_over_seeds.csv", "table_a.csv", "table_b.csv", "table_beyond.csv",
+          "verdicts.csv", "variance.csv", *(f"pairs_F{i}.csv" for i in range(1, 9)), "pairs_joint.csv",
+          "pairs_beyond.csv", "dense_recall_at_30.csv", "baselines.csv", "baselines_validation.csv",
+          "search_by_query_kind.csv", "search_set_relevance.csv", "decoding.csv")
+
+
+def collect(profile: str, dest: Path) -> Path:
+    """Copy ``runs/<profile>``'s tables into ``dest`` (skipping those already there when ``dest`` is the run's own
+    results folder), with ``timings.csv``, ``validation.csv`` (the generator jobs' validation scores) and
+    ``meta.json``. Fails in one sentence when the run has no results yet."""
+    from jointsid_utils.evaluation.report import validation_summary
+    from jointsid_utils.generator.orchestration import validation_table
+
+    results = run_dir(profile, "results")
+    if not (results / "table_a.csv").exists():
+        raise StudyInputError(f"{results} has no table_a.csv; run ./run_all.sh --profile {profile} first.")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        source = results / name
+        if source.exists() and source.resolve() != (dest / name).resolve():
+            with atomic_path(dest / name) as tmp:
+                shutil.copyfile(source, tmp)
+    if (run_dir(profile) / "timings.csv").exists():
+        with atomic_path(dest / "timings.csv") as tmp:
+            shutil.copyfile(run_dir(profile) / "timings.csv", tmp)
+    with atomic_path(dest / "validation.csv") as tmp:
+        validation_summary(validation_table(profile)).reset_index().to_csv(tmp, index=False)
+    write_json(dest / "meta.json", provenance(profile))
+    return dest
+
+
+def provenance(profile: str) -> dict[str, Any]:
+    """The run's commit, config hash, date (its last timings row) and machine, for ``meta.json``."""
+    config = run_dir(profile) / "config.json"
+    return {"profile": profile, "commit": _commit(),
+            "config_hash": stable_hash(json.loads(config.read_text())) if config.exists() else None,
+            "date": _run_date(run_dir(profile) / "timings_log.csv"), "machine": _machine()}
+
+
+def _run_date(log: Path) -> str | None:
+    """When the last executed notebook of the run started (``timings_log.csv``'s ``run_started``)."""
+    if not log.exists():
+        return None
+    rows = pd.read_csv(log)
+    executed = rows[rows["status"] == "executed"] if "status" in rows else rows
+    return str(executed["run_started"].iloc[-1]) if len(executed) else None
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "meta.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
