@@ -322,10 +322,12 @@ PROFILES: dict[str, StudyConfig] = {
                                  sasrec_seeds=(0, 1), sasrec_max_len=20, bm25_k1=(0.9, 1.5), bm25_b=(0.5, 0.75)),
     ),
     # default: choices made on validation for the 2-hour CPU budget (FAST_CPU, width 96, 10 rec windows, one
-    # copy of the item texts, three seeds, automatic workers); the evidence per setting is in docs/DECISIONS.md.
+    # copy of the item texts, three seeds, automatic workers, the joint constructions trained and tested);
+    # the evidence per setting is in docs/DECISIONS.md.
     "default": StudyConfig(name="default", embeddings=EmbeddingConfig(finetune_precision="auto"),
                            generator=GeneratorConfig(d_model=96, d_ff=384, rec_windows_per_user=10,
-                                                     seeds=(0, 1, 2), item_text_examples=1, **FAST_CPU)),
+                                                     seeds=(0, 1, 2), item_text_examples=1, **FAST_CPU),
+                           scope=ScopeConfig(joint_ids=True)),
     "paper": StudyConfig(
         name="paper",
         data=DataConfig(source="movielens-csv", target_interactions=1_200_000),
