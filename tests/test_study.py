@@ -140,7 +140,9 @@ def test_scope_section_adds_the_optional_schemes_without_touching_any_key():
     from jointsid_utils.ids.schemes import SCHEMES, schemes_in_scope
 
     default = load_config("default")
-    assert study.scope_schemes(default) == study.study_schemes()  # the paper's 12 within the budget
+    # the paper's 12 and the joint constructions within the budget; content's Table B opt-in
+    assert study.scope_schemes(default) == study.study_schemes() + list(JOINT_SCHEMES)
+    assert study.scope_schemes(load_config("default", {"scope.joint_ids": False})) == study.study_schemes()
     assert len(schemes_in_scope(default)) == len(SCHEMES) - 4  # content's rq_kmeans only
     both = load_config("default", {"scope.joint_ids": True, "scope.content_quantizers": True})
     assert study.scope_schemes(both)[-len(JOINT_SCHEMES):] == list(JOINT_SCHEMES)
