@@ -8,15 +8,17 @@ Two parts, one machine, one run, so the rows compare as ratios:
    profile's generator on the profile's data, per variant. The variants take turns in ``--rounds``
    rounds of ``--steps`` batches each (batches drawn as the variant's sampler draws them), so a load
    that changes during the run touches every variant alike; the median round is reported.
-2. **Validation Recall@30** at equal epochs: each variant in ``--recall`` trained as notebook 05 trains
-   a job (one thread, same seed, same examples) and decoded on the validation cases only (the
-   validation queries; every user's validation item), with a bootstrap interval over cases. The test split
-   is never decoded here. Each row also gets its paired difference from ``today`` on the same scheme and
-   cases (``paired_<task>_vs_today``: mean, 95% interval, p, and the smallest difference the design detects).
+2. **Validation Recall@30**: each variant in ``--recall`` trained as notebook 05 trains a job (one
+   thread, each training seed of ``--seeds``, the seed's examples) and decoded on the validation cases only
+   (the validation queries; every user's validation item), with a bootstrap interval over cases. The test
+   split is never decoded here. ``summary`` holds one entry per variant and scheme: the mean over seeds, the
+   seed SD, and the paired difference from ``today`` on the same seeds and cases
+   (``paired_<task>_vs_today``: mean, 95% interval, p, and the smallest difference the design detects).
 
 Inputs come from ``runs/<profile>/`` (data, queries, and the scheme's IDs: run notebooks 01-03 or the
-package's stages first); models go under ``runs/<profile>_throughput/<variant>__<embedding>__<quantizer>/``
-and are reused on a rerun. Writes ``bench/results/bench_generator_throughput.json`` (or ``--out``).
+package's stages first); models go under
+``runs/<profile>_throughput/<variant>__<embedding>__<quantizer>__seed<k>/`` and are reused on a rerun.
+Writes ``bench/results/bench_generator_throughput.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ VARIANTS: dict[str, dict] = {
     "narrow_ff": {"d_ff": 256},
     "width96": {"d_model": 96, "d_ff": 384},
     "layers1": {"num_layers": 1},
+    # the five-seed budget (issue 26): fewer epochs (the cosine schedule ends at the new count) and shorter
+    # rec prompts, each re-chosen on validation
+    "epochs4": {"epochs": 4.0},
+    "epochs5": {"epochs": 5.0},
+    "epochs6": {"epochs": 6.0},
+    "history5": {"history_k": 5},
+    "epochs4_history5": {"epochs": 4.0, "history_k": 5},
 }
 THROUGHPUT_VARIANTS = ("today", "item_positions", "length_grouped", "bf16", "id_output", "no_dropout", "combined",
                        "combined_keep_dropout")
@@ -155,8 +164,9 @@ def throughput(profile: str, scheme: tuple[str, str], names: list[str], steps: i
     return rows
 
 
-def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) -> dict:
-    """Train the variant as notebook 05 trains a job, then Recall@30 on the validation cases."""
+def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, seed: int) -> dict:
+    """Train the variant as notebook 05 trains a job with training seed ``seed``, then Recall@30 on the
+    validation cases."""
     from jointsid_utils.cache import run_dir
     from jointsid_utils.generator.job import data_hash, job_key, validation_recall
     from jointsid_utils.generator.model import load_saved
@@ -164,10 +174,10 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) 
     from jointsid_utils.generator.training import load_or_train
     from jointsid_utils.reproducibility import seed_everything
 
-    cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme, VARIANTS[name])
-    seed = int(gcfg.seeds[0])
+    cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme,
+                                                                         {**VARIANTS[name], "seeds": (seed,)})
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
-    out = run_dir(f"{profile}_throughput", f"{name}__{scheme[0]}__{scheme[1]}")
+    out = run_dir(f"{profile}_throughput", _run_name(name, "/".join(scheme), seed))
     started = time.time()
     seed_everything(seed)
     info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
@@ -185,6 +195,10 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str) 
     return row
 
 
+def _run_name(variant: str, scheme: str, seed: int) -> str:
+    return f"{variant}__{scheme.replace('/', '__')}__seed{seed}"
+
+
 def _save_case_hits(preds, path) -> None:
     """Each validation case's Recall@30 (0/1) per task, ordered by case id, for the paired comparison."""
     import numpy as np
@@ -199,38 +213,56 @@ def _save_case_hits(preds, path) -> None:
     np.savez(path, **arrays)
 
 
-def paired_against(profile: str, rows: list[dict], base: str = "today") -> None:
-    """Adds to every row the paired difference from ``base`` on the same scheme and validation cases:
-    mean, 95% interval, p and the smallest difference this design detects (80% power, two-sided 5%)."""
+def paired_against(profile: str, rows: list[dict], base: str = "today") -> list[dict]:
+    """One summary per (variant, scheme) over its seeds: the validation mean, the seed SD of each task's
+    recall and, against ``base`` on the same scheme, seeds and cases, the paired difference (mean, 95%
+    interval, p, and the smallest difference this design detects at 80% power, two-sided 5%)."""
     import numpy as np
 
     from jointsid_utils.cache import run_dir
     from jointsid_utils.evaluation.statistics import minimum_detectable_difference, paired_test
 
-    def hits(row):
-        scheme = row["scheme"].replace("/", "__")
-        path = run_dir(f"{profile}_throughput", f"{row['variant']}__{scheme}") / "validation_hits.npz"
+    def hits(variant, scheme, seed):
+        path = run_dir(f"{profile}_throughput", _run_name(variant, scheme, seed)) / "validation_hits.npz"
         return dict(np.load(path)) if path.exists() else None
 
-    saved = {id(r): hits(r) for r in rows}
+    groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
-        ref = next((r for r in rows if r["variant"] == base and r["scheme"] == row["scheme"]), None)
-        if ref is None or row is ref or saved[id(row)] is None or saved[id(ref)] is None:
-            continue
-        a, b = saved[id(row)], saved[id(ref)]
+        groups.setdefault((row["variant"], row["scheme"]), []).append(row)
+    summaries = []
+    for (variant, scheme), members in groups.items():
+        seeds = sorted(r["seed"] for r in members)
+        summary = {"variant": variant, "scheme": scheme, "seeds": seeds,
+                   "train_seconds_mean": round(float(np.mean([r["train_seconds"] for r in members])), 1)}
         for task in ("search", "rec"):
-            if not np.array_equal(a[f"{task}_cases"], b[f"{task}_cases"]):
-                raise SystemExit(f"{row['variant']} and {base} were scored on different {task} cases.")
-            t = paired_test(a[f"{task}_hits"][None, :], b[f"{task}_hits"][None, :])
-            mdd = minimum_detectable_difference(t["se"], 1)
-            row[f"paired_{task}_vs_{base}"] = {k: round(t[k], 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
-            row[f"paired_{task}_vs_{base}"]["detectable"] = round(mdd, 4)
+            values = [r[f"val_{task}"][0] for r in members]
+            summary[f"val_{task}_mean"] = round(float(np.mean(values)), 4)
+            summary[f"val_{task}_seed_sd"] = round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None
+        ref = groups.get((base, scheme))
+        shared = sorted(set(seeds) & {r["seed"] for r in ref}) if ref and variant != base else []
+        mine = [hits(variant, scheme, k) for k in shared]
+        theirs = [hits(base, scheme, k) for k in shared]
+        if shared and all(h is not None for h in mine + theirs):
+            for task in ("search", "rec"):
+                for a, b in zip(mine, theirs):
+                    if not np.array_equal(a[f"{task}_cases"], b[f"{task}_cases"]):
+                        raise SystemExit(f"{variant} and {base} were scored on different {task} cases.")
+                t = paired_test(np.stack([h[f"{task}_hits"] for h in mine]),
+                                np.stack([h[f"{task}_hits"] for h in theirs]))
+                mdd = minimum_detectable_difference(t["se"], 1, df=t["df"])
+                summary[f"paired_{task}_vs_{base}"] = {k: round(t[k], 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
+                summary[f"paired_{task}_vs_{base}"]["detectable"] = round(mdd, 4)
+                summary[f"paired_{task}_vs_{base}"]["seeds"] = shared
+        summaries.append(summary)
+    return summaries
 
 
-def _write(path: str, meta: dict, throughput_rows: list[dict], validation_rows: list[dict]) -> None:
+def _write(path: str, meta: dict, throughput_rows: list[dict], validation_rows: list[dict],
+           summary: list[dict] | None = None) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as fh:
-        json.dump({"meta": meta, "throughput": throughput_rows, "validation": validation_rows}, fh, indent=1)
+        json.dump({"meta": meta, "throughput": throughput_rows, "validation": validation_rows,
+                   "summary": summary or []}, fh, indent=1)
     os.replace(path + ".tmp", path)
 
 
@@ -243,6 +275,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--throughput", nargs="*", default=list(THROUGHPUT_VARIANTS))
     ap.add_argument("--recall", nargs="*", default=list(VARIANTS), help="variants trained for validation recall")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="training seeds of every recall variant (paired over seeds and cases; seed SD reported)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="bench/results/bench_generator_throughput.json")
     args = ap.parse_args()
@@ -265,30 +299,35 @@ def main() -> None:
             "native_bf16": cpu_has_native_bf16(), "workers": args.workers, "date": time.strftime("%Y-%m-%d"),
             "profile": args.profile, "scheme": args.scheme[0], "throughput_seconds": tp_seconds,
             "steps": args.steps, "rounds": args.rounds}
-    rerun = {(v, s) for v in args.recall for s in args.scheme}
-    kept = [r for r in earlier["validation"] if (r["variant"], r["scheme"]) not in rerun]  # rows not rerun stay
-    order = [(r["variant"], r["scheme"]) for r in kept] + [(v, s) for s in args.scheme for v in args.recall]
+    rerun = {(v, s, k) for v in args.recall for s in args.scheme for k in args.seeds}
+    kept = [r for r in earlier["validation"]  # rows not rerun stay
+            if (r["variant"], r["scheme"], r.get("seed", 0)) not in rerun]
+    order = ([(r["variant"], r["scheme"], r.get("seed", 0)) for r in kept]
+             + [(v, s, k) for s in args.scheme for k in args.seeds for v in args.recall])
 
     def ordered(some: list[dict]) -> list[dict]:
-        return sorted(some, key=lambda r: order.index((r["variant"], r["scheme"])))
+        return sorted(some, key=lambda r: order.index((r["variant"], r["scheme"], r.get("seed", 0))))
 
     rows: list[dict] = []
     _write(args.out, meta, tp, kept)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
-        futures = [pool.submit(variant_validation_recall, args.profile, s, name) for s in schemes
-                   for name in args.recall]
+        # the slowest variants first, so the pool does not end on one long job
+        futures = [pool.submit(variant_validation_recall, args.profile, s, name, k) for s in schemes
+                   for k in args.seeds for name in sorted(args.recall, key=lambda v: -VARIANTS[v].get("epochs", 8))]
         for future in as_completed(futures):  # written as each variant finishes, so a long run can be read early
             rows.append(future.result())
             meta["total_seconds"] = round(time.time() - started, 1)
             _write(args.out, meta, tp, ordered(kept + rows))
     final = ordered(kept + rows)
-    paired_against(args.profile, final)
-    _write(args.out, meta, tp, final)
+    summary = paired_against(args.profile, final)
+    _write(args.out, meta, tp, final, summary)
     for r in tp:
         print(f"{r['variant']:24s} {r['examples_per_s']:8.1f} ex/s  x{r['ratio']:.2f}")
-    for r in ordered(rows):
-        print(f"{r['scheme']:22s} {r['variant']:24s} search {r['val_search']}  rec {r['val_rec']}  "
-              f"train {r['train_seconds']} s")
+    for r in summary:
+        paired = {t: r.get(f"paired_{t}_vs_today", {}).get("diff") for t in ("search", "rec")}
+        print(f"{r['scheme']:22s} {r['variant']:18s} seeds {r['seeds']} search {r['val_search_mean']} "
+              f"(sd {r['val_search_seed_sd']}) rec {r['val_rec_mean']} (sd {r['val_rec_seed_sd']}) "
+              f"vs today {paired}  train {r['train_seconds_mean']} s")
 
 
 if __name__ == "__main__":
