@@ -6,13 +6,16 @@
 #                                         the fast loop: ./run_all.sh --test -m "not slow and not network"
 #   ./run_all.sh --profile smoke          another profile: smoke | default | paper
 #   ./run_all.sh --only 01,03             chosen notebooks only (by number)
-#   ./run_all.sh -p ids.codebook_size 32  a parameter override (repeatable), validated before anything runs
+#   ./run_all.sh -p ids.codebook_size 32  a parameter override (repeatable), validated before anything runs;
+#                                         the run gets its own folder, runs/default+ids.codebook_size=32/
+#   ./run_all.sh --name NAME              the run's folder under runs/ (default: the profile, or profile+overrides)
 #   ./run_all.sh --force                  execute every notebook, also those whose inputs did not change
 #                                         (skipped by default: their executed copies in runs/ stand)
 #
 # Creates .venv/ when missing (an active conda env named "jointsid", built from environment.yml, is
 # reused instead), installs the package with CPU torch pinned to 2.13.0, fetches the offline
-# assets, then executes notebooks/NN_*.ipynb in order into runs/<profile>/notebooks/.
+# assets, then executes notebooks/NN_*.ipynb in order into runs/<folder>/notebooks/. Stage artifacts are
+# shared by every run folder through runs/.store/ (python -m jointsid_utils.store du | prune).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,9 +33,11 @@ while [[ $# -gt 0 ]]; do
     --only) [[ $# -ge 2 ]] || { echo "error: --only needs notebook numbers, e.g. --only 01,02." >&2; exit 2; }
             only="$2"; shift 2 ;;
     --force) force=(--force); shift ;;
+    --name) [[ $# -ge 2 ]] || { echo "error: --name needs a folder name, e.g. --name codebook32." >&2; exit 2; }
+            params+=(run_name "$2"); shift 2 ;;
     -p) [[ $# -ge 3 ]] || { echo "error: -p needs a KEY and a VALUE, e.g. -p seed 1." >&2; exit 2; }
         params+=("$2" "$3"); shift 3 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option '$1'; see ./run_all.sh --help." >&2; exit 2 ;;
   esac
 done

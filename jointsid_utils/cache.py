@@ -1,14 +1,17 @@
 """Deterministic artifact paths, atomic writes and config-keyed caching of expensive stages.
 
-Every artifact lives at ``runs/<profile>/<stage>/<name>`` (no timestamps, so a later notebook finds
-an earlier one's output by name). Beside it, ``<name>.manifest.json`` records the config hash,
-input hashes, seed, package versions and the artifact's own sha256. A stage reruns exactly when
-its key changed or the artifact fails its hash; otherwise it loads.
+Every artifact is seen at ``runs/<folder>/<stage>/<name>`` (no timestamps, so a later notebook finds
+an earlier one's output by name; ``folder`` is the run's, ``StudyConfig.folder``). Beside it,
+``<name>.manifest.json`` records the config hash, input hashes, seed, package versions and the artifact's
+own sha256. A stage reruns exactly when its key changed or the artifact fails its hash; otherwise it
+loads. What ``cached`` builds is saved once in the shared store (``jointsid_utils.store``) under its key
+and linked into the run folder, so another run folder with the same key links it instead of building.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -23,17 +26,13 @@ from typing import Any, Callable, Iterator
 from jointsid_utils.config import stable_hash
 from jointsid_utils.errors import StudyInputError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from jointsid_utils import store
+from jointsid_utils.store import REPO_ROOT, runs_root  # noqa: F401  (re-exported: every stage's paths)
 
 
-def runs_root() -> Path:
-    """``$JOINTSID_RUNS_DIR`` or ``<repo>/runs``."""
-    return Path(os.environ.get("JOINTSID_RUNS_DIR", REPO_ROOT / "runs"))
-
-
-def run_dir(profile: str, *parts: str) -> Path:
-    """``runs/<profile>/<parts...>``, created on demand."""
-    return ensure_dir(runs_root().joinpath(profile, *parts), "output", "JOINTSID_RUNS_DIR")
+def run_dir(folder: str, *parts: str) -> Path:
+    """``runs/<folder>/<parts...>`` (a run folder: ``StudyConfig.folder``), created on demand."""
+    return ensure_dir(runs_root().joinpath(folder, *parts), "output", "JOINTSID_RUNS_DIR")
 
 
 def ensure_dir(path: Path, what: str, env_var: str) -> Path:
@@ -127,28 +126,108 @@ def manifest_path(artifact: Path | str) -> Path:
     return artifact.with_name(artifact.name + ".manifest.json")
 
 
+# (store entry, [(run-folder path, store path)]) of the build ``cached`` is running, for ``side_output``
+_BUILDING: contextvars.ContextVar[tuple[Path, list[tuple[Path, Path]]] | None] = contextvars.ContextVar(
+    "jointsid_building", default=None)
+
+
+def key_hash(key: Any, *, seed: int | None = None, input_hashes: dict[str, str] | None = None) -> str:
+    """The hash ``cached`` files an artifact under (its manifest's ``key_hash``)."""
+    return stable_hash({"key": key, "inputs": input_hashes or {}, "seed": seed})
+
+
 def cached(artifact: Path | str, key: Any, build: Callable[[Path], None], *,
            seed: int | None = None, inputs: tuple[Path | str, ...] = ()) -> Path:
     """Return ``artifact``, building it with ``build(tmp_path)`` unless a valid copy exists.
 
     ``key`` is anything JSON-serialisable that determines the result (usually the relevant config
     sections); ``inputs`` are upstream files whose content hashes join the key, so a changed
-    upstream artifact invalidates this one and nothing else.
+    upstream artifact invalidates this one and nothing else. Inside a run folder the artifact is built
+    into the store entry of its key, under that entry's lock (a concurrent run waits and then links it),
+    and linked into place, with the side outputs its build declared (``side_output``).
     """
     artifact = Path(artifact)
     input_hashes = {str(Path(p).name): file_sha256(p) for p in inputs}
-    full_key = stable_hash({"key": key, "inputs": input_hashes, "seed": seed})
-    if is_fresh(artifact, full_key):
+    full_key = key_hash(key, seed=seed, input_hashes=input_hashes)
+    folder = store.run_folder_of(artifact)
+    if folder is None:  # outside runs/ (a bench's or a test's own file): a plain cached file
+        if not is_fresh(artifact, full_key):
+            _build(artifact, key, build, full_key, seed, input_hashes)
         return artifact
+    where = artifact.resolve().relative_to((runs_root() / folder).resolve())
+    kind = where.parts[0] if len(where.parts) > 1 else "files"
+    if not is_fresh(artifact, full_key):
+        entry = store.entry_dir(kind, full_key) / artifact.name
+        with store.locked(kind, full_key):
+            if not is_fresh(entry, full_key):
+                _build(entry, key, build, full_key, seed, input_hashes, links_for=runs_root() / folder)
+        store.link(entry, artifact)
+        store.link(manifest_path(entry), manifest_path(artifact))
+    _apply_links(artifact, runs_root() / folder)
+    store.record(folder, kind, full_key, str(where))
+    return artifact
+
+
+def _build(artifact: Path, key: Any, build: Callable[[Path], None], full_key: str, seed: int | None,
+           input_hashes: dict[str, str], links_for: Path | None = None) -> None:
     started = time.time()
-    with atomic_path(artifact) as tmp:
-        build(tmp)
+    links: list[tuple[Path, Path]] = []
+    token = _BUILDING.set((artifact.parent, links) if links_for is not None else None)
+    try:
+        with atomic_path(artifact) as tmp:
+            build(tmp)
+    finally:
+        _BUILDING.reset(token)
     write_json(manifest_path(artifact), {
         "artifact": artifact.name, "key_hash": full_key, "config": key, "inputs": input_hashes,
         "seed": seed, "sha256": file_sha256(artifact), "versions": package_versions(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_seconds": round(time.time() - started, 3),
+        "links": [[os.path.relpath(dest, links_for), os.path.relpath(target, store.store_root())]
+                  for dest, target in links] if links_for is not None else [],
     })
-    return artifact
+
+
+def forget(artifact: Path | str) -> None:
+    """Drop the artifact's manifest, and its store entry's when it came from the store, so the next ``cached``
+    call rebuilds it (for an artifact whose companion file turned out stale)."""
+    artifact = Path(artifact)
+    try:
+        meta = json.loads(manifest_path(artifact).read_text())
+    except (OSError, json.JSONDecodeError):
+        meta = {}
+    folder = store.run_folder_of(artifact)
+    if folder is not None and meta.get("key_hash"):
+        where = artifact.resolve().relative_to((runs_root() / folder).resolve())
+        kind = where.parts[0] if len(where.parts) > 1 else "files"
+        manifest_path(store.store_root() / kind / meta["key_hash"] / artifact.name).unlink(missing_ok=True)
+    manifest_path(artifact).unlink(missing_ok=True)
+
+
+def side_output(dest: Path | str) -> Path:
+    """Where a build that ``cached`` runs writes an extra output belonging to its artifact (a fine-tuned
+    encoder's directory, the codes' diagnostics, ENMF's user vectors): inside the artifact's store entry,
+    linked to ``dest`` in the run folder when the build succeeds and whenever a run reuses the artifact.
+    Outside such a build: ``dest`` itself."""
+    building = _BUILDING.get()
+    if building is None:
+        return Path(dest)
+    entry, links = building
+    target = entry / "side" / Path(dest).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    links.append((Path(dest), target))
+    return target
+
+
+def _apply_links(artifact: Path, run_root: Path) -> None:
+    """Link the artifact's side outputs (its manifest's ``links``) into the run folder, where missing."""
+    try:
+        links = json.loads(manifest_path(artifact).read_text()).get("links", [])
+    except (OSError, json.JSONDecodeError):
+        return
+    for dest, target in links:
+        source = store.store_root() / target
+        if source.exists():
+            store.link(source, run_root / dest)
 
 
 def is_fresh(artifact: Path | str, key_hash: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -293,6 +294,23 @@ class StudyConfig:
     scope: ScopeConfig = field(default_factory=ScopeConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # notebook 06 only
     baselines: BaselineConfig = field(default_factory=BaselineConfig)  # notebook 06's tuned baselines
+    # The run's folder under runs/ (``./run_all.sh --name``); None: derived from the overrides (``folder``).
+    # No cache key reads it: two names of one configuration share every stored artifact.
+    run_name: str | None = None
+
+    @property
+    def folder(self) -> str:
+        """This run's folder under ``runs/``: ``run_name`` when set; the profile's name for the plain profile;
+        else the profile and what differs from it, e.g. ``default+ids.codebook_size=32`` (a hash when long).
+        So a rerun with other settings or another catalogue never writes over another configuration's run."""
+        if self.run_name:
+            return self.run_name
+        diffs = differences(PROFILES[self.name], self) if self.name in PROFILES else {}
+        if not diffs:
+            return self.name
+        label = "+".join(f"{k}={_short(v)}" for k, v in sorted(diffs.items()))
+        folder = re.sub(r"[^A-Za-z0-9._=+,-]", "_", f"{self.name}+{label}")
+        return folder if len(folder) <= MAX_FOLDER else f"{self.name}+{stable_hash(diffs, 10)}"
 
     def section_hash(self, *sections: str) -> str:
         """A short hash of the named sections (plus the seed), keying a stage's cache."""
@@ -343,6 +361,33 @@ PROFILES: dict[str, StudyConfig] = {
 }
 
 
+MAX_FOLDER = 96  # longer derived folder names become the profile plus a hash of the differences
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+,-]{0,95}")
+
+
+def differences(base: StudyConfig, cfg: StudyConfig) -> dict[str, Any]:
+    """Dotted key -> value of every setting where ``cfg`` differs from ``base`` (the run name left out)."""
+    out: dict[str, Any] = {}
+    for key in valid_keys(base):
+        if key == "run_name":
+            continue
+        section, _, leaf = key.partition(".")
+        a, b = getattr(base, section), getattr(cfg, section)
+        if leaf:
+            a, b = getattr(a, leaf), getattr(b, leaf)
+        if as_dict(a) != as_dict(b):
+            out[key] = as_dict(b)
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(_short(v) for v in value)
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return Path(value).name or value  # a data path: its last part names the catalogue
+    return str(value)
+
+
 def load_config(profile: str = "default", overrides: Mapping[str, Any] | None = None) -> StudyConfig:
     """The named profile with dotted-key overrides applied, e.g. ``{"ids.codebook_size": 32}``."""
     if not isinstance(profile, str) or profile not in PROFILES:
@@ -353,6 +398,9 @@ def load_config(profile: str = "default", overrides: Mapping[str, Any] | None = 
     cfg = PROFILES[profile]
     for key, value in dict(overrides or {}).items():
         cfg = _override(cfg, key, value)
+    if cfg.run_name is not None and not RUN_NAME.fullmatch(cfg.run_name):
+        raise StudyInputError(f"Run name {cfg.run_name!r} is not a plain folder name; use letters, digits and "
+                              "._=+,- (at most 96 characters, not starting with a dot), e.g. --name codebook32.")
     return cfg
 
 

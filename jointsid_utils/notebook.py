@@ -33,14 +33,14 @@ def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: 
 
     sns.set_theme(style="whitegrid", context="notebook")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "savefig.bbox": "tight"})
-    write_json(run_dir(cfg.name) / "config.json", as_dict(cfg))
+    write_json(run_dir(cfg.folder) / "config.json", as_dict(cfg))
     return cfg
 
 
 def save_figure(fig, name: str, cfg: StudyConfig) -> Path:
     """Save to ``runs/<profile>/figures/``. A run never writes the committed ``figures/``: that is
     ``publish_figures``' explicit step, from the plain ``default`` run only."""
-    path = run_dir(cfg.name, "figures") / f"{name}.png"
+    path = run_dir(cfg.folder, "figures") / f"{name}.png"
     fig.savefig(path)
     return path
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def record_metrics(notebook: str, cfg: StudyConfig, metrics: Mapping[str, Any]) -> Path:
     """The last cell of each notebook: its headline numbers, for tests and reviewers."""
-    path = run_dir(cfg.name, "metrics") / f"{notebook}.json"
+    path = run_dir(cfg.folder, "metrics") / f"{notebook}.json"
     write_json(path, json.loads(json.dumps(dict(metrics), default=float)))
     return path
 

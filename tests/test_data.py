@@ -180,16 +180,18 @@ def test_prepare_data_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("JOINTSID_RUNS_DIR", str(tmp_path))
     cfg = csv_cfg(FIXTURE)
     items, inter = data.prepare_data(cfg)
-    out = tmp_path / "default" / "data"
+    out = tmp_path / cfg.folder / "data"
     mtime = (out / "items.parquet").stat().st_mtime_ns
     assert all(isinstance(g, list) for g in items["genres"])
     items2, inter2 = data.prepare_data(cfg)
     assert (out / "items.parquet").stat().st_mtime_ns == mtime  # loaded, not rebuilt
     pd.testing.assert_frame_equal(inter, inter2)
     check_schema(items2, inter2)
-    data.prepare_data(load_config("default", {"data.source": "movielens-csv", "data.path": str(FIXTURE),
-                                              "data.enrich": False, "seed": 3}))
-    assert (out / "items.parquet").stat().st_mtime_ns != mtime  # a new key rebuilds
+    other = load_config("default", {"data.source": "movielens-csv", "data.path": str(FIXTURE),
+                                    "data.enrich": False, "seed": 3})
+    data.prepare_data(other)  # a new key builds into its own run folder and leaves this one as it was
+    assert (tmp_path / other.folder / "data" / "items.parquet").exists() and other.folder != cfg.folder
+    assert (out / "items.parquet").stat().st_mtime_ns == mtime
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -271,8 +273,9 @@ def test_repairs_survive_the_cache(tmp_path, monkeypatch):
     ratings = (folder / "ratings.csv").read_text()
     (folder / "ratings.csv").write_text(ratings + ratings.splitlines(keepends=True)[1])  # one duplicate rating
     first, _ = data.prepare_data(csv_cfg(folder))
-    mtime = (tmp_path / "runs" / "default" / "data" / "items.parquet").stat().st_mtime_ns
+    items_file = tmp_path / "runs" / csv_cfg(folder).folder / "data" / "items.parquet"
+    mtime = items_file.stat().st_mtime_ns
     again, _ = data.prepare_data(csv_cfg(folder))
-    assert (tmp_path / "runs" / "default" / "data" / "items.parquet").stat().st_mtime_ns == mtime  # from the cache
+    assert items_file.stat().st_mtime_ns == mtime  # from the cache
     assert again.attrs["repairs"] == first.attrs["repairs"]
     assert again.attrs["repairs"]["exact duplicate interaction rows, dropped"] == 1

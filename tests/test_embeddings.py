@@ -126,7 +126,7 @@ def test_dense_recall_on_a_constructed_case(tiny, runs_dir):
     assert (table.n_cases == 12).all()
     # 6 items per genre, all tie at the top, so every test item is within the 30 returned
     assert rec.loc["all", "recall_at_30"] == 1.0 and rec.loc["exclude_history", "recall_at_30"] == 1.0
-    results = runs_dir / "smoke" / "results"
+    results = runs_dir / cfg.folder / "results"
     assert len(pd.read_csv(results / "dense_recall_at_30_detail.csv")) == len(table)
     contract = pd.read_csv(results / "dense_recall_at_30.csv")  # STUDY.md §4: one row per (embedding, task)
     assert not contract.duplicated(["embedding", "task"]).any() and set(contract.protocol) == {"all"}
@@ -178,11 +178,11 @@ def test_dense_check_is_loaded_when_nothing_changed_and_recomputed_when_an_input
     artifact = dense_check.dense_check_path(cfg)
     built = artifact.stat().st_mtime_ns
     assert len(loads) == 1 and set(first.task) == {"search", "rec"}
-    (runs_dir / "smoke" / "results" / "dense_recall_at_30.csv").unlink()
+    (runs_dir / cfg.folder / "results" / "dense_recall_at_30.csv").unlink()
     again = check()
     assert len(loads) == 1 and artifact.stat().st_mtime_ns == built  # loaded, not recomputed
     pd.testing.assert_frame_equal(again, first)
-    assert (runs_dir / "smoke" / "results" / "dense_recall_at_30.csv").exists()  # the contract file rewritten
+    assert (runs_dir / cfg.folder / "results" / "dense_recall_at_30.csv").exists()  # the contract file rewritten
 
     check(qs=queries.assign(query=queries["query"] + " film"))  # other test queries
     assert len(loads) == 2
@@ -198,8 +198,8 @@ def test_dense_check_is_loaded_when_nothing_changed_and_recomputed_when_an_input
     assert len(loads) == 5
     check(k_cfg=load_config("smoke", {"embeddings.history_k": 3}))  # a config field the check reads
     assert len(loads) == 6
-    check()  # back to the first inputs: computed again (one cached table per profile), same numbers
-    assert len(loads) == 7 and check().equals(first) and len(loads) == 7
+    check()  # back to the first inputs: the store still holds that table, so it loads, nothing is computed
+    assert len(loads) == 6 and check().equals(first) and len(loads) == 6
 
 
 def test_dense_checks_and_metrics_read_the_table():

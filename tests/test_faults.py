@@ -125,10 +125,7 @@ def stage_finetune(*more_runs_dirs: str) -> dict:
     from jointsid_utils.embeddings.inputs import EmbeddingData
 
     steps = _count_training_steps()
-    # the profile wants >= 50 steps between checkpoints; the tiny run has 6 in all
-    cfg = load_config("smoke", {"embeddings.finetune_max_pairs": 48, "embeddings.finetune_batch_size": 8,
-                                "embeddings.finetune_lr": 1e-4, "embeddings.finetune_min_eval_steps": 1,
-                                "embeddings.finetune_val_queries": 8})
+    cfg = load_config("smoke", FINETUNE)
     runs = []
     for runs_dir in [os.environ["JOINTSID_RUNS_DIR"], *more_runs_dirs]:
         os.environ["JOINTSID_RUNS_DIR"] = runs_dir
@@ -138,6 +135,11 @@ def stage_finetune(*more_runs_dirs: str) -> dict:
         runs.append({"steps_run": list(steps), "resumed": info["resumed"],
                      "total_steps": json.loads((path / "training_log.json").read_text())["steps"]})
     return {"runs": runs}
+
+
+# the profile wants >= 50 steps between checkpoints; the tiny fine-tune has 6 in all
+FINETUNE = {"embeddings.finetune_max_pairs": 48, "embeddings.finetune_batch_size": 8, "embeddings.finetune_lr": 1e-4,
+            "embeddings.finetune_min_eval_steps": 1, "embeddings.finetune_val_queries": 8}
 
 
 def stage_quantizer(steps: str) -> dict:
@@ -212,14 +214,17 @@ STAGES = {"finetune": stage_finetune, "quantizer": stage_quantizer, "generator":
 
 @pytest.mark.slow
 def test_finetune_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path):
+    from jointsid_utils.config import load_config
+
     runs = tmp_path / "runs"
-    models = runs / "smoke" / "models"
+    folder = load_config("smoke", FINETUNE).folder
+    models, checkpoints = runs / folder / "models", runs / ".store" / "checkpoints"
     rc, log, _ = run_stage("finetune", runs, kill_when=lambda: any(
-        complete_steps(p) for p in models.glob(".search-checkpoints-*")) if models.is_dir() else False)
+        complete_steps(p) for p in checkpoints.glob("search-*")) if checkpoints.is_dir() else False)
     assert rc == -signal.SIGKILL, log[-3000:]
-    # (a) no model directory, only the checkpoints of this config
-    (ckpt_dir,) = [p for p in models.iterdir()]
-    assert ckpt_dir.name.startswith(".search-checkpoints-") and not (models / "search").exists()
+    # (a) no model directory, only the checkpoints of this config (in the store: any run folder resumes them)
+    (ckpt_dir,) = [p for p in checkpoints.iterdir()]
+    assert ckpt_dir.name.startswith("search-") and not (models / "search").exists()
     done = complete_steps(ckpt_dir)[-1]
     assert 0 < done < 6
     fake_partial_checkpoint(ckpt_dir, 5)  # as if killed while writing the next checkpoint
@@ -231,24 +236,26 @@ def test_finetune_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path)
     # (b) resumed from the last complete checkpoint: only the steps after it ran
     assert res["resumed"] is True and "is incomplete" in log
     assert res["steps_run"] == list(range(done, 6))
-    assert not list(models.glob(".search-*"))  # checkpoints removed once the model is saved
+    assert not list(checkpoints.glob("search-*"))  # checkpoints removed once the model is saved
     # (c) the same weights as the uninterrupted run, bit for bit
-    same = (tmp_path / "ref/smoke/models/search/model.safetensors").read_bytes()
+    same = (tmp_path / "ref" / folder / "models/search/model.safetensors").read_bytes()
     assert (models / "search" / "model.safetensors").read_bytes() == same
 
 
 @pytest.mark.slow
 def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
     from jointsid_utils.cache import manifest_path
+    from jointsid_utils.config import load_config
 
     steps = 300  # RQ-VAE has no mid-fit checkpoint; the fit takes a few seconds
     _, _, ref = run_stage("quantizer", tmp_path / "ref", steps)
     assert ref["fits"] == ["rq_kmeans", "rq_vae"]
 
     runs = tmp_path / "runs"
-    ids = runs / "smoke" / "ids"
+    folder = load_config("smoke", {"ids.rq_vae_steps": steps, "ids.rq_vae_batch_size": 64}).folder
+    ids, stored = runs / folder / "ids", runs / ".store" / "ids"
     rc, log, _ = run_stage("quantizer", runs, steps, kill_when=lambda: (
-        (ids / "content__rq_kmeans.json").exists() and any(ids.glob(".content__rq_vae.npy.*.tmp"))))
+        (ids / "content__rq_kmeans.json").exists() and any(stored.glob("*/.content__rq_vae.npy.*.tmp"))))
     assert rc == -signal.SIGKILL, log[-3000:]
     # (a) the first scheme is complete, the second only a temp file
     assert "fitting rq_vae" in log
@@ -262,12 +269,12 @@ def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
     assert (kmeans.stat().st_mtime_ns, manifest_path(kmeans).read_text()) == stamp
     # (c) byte-identical codes, identical diagnostics but for wall times
     for scheme in ("content__rq_kmeans", "content__rq_vae"):
-        assert (ids / f"{scheme}.npy").read_bytes() == (tmp_path / f"ref/smoke/ids/{scheme}.npy").read_bytes()
+        assert (ids / f"{scheme}.npy").read_bytes() == (tmp_path / "ref" / folder / f"ids/{scheme}.npy").read_bytes()
     timing = {"fit_seconds", "encode_seconds"}
-    got, want = (json.loads((d / "content__rq_vae.json").read_text()) for d in (ids, tmp_path / "ref/smoke/ids"))
+    got, want = (json.loads((d / "content__rq_vae.json").read_text()) for d in (ids, tmp_path / "ref" / folder / "ids"))
     assert {k: v for k, v in got.items() if k not in timing} == {k: v for k, v in want.items() if k not in timing}
     # the killed writer's temp file is ignored (a new one is used), never read as the artifact
-    assert len(list(ids.glob(".content__rq_vae.npy.*.tmp"))) == 1
+    assert len(list(stored.glob("*/.content__rq_vae.npy.*.tmp"))) == 1
 
 
 @pytest.mark.slow
@@ -278,14 +285,16 @@ def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path
     assert ref["resumed"] is False and total == 6 * epochs
 
     runs = tmp_path / "runs"
-    out = runs / "smoke/models/generator/content__seed0"
-    ref_dir = tmp_path / "ref/smoke/models/generator/content__seed0"
+    ref_dir = tmp_path / "ref/smoke/models/generator/content__seed0"  # a link to the job's store entry
+    (key,) = [p.name for p in (tmp_path / "ref/.store/generator").iterdir()]
+    out = runs / ".store/generator" / key  # the same job key: the same entry name in the killed run's store
     # the killed run trains with the reference's vocabulary, so the two are comparable bit for bit
     rc, log, _ = run_stage("generator", runs, epochs, ref_dir,
                            kill_when=lambda: bool(complete_steps(out / "checkpoints")))
     assert rc == -signal.SIGKILL, log[-3000:]
-    # (a) no model, tokenizer or train_info.json: only the checkpoints
+    # (a) no model, tokenizer or train_info.json: only the checkpoints, and no link in the run folder yet
     assert [p.name for p in out.iterdir()] == ["checkpoints"]
+    assert not (runs / "smoke/models/generator/content__seed0").exists()
     done = complete_steps(out / "checkpoints")[-1]
     assert 0 < done < total
     fake_partial_checkpoint(out / "checkpoints", done + total // epochs)  # killed writing the next epoch's
@@ -297,6 +306,7 @@ def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path
     # (c) the same model and the same ranked lists (and scores) as the uninterrupted run
     assert res["ranked"] == ref["ranked"] and res["scores"] == ref["scores"]
     assert (out / "model.safetensors").read_bytes() == (ref_dir / "model.safetensors").read_bytes()
+    assert (runs / "smoke/models/generator/content__seed0").resolve() == out.resolve()
 
 
 @pytest.mark.slow
@@ -320,7 +330,8 @@ def test_llm_queries_killed_between_requests_ask_only_for_missing_items(tmp_path
         # (a) three answers cached, each a complete JSON file; no queries.parquet, only its temp file
         answers = sorted((data / "llm_cache").glob("item*.json"))
         assert len(answers) == 3 and all(len(json.loads(p.read_text())["queries"]) == 6 for p in answers)
-        assert not (data / "queries.parquet").exists() and list(data.glob(".queries.parquet.*.tmp"))
+        assert not (data / "queries.parquet").exists()
+        assert list((runs / ".store" / "data").glob("*/.queries.parquet.*.tmp"))  # the store entry's temp file
         asked = len(server.requests)
 
         _, _, res = run_stage("llm", runs, server.base_url)

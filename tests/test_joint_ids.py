@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -177,11 +179,12 @@ def test_multitask_cf_weight_zero_is_multitask_alone_and_the_weight_matters(runs
 def test_cached_by_own_settings_and_existing_keys_untouched(runs):
     v = vectors()
     joint.prepare_joint_ids(config(0), v, progress=False)
-    stamp = {n: (runs / "smoke" / "ids" / f"{n}__rq_kmeans.npy").stat().st_mtime_ns for n in joint.JOINT_CONSTRUCTIONS}
-    joint.prepare_joint_ids(config(0, cf_weight=1.5), v, progress=False)
-    now = {n: (runs / "smoke" / "ids" / f"{n}__rq_kmeans.npy").stat().st_mtime_ns for n in joint.JOINT_CONSTRUCTIONS}
-    assert now["multitask_cf"] != stamp["multitask_cf"]  # its weight changed: rebuilt
-    assert now["shared_then_task"] == stamp["shared_then_task"] and now["balanced_unique"] == stamp["balanced_unique"]
+    joint.prepare_joint_ids(config(0, cf_weight=1.5), v, progress=False)  # another run folder, one store
+    first, second = (runs / c.folder / "ids" for c in (config(0), config(0, cf_weight=1.5)))
+    same = {n: os.path.samefile(first / f"{n}__rq_kmeans.npy", second / f"{n}__rq_kmeans.npy")
+            for n in joint.JOINT_CONSTRUCTIONS}
+    assert not same["multitask_cf"]  # its weight changed: built anew
+    assert same["shared_then_task"] and same["balanced_unique"]  # the others' keys held: linked, not rebuilt
     changed = config(0, cf_weight=1.5, shared_input="multitask_cf", unique_codebook_size=9)
     assert as_dict(changed.ids) == as_dict(config(0).ids)  # the ids section, which keys every existing scheme
     assert sid.scheme_kwargs(changed, "multitask", "rq_kmeans") == sid.scheme_kwargs(config(0), "multitask", "rq_kmeans")

@@ -101,7 +101,7 @@ def test_stage_ids_tables_and_metrics(unit_vectors, runs_dir):
                                 "diagnosis.embeddings": ["toy"]})
     stage = rd.stage_diagnostics(cfg, {"toy": unit_vectors})
     assert set(stage) == {("toy", "rq_vae"), ("toy", "rq_vae_fixed")}
-    assert (runs_dir / "smoke" / "ids" / "toy__rq_vae_fixed.json").exists()
+    assert (runs_dir / cfg.folder / "ids" / "toy__rq_vae_fixed.json").exists()
     table = rt.stage_table(stage)
     assert list(table.quantizer) == ["rq_vae", "rq_vae_fixed"] and {"L1 used", "L2 perplexity"} <= set(table.columns)
     history = rt.stage_history(stage, seed=cfg.seed)

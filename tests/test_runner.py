@@ -1,5 +1,6 @@
 """run_all.sh and the papermill runner: ordering, filtering, live progress, failure reporting, timings."""
 
+import json
 import os
 import re
 import subprocess
@@ -68,10 +69,11 @@ def test_runner_stops_at_first_failure_naming_notebook_and_cell(tmp_path, runs_d
     assert not re.search("IProgress|without encryption|Warning", result.stdout + result.stderr)
     assert re.search(r"error: 02_fail\.ipynb failed in cell \[\d+\] with StudyInputError: "
                      r"items\.parquet is missing; run notebook 01 first\.", result.stderr)
-    executed = runs_dir / "smoke" / "notebooks"
+    executed = runs_dir / "smoke+seed=3" / "notebooks"  # a run with overrides has its own folder
     assert "smoke {'seed': 3}" in (executed / "01_ok.ipynb").read_text()
     assert not (nbs / "ran").exists()
-    timings = pd.read_csv(runs_dir / "smoke" / "timings.csv")
+    assert json.loads((runs_dir / "smoke+seed=3" / "run.json").read_text())["status"] == "failed"
+    timings = pd.read_csv(runs_dir / "smoke+seed=3" / "timings.csv")
     assert timings.notebook.tolist() == ["01_ok"] and timings.peak_rss_mb[0] > 10
 
 
@@ -135,4 +137,7 @@ def test_unchanged_notebooks_are_skipped_until_what_they_depend_on_changes(tmp_p
     assert "1 executed, 0 unchanged" in run("-p", "seed", "1", "--only", "02", "--force")
     log = pd.read_csv(runs_dir / "smoke" / "timings_log.csv")
     assert log.status.tolist() == ["executed"] * 2 + ["unchanged"] * 2 + ["executed", "unchanged"] + \
-        ["unchanged", "executed"] + ["executed"] * 3
+        ["unchanged", "executed"]
+    other = pd.read_csv(runs_dir / "smoke+seed=1" / "timings_log.csv")  # another config, its own folder
+    assert other.status.tolist() == ["executed"] * 3
+    assert json.loads((runs_dir / "smoke+seed=1" / "run.json").read_text())["overrides"] == {"seed": 1}

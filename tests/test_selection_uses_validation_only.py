@@ -294,8 +294,8 @@ def test_the_generator_throughput_bench_scores_the_same_under_a_poisoned_test_sp
         ex = scheme_examples(ids, items, inter, q, cfg.generator, seed=0, case_seed=cfg.seed)
         monkeypatch.setattr(bench, "_job_inputs", lambda *_, f=(inter, q, ex): (cfg, cfg.generator, items, *f[:2],
                                                                               ids, f[2]))
-        rows[name] = bench.variant_validation_recall(name, ("content", "toy"), "today")
+        rows[name] = bench.variant_validation_recall(name, ("content", "toy"), "today", 0)
     assert without_timings(rows["clean"]) == without_timings(rows["poisoned"])
-    hits = [np.load(run_dir(f"{name}_throughput", "today__content__toy") / "validation_hits.npz") for name in rows]
+    hits = [np.load(run_dir(f"{name}_throughput", "today__content__toy__seed0") / "validation_hits.npz") for name in rows]
     for key in hits[0].files:
         np.testing.assert_array_equal(hits[0][key], hits[1][key])

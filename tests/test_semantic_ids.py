@@ -72,7 +72,7 @@ def test_prepare_ids_builds_every_scheme_with_unique_ids(built):
     cfg, runs, results = built
     assert set(results) == set(sid.SCHEMES)
     for (emb, quant), (codes, diag) in results.items():
-        assert (runs / cfg.name / "ids" / f"{emb}__{quant}.npy").exists()
+        assert (runs / cfg.folder / "ids" / f"{emb}__{quant}.npy").exists()
         loaded = sid.load_ids(cfg, emb, quant)
         np.testing.assert_array_equal(loaded.codes, codes)
         for block in (loaded.search, loaded.rec):
@@ -107,7 +107,7 @@ def test_dedup_level_follows_the_study_seed(built):
 
 def test_second_call_reuses_the_cache(built):
     cfg, runs, results = built
-    ids_dir = runs / cfg.name / "ids"
+    ids_dir = runs / cfg.folder / "ids"
     before = {p.name: p.stat().st_mtime_ns for p in ids_dir.glob("*.npy")}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JOINTSID_RUNS_DIR", str(runs))

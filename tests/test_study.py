@@ -32,7 +32,7 @@ def _write_ids(runs_dir, codes):
 def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
     items, inter, queries, codes = toy_data()
     _write_ids(runs_dir, codes)
-    cfg = StudyConfig(name="smoke", generator=TINY)
+    cfg = StudyConfig(name="smoke", run_name="smoke", generator=TINY)
     kw = dict(workers=1, items=items, interactions=inter, queries=queries, progress=False)
     first = study.train_all_schemes(cfg, SCHEMES, [0], **kw)
     assert first.status.tolist() == ["trained", "trained"]
@@ -76,7 +76,7 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
 def test_dense_query_vectors_are_encoded_once_per_encoder_and_texts(runs_dir):
     from jointsid_utils.embeddings.encoders import encode, load_encoder
 
-    cfg = StudyConfig(name="smoke", generator=TINY)
+    cfg = StudyConfig(name="smoke", run_name="smoke", generator=TINY)
     texts = ["a space horror film", "a romantic comedy in paris"]
     first = results_io.query_vectors(cfg, "content", texts)
     path = runs_dir / "smoke/results/cache/dense_queries_content.npy"
@@ -90,7 +90,7 @@ def test_dense_query_vectors_are_encoded_once_per_encoder_and_texts(runs_dir):
 
 def test_baselines_on_the_generators_cases(runs_dir):
     items, inter, queries, _ = toy_data()
-    cfg = StudyConfig(name="smoke", generator=TINY, baselines=load_config("smoke").baselines)
+    cfg = StudyConfig(name="smoke", run_name="smoke", generator=TINY, baselines=load_config("smoke").baselines)
     table = results_io.run_baselines(cfg, items, inter, queries)
     assert (runs_dir / "smoke/results/baselines.csv").exists()
     assert {"random", "most_popular", "bm25", "sasrec", "bm25_tuned"} <= set(table.method)
@@ -181,7 +181,7 @@ def test_auto_workers_samples_the_machine():
 
 
 def test_resolve_workers_prefers_the_callers_then_the_profiles():
-    cfg = StudyConfig(name="smoke", generator=replace(TINY, workers=2))
+    cfg = StudyConfig(name="smoke", run_name="smoke", generator=replace(TINY, workers=2))
     assert study.resolve_workers(cfg) == 2 and study.resolve_workers(cfg, 1) == 1
 
 
@@ -241,7 +241,7 @@ def test_a_worker_job_trains_without_drawing_bars_on_the_terminal(runs_dir, capf
         assert training.SHOW_TRAINER_PROGRESS is False
         items, inter, queries, codes = toy_data()
         _write_ids(runs_dir, codes)
-        cfg = StudyConfig(name="smoke", generator=replace(TINY, epochs=2.0))
+        cfg = StudyConfig(name="smoke", run_name="smoke", generator=replace(TINY, epochs=2.0))
         runs = study.train_all_schemes(cfg, SCHEMES[:1], [0], workers=1, items=items, interactions=inter,
                                        queries=queries, progress=False)
     finally:  # this process is the test session, not a worker: its threads and bars come back

@@ -104,7 +104,7 @@ def load_saved(out_dir: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
 def prepare_data(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``load_dataset`` cached in ``runs/<profile>/data/``; reloads while the data section and seed match."""
     key = {"data": as_dict(cfg.data), "schema": SCHEMA_VERSION, "source_stat": source_stat(cfg)}
-    out = run_dir(cfg.name, "data")
+    out = run_dir(cfg.folder, "data")
     paths = (out / "items.parquet", out / "interactions.parquet")
     full_key = stable_hash({"key": key, "inputs": {}, "seed": cfg.seed})  # what cache.cached computes
     if all(is_fresh(p, full_key) for p in paths):

@@ -3,8 +3,9 @@
 ``python -m jointsid_utils.driver.runner --profile smoke --only 01,02 -p seed 1`` is what ``run_all.sh``
 calls after installing. While a notebook runs, its progress lines (the package's messages, its
 prints, throttled tqdm bars of fine-tunes, training and decoding) are shown indented under its name
-(``jointsid_utils.driver.progress``). Executed copies go to ``runs/<profile>/notebooks/``; per-notebook wall
-time and the kernel's peak resident memory go to ``runs/<profile>/timings.csv`` (a skipped notebook
+(``jointsid_utils.driver.progress``). Executed copies go to ``runs/<folder>/notebooks/`` (the run's folder:
+the profile's name, ``--name``, or the profile plus its overrides); per-notebook wall
+time and the kernel's peak resident memory go to ``runs/<folder>/timings.csv`` (a skipped notebook
 keeps its row: the cost of the copy that stands), and every run appends its rows, executed or
 unchanged, to ``timings_log.csv``. A notebook whose notebook file, configuration, package code, library
 versions and upstream notebooks are as in its last successful execution is not executed again
@@ -163,42 +164,105 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--only", default=None, help="notebook numbers, e.g. 01,03")
     parser.add_argument("--force", action="store_true", help="execute notebooks whose inputs did not change too")
+    parser.add_argument("--name", default=None, help="the run's folder under runs/ (default: derived from the "
+                                                     "profile and overrides)")
     parser.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="parameter override (repeatable), e.g. -p ids.codebook_size 32")
     args = parser.parse_args(argv)
     overrides = {key: yaml.safe_load(value) for key, value in args.p}
+    if args.name:
+        overrides["run_name"] = args.name
     try:
         # The whole configuration fails here, before any kernel starts: overrides, data settings, data files.
-        check_source(load_config(args.profile, overrides))
+        cfg = load_config(args.profile, overrides)
+        check_source(cfg)
         notebooks = numbered_notebooks(args.only, args.notebook_dir)
         if not notebooks:
             raise StudyInputError(f"No notebooks found in {args.notebook_dir}.")
-        out_dir = run_dir(args.profile, "notebooks")
-        every = numbered_notebooks(None, args.notebook_dir)
-        run_started, wall = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
-        rows, log = [], []
-        try:
-            for i, nb in enumerate(notebooks, 1):
-                print(f"[{i}/{len(notebooks)}] {nb.name}", flush=True)
-                before = [p for p in every if p.name < nb.name]
-                upstream = (stamps.read_stamp(out_dir / before[-1].name) or {}).get("key") if before else None
-                status, seconds, peak = run_or_reuse(nb, out_dir, args.profile, overrides, upstream, args.force)
-                log.append({"run_started": run_started, "notebook": nb.stem, "status": status, "seconds": seconds,
-                            "peak_rss_mb": peak, "overrides": json.dumps(overrides, sort_keys=True)})
-                if status == "executed":
-                    rows.append({"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)})
-        finally:
-            if rows:
-                update_timings(run_dir(args.profile) / "timings.csv", rows)
-            if log:
-                append_log(run_dir(args.profile) / "timings_log.csv", log)
-        print(f"{len(log)} notebooks: {len(rows)} executed, {len(log) - len(rows)} unchanged; this run "
-              f"{time.perf_counter() - wall:.0f} s (runs/{args.profile}/timings.csv, timings_log.csv)")
+        with RunLock(cfg.folder):
+            return run_notebooks(args, cfg, overrides, notebooks)
     except (StudyInputError, NotebookFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def run_notebooks(args: argparse.Namespace, cfg, overrides: dict, notebooks: list[Path]) -> int:
+    """Each notebook in order into ``runs/<folder>/notebooks/``, then the run's timings and ``run.json``."""
+    folder = cfg.folder
+    out_dir = run_dir(folder, "notebooks")
+    print(f"    run folder runs/{folder}/", flush=True)
+    every = numbered_notebooks(None, args.notebook_dir)
+    run_started, wall = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
+    rows, log, status = [], [], "failed"
+    try:
+        for i, nb in enumerate(notebooks, 1):
+            print(f"[{i}/{len(notebooks)}] {nb.name}", flush=True)
+            before = [p for p in every if p.name < nb.name]
+            upstream = (stamps.read_stamp(out_dir / before[-1].name) or {}).get("key") if before else None
+            state, seconds, peak = run_or_reuse(nb, out_dir, args.profile, overrides, upstream, args.force)
+            log.append({"run_started": run_started, "notebook": nb.stem, "status": state, "seconds": seconds,
+                        "peak_rss_mb": peak, "overrides": json.dumps(overrides, sort_keys=True)})
+            if state == "executed":
+                rows.append({"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)})
+        status = "finished"
+    finally:
+        if rows:
+            update_timings(run_dir(folder) / "timings.csv", rows)
+        if log:
+            append_log(run_dir(folder) / "timings_log.csv", log)
+        write_run_record(folder, args.profile, overrides, run_started, time.perf_counter() - wall, status,
+                         [nb.stem for nb in notebooks])
+    print(f"{len(log)} notebooks: {len(rows)} executed, {len(log) - len(rows)} unchanged; this run "
+          f"{time.perf_counter() - wall:.0f} s (runs/{folder}/timings.csv, timings_log.csv)")
     return 0
+
+
+class RunLock:
+    """One run per run folder at a time: a second ``./run_all.sh`` on the same folder stops at once with a
+    sentence saying what to do, instead of writing the same files. Runs in other folders go on side by side
+    (the store's per-entry locks keep their shared artifacts whole)."""
+
+    def __init__(self, folder: str):
+        from filelock import FileLock
+
+        self.folder = folder
+        self.lock = FileLock(str(run_dir(folder) / ".run.lock"), timeout=0)
+
+    def __enter__(self) -> "RunLock":
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise StudyInputError(f"runs/{self.folder}/ is in use by another run; wait for it to finish, or give "
+                                  "this one its own folder with --name NAME.") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def write_run_record(folder: str, profile: str, overrides: dict, started: str, seconds: float, status: str,
+                     notebooks: list[str]) -> None:
+    """``runs/<folder>/run.json``: what made this folder (profile, overrides, commit), when, and how it ended;
+    ``driver.runs`` lists and compares runs from these records."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    path = run_dir(folder) / "run.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        earlier = {}
+    record = {"folder": folder, "profile": profile, "overrides": {k: v for k, v in overrides.items() if k != "run_name"},
+              "started": started, "seconds": round(seconds, 1), "status": status, "notebooks": notebooks,
+              "commit": commit, "first_started": earlier.get("first_started", started)}
+    write_bytes(path, json.dumps(record, indent=1, sort_keys=True, default=str).encode())
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], inte
 
 
 def dense_check_path(cfg: StudyConfig) -> Path:
-    return run_dir(cfg.name, "embeddings") / "dense_check.parquet"
+    return run_dir(cfg.folder, "embeddings") / "dense_check.parquet"
 
 
 def cache_key(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
@@ -141,7 +141,7 @@ def write_table(cfg: StudyConfig, table: pd.DataFrame) -> Path:
     """Every row to ``dense_recall_at_30_detail.csv``; the contract file ``dense_recall_at_30.csv`` (STUDY.md
     §4) gets one row per (embedding, task): the primary protocol, with the query (search) or the mean of the
     history (rec) as the user side, so every method is read the same way."""
-    results = run_dir(cfg.name, "results")
+    results = run_dir(cfg.folder, "results")
     with atomic_path(results / "dense_recall_at_30_detail.csv") as tmp:
         table.to_csv(tmp, index=False)
     primary = table[(table.protocol == PRIMARY_PROTOCOL)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from jointsid_utils.cache import run_dir, save_numpy, write_json
+from jointsid_utils.cache import run_dir, save_numpy, side_output, write_json
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.inputs import EmbeddingData, histories, selection_data, targets
 from jointsid_utils.embeddings.retrieval import recall_at_k, top_k_of_scores
@@ -197,7 +197,8 @@ def choose_rec(sel: EmbeddingData, n_users: int, cfg: StudyConfig) -> tuple[np.n
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
     """ENMF item vectors; the user vectors and the training log go to ``runs/<profile>/models/rec/``."""
     items, users, log = fit_rec(data, cfg)
-    out = run_dir(cfg.name, "models", METHOD)
+    out = side_output(run_dir(cfg.folder, "models") / METHOD)  # stored with the item vectors
+    out.mkdir(parents=True, exist_ok=True)
     save_numpy(out / "user_vectors.npy", users)
     write_json(out / "training_log.json", log)
     return items
@@ -205,4 +206,4 @@ def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
 
 def user_vectors(cfg: StudyConfig) -> np.ndarray:
     """ENMF's own user vectors ``p_u`` (row u = user u), written by the last ``rec`` build."""
-    return np.load(run_dir(cfg.name, "models", METHOD) / "user_vectors.npy")
+    return np.load(run_dir(cfg.folder, "models", METHOD) / "user_vectors.npy")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
+from jointsid_utils.cache import last_complete_checkpoint, run_dir, side_output, write_json
 from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
@@ -36,7 +36,7 @@ LOG = "training_log.json"
 
 def model_dir(cfg: StudyConfig, method: str) -> Path:
     """Where ``method``'s trained encoder lives: ``runs/<profile>/models/<method>/``."""
-    return run_dir(cfg.name, "models") / method
+    return run_dir(cfg.folder, "models") / method
 
 
 def read_info(cfg: StudyConfig, method: str) -> dict[str, Any] | None:
@@ -94,7 +94,8 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
 
     Several sets are trained jointly, one set per batch in round-robin order (the multi-task objective
     is then the sum of the per-set MNRL losses over an epoch). ``key`` names everything the model depends
-    on; a saved model with the same key is reused. Returns the model directory.
+    on; a saved model with the same key is reused. Returns the model directory (while the embeddings stage
+    builds, the store's copy: the run folder's ``models/<method>`` links to it once the build succeeds).
     """
     from sentence_transformers import SentenceTransformerTrainer
 
@@ -108,7 +109,10 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
     info = read_info(cfg, method)
     if info is not None and info.get("key_hash") == key_hash and (out / "config.json").exists():
         return out  # the same config already trained: reuse
-    ckpt_dir = out.parent / f".{method}-checkpoints-{key_hash}"
+    from jointsid_utils.store import entry_dir
+
+    # checkpoints in the store, so a killed fine-tune resumes from any run folder with this config
+    ckpt_dir = entry_dir("checkpoints", f"{method}-{key_hash}")
 
     # 1. model (the base encoder)
     model = load_encoder(emb.base_encoder)
@@ -135,9 +139,10 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
             "resumed": bool(resume),
             "pairs_per_second": round(sum(len(f) for f in train_sets.values()) * emb.finetune_epochs
                                       / max(seconds, 1e-9), 1)}
-    save_model(model, out, log, info)
+    saved = side_output(out)  # inside the store entry of the embedding it encodes, linked to ``out`` after
+    save_model(model, saved, log, info)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return out
+    return saved
 
 
 def datasets_and_loss(model, train_sets: Mapping[str, pd.DataFrame]) -> tuple[Any, Any]:

@@ -51,7 +51,7 @@ READS: dict[str, tuple[str, ...]] = {
 
 
 def embeddings_dir(cfg: StudyConfig) -> Path:
-    return run_dir(cfg.name, "embeddings")
+    return run_dir(cfg.folder, "embeddings")
 
 
 def embedding_path(cfg: StudyConfig, method: str) -> Path:

@@ -27,7 +27,7 @@ def stage_timings(cfg: StudyConfig, methods: Sequence[str]) -> pd.DataFrame:
     rows = []
     for method in methods:
         manifest = _read_json(manifest_path(embedding_path(cfg, method))) or {}
-        info = _read_json(run_dir(cfg.name, "models", method) / "jointsid_model.json") or {}
+        info = _read_json(run_dir(cfg.folder, "models", method) / "jointsid_model.json") or {}
         shape = np.load(embedding_path(cfg, method), mmap_mode="r").shape if embedding_path(cfg, method).exists() else ()
         rows.append({"method": method, "dim": shape[1] if len(shape) == 2 else None,
                      "build_seconds": manifest.get("build_seconds"), "train_seconds": info.get("train_seconds"),
@@ -37,7 +37,7 @@ def stage_timings(cfg: StudyConfig, methods: Sequence[str]) -> pd.DataFrame:
 
 def finetune_curves(cfg: StudyConfig, method: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(training loss per logged step, validation metrics per evaluation incl. step 0 = base encoder)."""
-    log = _read_json(run_dir(cfg.name, "models", method) / "training_log.json")
+    log = _read_json(run_dir(cfg.folder, "models", method) / "training_log.json")
     if log is None:
         return None
     hist = log["log_history"]
@@ -49,7 +49,7 @@ def finetune_curves(cfg: StudyConfig, method: str) -> tuple[pd.DataFrame, pd.Dat
 
 
 def enmf_curves(cfg: StudyConfig) -> tuple[pd.DataFrame, dict] | None:
-    log = _read_json(run_dir(cfg.name, "models", "rec") / "training_log.json")
+    log = _read_json(run_dir(cfg.folder, "models", "rec") / "training_log.json")
     if log is None:
         return None
     rows = [{"c0": run["c0"], **row} for run in log["runs"] for row in run["curve"]]

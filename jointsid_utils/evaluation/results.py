@@ -2,7 +2,7 @@
 
     base = run_baselines(cfg)          # random, most-popular, BM25, dense, tuned SASRec and BM25 -> results/baselines.csv
     results, base = load_results(cfg)  # recall_at_30.csv and baselines.csv
-    hits = load_hits(cfg.name, schemes + baseline_schemes(base))  # per (case, seed) hits, for evaluation.statistics
+    hits = load_hits(cfg.folder, schemes + baseline_schemes(base))  # per (case, seed) hits, for evaluation.statistics
     decoding_table(results, ("multitask", "rq_kmeans"), seed=0, hits=hits)  # beam vs the paper's diverse beam
     write_table(frame, cfg, "statistics_pairs.csv")  # a results table next to recall_at_30.csv
     inference = write_inference(cfg, hits, queries)  # variance.csv, pairs_<F>.csv, verdicts.csv
@@ -62,7 +62,7 @@ def query_vectors(cfg: StudyConfig, method: str, texts: list[str]) -> np.ndarray
         with open(tmp, "wb") as fh:
             np.save(fh, np.asarray(vectors), allow_pickle=False)
 
-    return np.load(cached(run_dir(cfg.name, "results", "cache") / f"dense_queries_{method}.npy", key, build))
+    return np.load(cached(run_dir(cfg.folder, "results", "cache") / f"dense_queries_{method}.npy", key, build))
 
 
 def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
@@ -87,7 +87,7 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
     parts = []
     for name, frame in frames.items():
         frame = frame if "seed" in frame else frame.assign(seed=cfg.seed)  # sasrec: one block per training seed
-        save_predictions(frame, cfg.name, "baseline", name)
+        save_predictions(frame, cfg.folder, "baseline", name)
         parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head,
                                  segments_of_query=query_segments(queries)).assign(method=name))
     settings = {"dense_search": "encoder fine-tuned on the train queries (notebook 02)", **tuned.settings}
@@ -99,7 +99,7 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
 
 def load_results(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(``recall_at_30.csv``, ``baselines.csv``) of the profile; empty frames where missing."""
-    res = run_dir(cfg.name, "results")
+    res = run_dir(cfg.folder, "results")
     read = lambda name: pd.read_csv(res / name) if (res / name).exists() else pd.DataFrame()  # noqa: E731
     return read("recall_at_30.csv"), read("baselines.csv")
 
@@ -128,7 +128,7 @@ def load_hits(profile: str, schemes: Sequence[Scheme]) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, cfg: StudyConfig, name: str) -> Path:
     """``frame`` to ``runs/<profile>/results/<name>`` (CSV, atomically), beside ``recall_at_30.csv``."""
-    path = run_dir(cfg.name, "results") / name
+    path = run_dir(cfg.folder, "results") / name
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
     return path
@@ -189,7 +189,7 @@ def load_set_relevance(cfg: StudyConfig, schemes: Sequence[Scheme], queries: pd.
     sets = matching.matching_item_sets(queries[queries.split == "test"], items)
     parts = [set_relevance_hits(pd.read_parquet(path), sets, embedding=emb, quantizer=quant, k=cfg.evaluation.k)
              for emb, quant in dict.fromkeys(schemes)
-             if (path := predictions_path(cfg.name, emb, quant, "search")).exists()]
+             if (path := predictions_path(cfg.folder, emb, quant, "search")).exists()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HIT_COLUMNS)
 
 

@@ -93,4 +93,4 @@ def _grid_key(cfg: StudyConfig, interactions: pd.DataFrame, n_items: int) -> dic
 
 
 def _cache_dir(cfg: StudyConfig) -> Path:
-    return run_dir(cfg.name, "results", "cache")
+    return run_dir(cfg.folder, "results", "cache")

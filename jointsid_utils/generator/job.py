@@ -2,22 +2,26 @@
 
     preds = train_and_predict("multitask__rq_kmeans", codes, items, interactions, queries, cfg, seed)
 
-The job key (``job_key``) names everything that decides the lists; it keys both the trained model
-(``runs/<profile>/models/generator/<scheme>__seed<k>/``) and the scored job's marker that
-``orchestration`` writes under ``results/generator_runs/``. Every setting comes from ``GeneratorConfig``;
+The job key (``job_key``) names everything that decides the lists; it keys the trained model and its
+decoded lists (the store's ``generator/<key>/``, linked at ``runs/<folder>/models/generator/<scheme>__seed<k>``)
+and the scored job's marker that ``orchestration`` writes under ``results/generator_runs/``. Every setting comes from ``GeneratorConfig``;
 another value is another config (``dataclasses.replace`` or ``config.load_config`` overrides).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from jointsid_utils import distributed
+from jointsid_utils import distributed, store
+from jointsid_utils.cache import save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.generator.model import load_saved
@@ -65,14 +69,14 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     """Train (or reload) the scheme's generator and return the ranked lists of every test case.
 
     ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
-    model, tokenizer and ``train_info.json`` (examples, times, loss curve) go to ``training.model_dir``;
-    a model saved there for the same job key is reloaded instead of retrained (``retrain=True`` forces
-    training). Under ``torchrun`` every process trains its shard and only the main one decodes (the
+    model, tokenizer, ``train_info.json`` (examples, times, loss curve) and the decoded lists go to the job
+    key's store entry (linked at ``training.model_dir``); a model or lists saved there for the same job key
+    are reloaded instead of recomputed (``retrain=True`` forces both). Under ``torchrun`` every process trains its shard and only the main one decodes (the
     others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
     task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
     """
     gcfg = cfg.generator if isinstance(cfg, StudyConfig) else cfg
-    profile = profile or (cfg.name if isinstance(cfg, StudyConfig) else "default")
+    profile = profile or (cfg.folder if isinstance(cfg, StudyConfig) else "default")
     case_seed = cfg.seed if isinstance(cfg, StudyConfig) else 0
     search_settings(gcfg)  # an unknown decoding fails before any training
     if threads is not None:
@@ -82,23 +86,49 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     examples = scheme_examples(scheme, items, interactions, queries, gcfg, seed=seed, case_seed=case_seed)
     key = job_key(gcfg, scheme, data_hash(items, interactions, queries), case_seed=case_seed, seed=seed)
 
-    out = model_dir(profile, scheme_name, seed)
-    info = load_or_train(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
-    if not distributed.is_main():
-        return None  # the main process decodes; the others go on to the next job's training
-
-    # Decoding reads the saved model, so a first run and a rerun give the same lists: after
-    # load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
-    # checkpoint on an H200, 26 of 64 lists differing.
-    tokenizer, model = load_saved(out)
-    started = time.time()
-    preds = predict(model, tokenizer, scheme, examples, gcfg)
-    preds["seed"] = seed
+    # The model and its decoded lists live in the store entry of the job key (shared by every run folder);
+    # the run folder's models/generator/<scheme>__seed<k> links to it. One process builds an entry at a time.
+    out = store.entry_dir("generator", key)
+    with store.locked("generator", key) if distributed.world_size() == 1 else contextlib.nullcontext():
+        info = load_or_train(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
+        if not distributed.is_main():
+            return None  # the main process decodes; the others go on to the next job's training
+        store.link(out, model_dir(profile, scheme_name, seed))
+        store.record(profile, "generator", key, f"models/generator/{scheme_name}__seed{seed}")
+        preds, extra = (None, {}) if retrain else stored_predictions(out, gcfg.decoding)
+        # Decoding reads the saved model, so a first run and a rerun give the same lists: after
+        # load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
+        # checkpoint on an H200, 26 of 64 lists differing.
+        if preds is None or (validate and "validation" not in extra):
+            tokenizer, model = load_saved(out)
+            if preds is None:
+                started = time.time()
+                preds = predict(model, tokenizer, scheme, examples, gcfg)
+                preds["seed"] = seed
+                extra = {"decode_seconds": round(time.time() - started, 1)}
+            if validate:
+                extra["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg))
+            store_predictions(out, gcfg.decoding, preds, extra)
     preds.attrs["train_info"] = {k: v for k, v in info.items() if k != "log_history"}
-    preds.attrs["decode_seconds"] = round(time.time() - started, 1)
+    preds.attrs["decode_seconds"] = extra.get("decode_seconds")
     if validate:
-        preds.attrs["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg))
+        preds.attrs["validation"] = extra["validation"]
     return preds
+
+
+def stored_predictions(entry: Path, decoding: str) -> tuple[pd.DataFrame | None, dict]:
+    """A job's decoded test lists for ``decoding`` and their ``extra`` (decode time, validation scores), as
+    ``store_predictions`` left them in the job's store entry, or (None, {})."""
+    meta = entry / f"predictions__{decoding}.json"
+    if not meta.exists():
+        return None, {}
+    return pd.read_parquet(entry / f"predictions__{decoding}.parquet"), json.loads(meta.read_text())
+
+
+def store_predictions(entry: Path, decoding: str, preds: pd.DataFrame, extra: dict) -> None:
+    """The lists first, then the JSON that marks them complete (both written atomically)."""
+    save_parquet(entry / f"predictions__{decoding}.parquet", preds.reset_index(drop=True))
+    write_json(entry / f"predictions__{decoding}.json", extra)
 
 
 def validation_recall(preds: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -115,7 +115,7 @@ def load_inputs(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     from jointsid_utils.queries.stage import prepare_queries
 
     items, interactions = prepare_data(cfg)
-    return items, interactions, prepare_queries(items, cfg, run_dir(cfg.name, "data"))
+    return items, interactions, prepare_queries(items, cfg, run_dir(cfg.folder, "data"))
 
 
 def worker_init() -> None:
@@ -178,7 +178,7 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
 
     def finish(job: dict[str, Any], preds: pd.DataFrame | None, info: dict[str, Any]) -> None:
         if preds is not None:  # None: a torchrun process other than the main one, nothing to score
-            scored = score_and_save(preds, cfg.name, job["scheme"][0], job["scheme"][1], interactions, queries)
+            scored = score_and_save(preds, cfg.folder, job["scheme"][0], job["scheme"][1], interactions, queries)
             summary = _summary(job, preds, info, scored, workers)
             write_json(job["marker"], summary)
             rows.append({**summary, "status": "trained"})
@@ -203,7 +203,7 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
 
     codes = {s: load_ids(cfg, *s).codes for s in schemes}  # fail on a missing scheme before any training
     data = data_hash(items, interactions, queries)
-    out = runs_dir(cfg.name)
+    out = runs_dir(cfg.folder)
     out.mkdir(parents=True, exist_ok=True)
     decoding = cfg.generator.decoding
     suffix = "" if decoding == "beam" else f"__{decoding}"  # the paper's decoding is a job of its own

@@ -28,7 +28,7 @@ def loss_curves(cfg: StudyConfig, schemes: Sequence[Scheme], seed: int) -> pd.Da
     """Tidy loss curves: scheme, epoch, step, curve ("train" every 50 steps, "validation" per epoch), loss."""
     rows = []
     for s in schemes:
-        path = model_dir(cfg.name, scheme_name(s), seed) / "train_info.json"
+        path = model_dir(cfg.folder, scheme_name(s), seed) / "train_info.json"
         if not path.exists():
             continue
         info = json.loads(path.read_text())
@@ -134,7 +134,7 @@ def example_predictions(cfg: StudyConfig, scheme: Scheme, codes: np.ndarray, ite
     Search cases show the query; rec cases the user's last three history titles. Cases default to the
     first ``n_cases`` where the target is in the top ``K``, then the first misses, so both are seen.
     """
-    path = predictions_path(cfg.name, scheme[0], scheme[1], task)
+    path = predictions_path(cfg.folder, scheme[0], scheme[1], task)
     preds = pd.read_parquet(path)
     preds = preds[(preds.seed == seed) & (preds.protocol == "all") & (preds.decoding == "beam")]
     sid = make_id_scheme(scheme_name(scheme), codes)

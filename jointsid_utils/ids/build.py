@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jointsid_utils.cache import cached, manifest_path, write_json
+from jointsid_utils.cache import cached, forget, key_hash, side_output, write_json
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
@@ -61,30 +61,30 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
 def cached_codes(npy: Path, js: Path, key: dict[str, Any], fit: Callable[[], tuple[np.ndarray, dict[str, Any]]], *,
                  seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Codes in ``npy`` (cached on ``key``) and their diagnostics in ``js``, tied by the array's cache key: the
-    JSON is written after the array and names its key, so a JSON that is missing or belongs to another array
-    rebuilds both. ``fit()`` returns (codes, JSON-ready diagnostics)."""
+    JSON is written by the same build (a side output, stored with the array) and names its key, so a JSON
+    that is missing or belongs to another array rebuilds both. ``fit()`` returns (codes, JSON-ready
+    diagnostics)."""
+    expected = key_hash(key, seed=seed)
     result: dict[str, Any] = {}
 
     def build(tmp: Path) -> None:
         codes, diag = fit()
         with open(tmp, "wb") as fh:
             np.save(fh, codes, allow_pickle=False)
-        result.update(codes=codes, diag=diag)
+        result.update(codes=codes, diag={**diag, "cache_key": expected})
+        write_json(side_output(js), result["diag"])
 
     for _ in range(2):
         cached(npy, key, build, seed=seed)
-        key_hash = json.loads(manifest_path(npy).read_text())["key_hash"]
-        if result:  # just built: write the JSON that belongs to this array
-            diag = {**result["diag"], "cache_key": key_hash}
-            write_json(js, diag)
-            return result["codes"], diag
+        if result:  # just built
+            return result["codes"], result["diag"]
         try:
             diag = json.loads(js.read_text())
         except (OSError, json.JSONDecodeError):
             diag = {}
-        if diag.get("cache_key") == key_hash:
+        if diag.get("cache_key") == expected:
             return np.load(npy, allow_pickle=False), diag
-        manifest_path(npy).unlink(missing_ok=True)  # JSON missing or stale: rebuild both
+        forget(npy)  # JSON missing or stale: rebuild both
     raise RuntimeError("unreachable")
 
 

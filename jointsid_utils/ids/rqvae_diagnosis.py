@@ -100,6 +100,19 @@ def resolve_config(name: str, base: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def records_dir(cfg: StudyConfig) -> Path:
+    """Where the grid's run records are cached: the shared store's ``rqvae_diagnosis/`` (one folder per
+    embedding; each record's file name carries its key), so every run folder reuses them; the run folder
+    lists the embeddings' folders it read (``store.record``)."""
+    from jointsid_utils import store
+
+    root = store.store_root() / "rqvae_diagnosis"
+    for embedding in cfg.diagnosis.embeddings:
+        store.record(cfg.folder, "rqvae_diagnosis", embedding, f"rqvae_diagnosis/{embedding}")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def run_path(cache_dir: Path, embedding: str, name: str, seed: int, key: Mapping[str, Any]) -> Path:
     return Path(cache_dir) / embedding / f"{name}__seed{seed}__{stable_hash(dict(key), 10)}.json"
 
@@ -226,5 +239,5 @@ def stage_diagnostics(cfg: StudyConfig, vectors: Mapping[str, np.ndarray]) -> di
     from jointsid_utils.ids.build import build_ids
     from jointsid_utils.ids.schemes import scheme_kwargs
 
-    return {(e, q): build_ids(e, q, vectors[e], run_dir(cfg.name, "ids"), **scheme_kwargs(cfg, e, q))[1]
+    return {(e, q): build_ids(e, q, vectors[e], run_dir(cfg.folder, "ids"), **scheme_kwargs(cfg, e, q))[1]
             for e in cfg.diagnosis.embeddings for q in STAGE_QUANTIZERS}

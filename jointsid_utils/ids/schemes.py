@@ -139,7 +139,7 @@ def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes:
 
     todo = _check_schemes(SCHEMES if schemes is None else schemes, embeddings)
     _check_inputs(cfg, todo, embeddings)
-    out_dir = run_dir(cfg.name, "ids")
+    out_dir = run_dir(cfg.folder, "ids")
     results: dict[Scheme, tuple[np.ndarray, dict[str, Any]]] = {}
     bar = tqdm(todo, desc="semantic IDs", unit="scheme", disable=not progress)
     for emb, quant in bar:
@@ -173,7 +173,7 @@ class SemanticIds:
 
 def load_ids(cfg: StudyConfig, embedding: str, quantizer: str) -> SemanticIds:
     """A built scheme from ``runs/<profile>/ids/``; the two-block schemes split by their JSON ``layout``."""
-    ids_dir = run_dir(cfg.name, "ids")
+    ids_dir = run_dir(cfg.folder, "ids")
     npy, js = ids_dir / f"{embedding}__{quantizer}.npy", ids_dir / f"{embedding}__{quantizer}.json"
     if not (npy.exists() and js.exists()):
         raise StudyInputError(f"{npy.name} is missing under {ids_dir}; run notebook 03 "

@@ -234,7 +234,7 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
     if len({len(a) for a in arrays.values()}) > 1:
         raise StudyInputError(f"Joint IDs {name}: the embeddings {', '.join(arrays)} have different numbers of rows "
                               f"({', '.join(str(len(a)) for a in arrays.values())}); rebuild them with notebook 02.")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir(cfg.name, "ids")
+    out_dir = Path(out_dir) if out_dir is not None else run_dir(cfg.folder, "ids")
     npy, js = out_dir / f"{name}__{QUANTIZER}.npy", out_dir / f"{name}__{QUANTIZER}.json"
     key = {"construction": name, "settings": settings, "input_sha256": array_sha256(*arrays.values()), "format": FORMAT}
 

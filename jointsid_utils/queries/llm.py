@@ -52,7 +52,7 @@ def llm_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str 
     check_split_sizes(cfg)
     q = cfg.queries
     url = chat_url(cfg)
-    cache_dir = Path(cache_dir) if cache_dir is not None else run_dir(cfg.name, "data", "llm_cache")
+    cache_dir = Path(cache_dir) if cache_dir is not None else run_dir(cfg.folder, "data", "llm_cache")
     client = ChatClient(url=url, model=q.llm_model, api_key=os.environ.get(q.llm_api_key_env) or None,
                         timeout_s=q.llm_timeout_s, max_retries=q.llm_max_retries,
                         base_delay_s=BASE_DELAY_S if base_delay_s is None else base_delay_s,
