@@ -66,6 +66,7 @@ VARIANTS: dict[str, dict] = {
     "epochs6": {"epochs": 6.0},
     "history5": {"history_k": 5},
     "epochs4_history5": {"epochs": 4.0, "history_k": 5},
+    "epochs5_history5": {"epochs": 5.0, "history_k": 5},
 }
 THROUGHPUT_VARIANTS = ("today", "item_positions", "length_grouped", "bf16", "id_output", "no_dropout", "combined",
                        "combined_keep_dropout")
