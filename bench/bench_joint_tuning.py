@@ -1,0 +1,212 @@
+"""The joint ID constructions' settings, chosen on **validation** only (issue 30, item 1).
+
+    OMP_WAIT_POLICY=PASSIVE python bench/bench_joint_tuning.py [--profile default] [--seeds 0 1]
+        [--candidate NAME ...] [--generator KEY=VALUE ...] [--workers 2]
+
+Each candidate is a joint construction with some ``joint_ids`` settings; ``incumbent`` is multitask x RQ-KMeans,
+the scheme a construction must beat (F5). Every candidate's IDs are built from ``runs/<profile>/``'s
+embeddings (notebook 02), its generator trained as notebook 05 trains a job (one thread, each training seed
+of ``--seeds``), and decoded on the validation cases only (the validation queries; every user's validation
+item). The test split is never decoded here. ``summary`` holds, per candidate, the mean validation Recall@30
+over seeds, the seed SD, the ID diagnostics (collision rate before the suffix, share of items moved), and the paired
+difference from the incumbent on the same seeds and cases. Models go under
+``runs/<profile>_joint_tuning/<candidate>[+<generator settings>]__seed<k>/`` and are reused on a rerun; writes
+``bench/results/bench_joint_tuning.json`` (or ``--out``) after every finished job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from multiprocessing import get_context
+
+import yaml
+
+# candidate -> (scheme: a joint construction or the incumbent's embedding, joint_ids settings)
+CANDIDATES: dict[str, tuple[str, dict]] = {
+    "incumbent": ("multitask", {}),
+    "multitask_cf@0.25": ("multitask_cf", {"cf_weight": 0.25}),
+    "multitask_cf@0.5": ("multitask_cf", {"cf_weight": 0.5}),  # the setting of the first round
+    "multitask_cf@1": ("multitask_cf", {"cf_weight": 1.0}),
+    "multitask_cf@2": ("multitask_cf", {"cf_weight": 2.0}),
+    "shared_then_task": ("shared_then_task", {}),  # level 0 on multitask, search levels on the MNRL vectors
+    "shared_then_task@search_multitask": ("shared_then_task", {"search_space": "multitask"}),
+    "shared_then_task@shared_cf0.5": ("shared_then_task", {"shared_input": "multitask_cf", "cf_weight": 0.5}),
+    "shared_then_task@shared_cf1": ("shared_then_task", {"shared_input": "multitask_cf", "cf_weight": 1.0}),
+    "balanced_unique": ("balanced_unique", {}),  # the smallest capacity that holds every item
+    "balanced_unique@96": ("balanced_unique", {"unique_codebook_size": 96}),
+    "balanced_unique@128": ("balanced_unique", {"unique_codebook_size": 128}),
+}
+
+
+def candidate_config(profile: str, name: str, generator: dict):
+    from jointsid_utils.config import load_config
+
+    _, joint = CANDIDATES[name]
+    overrides = {f"joint_ids.{k}": v for k, v in joint.items()}
+    overrides.update({f"generator.{k}": v for k, v in generator.items()})
+    return load_config(profile, overrides)
+
+
+def candidate_ids(base, cfg, name: str):
+    """(the scheme's IdScheme, its ID diagnostics): the incumbent's from notebook 03, a construction built here
+    with ``cfg``'s joint settings from ``base``'s embeddings (notebook 02 of the profile's run)."""
+    from jointsid_utils.embeddings.registry import load_embedding
+    from jointsid_utils.generator.tokenization import make_id_scheme
+    from jointsid_utils.ids.schemes import load_ids
+    from jointsid_utils.joint.constructions import JOINT_INPUTS, QUANTIZER, build_joint_ids
+
+    scheme, _ = CANDIDATES[name]
+    if name == "incumbent":
+        ids = load_ids(base, scheme, "rq_kmeans")
+        return make_id_scheme(f"{scheme}__rq_kmeans", ids.codes), dict(getattr(ids, "diagnostics", None) or {})
+    from jointsid_utils.cache import run_dir
+
+    vectors = {m: load_embedding(base, m) for m in JOINT_INPUTS}
+    codes, diag = build_joint_ids(cfg, scheme, vectors, run_dir(f"{base.folder}_joint_tuning", "ids", name))
+    return make_id_scheme(f"{scheme}__{QUANTIZER}", codes), diag
+
+
+def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict:
+    """Train the candidate's generator with training seed ``seed`` as notebook 05 does, then Recall@30 on the
+    validation cases (and each case's hit, for the paired comparison)."""
+    import numpy as np
+
+    from jointsid_utils.cache import run_dir
+    from jointsid_utils.generator import orchestration
+    from jointsid_utils.generator.examples import scheme_examples
+    from jointsid_utils.generator.job import data_hash, job_key, validation_recall
+    from jointsid_utils.generator.model import load_saved
+    from jointsid_utils.generator.predict import predict_validation
+    from jointsid_utils.generator.training import load_or_train
+    from jointsid_utils.metrics import per_case_recall
+    from jointsid_utils.reproducibility import seed_everything
+
+    from jointsid_utils.config import load_config
+
+    base = load_config(profile)  # the inputs: the profile's run of notebooks 01-03
+    cfg = candidate_config(profile, name, generator)
+    gcfg = replace(cfg.generator, seeds=(seed,))
+    items, interactions, queries = orchestration.load_inputs(base)
+    ids, diag = candidate_ids(base, cfg, name)
+    seed_everything(seed)
+    examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
+    key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
+    out = run_dir(f"{base.folder}_joint_tuning", _job_folder(name, seed, generator))
+    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
+    tok, model = load_saved(out)
+    preds = predict_validation(model, tok, ids, examples, gcfg)
+    row = {"candidate": name, "scheme": CANDIDATES[name][0], "settings": CANDIDATES[name][1], "seed": seed,
+           "train_seconds": info["train_seconds"], "collision_rate": diag.get("collision_rate"),
+           "moved_share": diag.get("moved_share"), "generator": generator}
+    hits = {}
+    for task, score in validation_recall(preds).items():
+        row[f"val_{task}"] = score["recall_at_30"]
+        row[f"val_{task}_cases"] = score["n_cases"]
+    for task, frame in preds.groupby("task", sort=True):
+        frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
+        hits[f"{task}_hits"] = per_case_recall(frame)
+        hits[f"{task}_cases"] = frame["case_id"].astype(str).to_numpy().astype("U")
+    np.savez(out / "validation_hits.npz", **hits)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _job_folder(name: str, seed: int, generator: dict) -> str:
+    extra = "".join(f"+{k}={v}" for k, v in sorted(generator.items()))
+    return f"{name}{extra}__seed{seed}".replace("/", "_")
+
+
+def summarise(profile: str, rows: list[dict], generator: dict) -> list[dict]:
+    """Per candidate: mean and seed SD of validation Recall@30 per task, and the paired difference from the
+    incumbent on the seeds both have (t over seeds and cases; the smallest difference the design detects)."""
+    import numpy as np
+
+    from jointsid_utils.cache import run_dir
+    from jointsid_utils.evaluation.statistics import minimum_detectable_difference, paired_test
+
+    from jointsid_utils.config import load_config
+
+    folder = load_config(profile).folder
+
+    def hits(name, seed):
+        path = run_dir(f"{folder}_joint_tuning", _job_folder(name, seed, generator)) / "validation_hits.npz"
+        return dict(np.load(path)) if path.exists() else None
+
+    by_name: dict[str, list[dict]] = {}
+    for row in rows:
+        by_name.setdefault(row["candidate"], []).append(row)
+    base_seeds = {r["seed"] for r in by_name.get("incumbent", [])}
+    out = []
+    for name, members in by_name.items():
+        seeds = sorted(r["seed"] for r in members)
+        s = {"candidate": name, "scheme": members[0]["scheme"], "settings": members[0]["settings"], "seeds": seeds,
+             "collision_rate": members[0]["collision_rate"], "moved_share": members[0]["moved_share"]}
+        for task in ("search", "rec"):
+            values = [r[f"val_{task}"] for r in members]
+            s[f"val_{task}_mean"] = round(float(np.mean(values)), 4)
+            s[f"val_{task}_seed_sd"] = round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None
+        shared = sorted(set(seeds) & base_seeds) if name != "incumbent" else []
+        if shared:
+            for task in ("search", "rec"):
+                a = np.stack([hits(name, k)[f"{task}_hits"] for k in shared])
+                b = np.stack([hits("incumbent", k)[f"{task}_hits"] for k in shared])
+                t = paired_test(a, b)
+                s[f"{task}_vs_incumbent"] = {k: round(float(t[k]), 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
+                s[f"{task}_vs_incumbent"]["detectable"] = round(minimum_detectable_difference(t["se"], 1, df=t["df"]), 4)
+        out.append(s)
+    return out
+
+
+def _write(path: str, payload: dict) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as fh:
+        json.dump(payload, fh, indent=1, default=str)
+    os.replace(path + ".tmp", path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--candidate", nargs="+", default=list(CANDIDATES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--generator", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="generator settings of every job, e.g. epochs=4 (the profile's otherwise)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="bench/results/bench_joint_tuning.json")
+    args = ap.parse_args()
+    unknown = [c for c in args.candidate if c not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"Unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}.")
+    generator = {k: yaml.safe_load(v) for k, v in (g.split("=", 1) for g in args.generator)}
+    from jointsid_utils.generator.orchestration import worker_init
+
+    started = time.time()
+    earlier = json.load(open(args.out)) if os.path.exists(args.out) else {"validation": []}
+    rerun = {(c, k) for c in args.candidate for k in args.seeds}
+    rows = [r for r in earlier["validation"] if (r["candidate"], r["seed"]) not in rerun
+            and r.get("generator", {}) == generator]
+    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "profile": args.profile,
+            "generator": generator, "date": time.strftime("%Y-%m-%d"), "workers": args.workers}
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
+        futures = [pool.submit(train_candidate, args.profile, c, k, generator) for k in args.seeds
+                   for c in args.candidate]
+        for future in as_completed(futures):
+            rows.append(future.result())
+            meta["total_seconds"] = round(time.time() - started, 1)
+            _write(args.out, {"meta": meta, "validation": rows, "summary": []})
+    summary = summarise(args.profile, rows, generator)
+    _write(args.out, {"meta": meta, "validation": rows, "summary": summary})
+    for s in summary:
+        print(f"{s['candidate']:36s} seeds {s['seeds']} search {s['val_search_mean']} (sd {s['val_search_seed_sd']}) "
+              f"rec {s['val_rec_mean']} (sd {s['val_rec_seed_sd']}) vs incumbent "
+              f"{ {t: s.get(f'{t}_vs_incumbent', {}).get('diff') for t in ('search', 'rec')} }")
+
+
+if __name__ == "__main__":
+    main()
