@@ -23,10 +23,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from jointsid_utils import store
 from jointsid_utils.config import stable_hash
 from jointsid_utils.errors import StudyInputError
-
-from jointsid_utils import store
 from jointsid_utils.store import REPO_ROOT, runs_root  # noqa: F401  (re-exported: every stage's paths)
 
 
@@ -149,13 +148,12 @@ def cached(artifact: Path | str, key: Any, build: Callable[[Path], None], *,
     artifact = Path(artifact)
     input_hashes = {str(Path(p).name): file_sha256(p) for p in inputs}
     full_key = key_hash(key, seed=seed, input_hashes=input_hashes)
-    folder = store.run_folder_of(artifact)
-    if folder is None:  # outside runs/ (a bench's or a test's own file): a plain cached file
+    place = _place(artifact)
+    if place is None:  # outside runs/ (a bench's or a test's own file): a plain cached file
         if not is_fresh(artifact, full_key):
             _build(artifact, key, build, full_key, seed, input_hashes)
         return artifact
-    where = artifact.resolve().relative_to((runs_root() / folder).resolve())
-    kind = where.parts[0] if len(where.parts) > 1 else "files"
+    folder, where, kind = place
     if not is_fresh(artifact, full_key):
         entry = store.entry_dir(kind, full_key) / artifact.name
         with store.locked(kind, full_key):
@@ -166,6 +164,15 @@ def cached(artifact: Path | str, key: Any, build: Callable[[Path], None], *,
     _apply_links(artifact, runs_root() / folder)
     store.record(folder, kind, full_key, str(where))
     return artifact
+
+
+def _place(artifact: Path) -> tuple[str, Path, str] | None:
+    """(run folder, path inside it, stage: the store's kind) of an artifact in a run folder, else None."""
+    folder = store.run_folder_of(artifact)
+    if folder is None:
+        return None
+    where = artifact.resolve().relative_to((runs_root() / folder).resolve())
+    return folder, where, where.parts[0] if len(where.parts) > 1 else "files"
 
 
 def _build(artifact: Path, key: Any, build: Callable[[Path], None], full_key: str, seed: int | None,
@@ -195,11 +202,9 @@ def forget(artifact: Path | str) -> None:
         meta = json.loads(manifest_path(artifact).read_text())
     except (OSError, json.JSONDecodeError):
         meta = {}
-    folder = store.run_folder_of(artifact)
-    if folder is not None and meta.get("key_hash"):
-        where = artifact.resolve().relative_to((runs_root() / folder).resolve())
-        kind = where.parts[0] if len(where.parts) > 1 else "files"
-        manifest_path(store.store_root() / kind / meta["key_hash"] / artifact.name).unlink(missing_ok=True)
+    place = _place(artifact)
+    if place is not None and meta.get("key_hash"):
+        manifest_path(store.store_root() / place[2] / meta["key_hash"] / artifact.name).unlink(missing_ok=True)
     manifest_path(artifact).unlink(missing_ok=True)
 
 

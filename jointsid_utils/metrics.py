@@ -129,7 +129,7 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
 # ----------------------------------------------------------------------------- files
 
 def predictions_path(profile: str, embedding: str, quantizer: str, task: str) -> Path:
-    """``runs/<profile>/results/predictions/<embedding>__<quantizer>__<task>.parquet``."""
+    """``runs/<folder>/results/predictions/<embedding>__<quantizer>__<task>.parquet``."""
     return run_dir(profile, "results", "predictions") / f"{embedding}__{quantizer}__{task}.parquet"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,14 +16,17 @@ FIGURES = REPO_ROOT / "figures"
 
 
 def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: int | None = None) -> StudyConfig:
-    """Resolve the profile, seed everything, limit threads to the machine and style the plots."""
+    """Resolve the profile, seed everything, give torch the machine's cores and style the plots."""
     cfg = load_config(profile, overrides)
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
-        raise StudyInputError(f"threads must be a non-negative int (0 or None: min(2, CPU cores)), not {threads!r}.")
+        raise StudyInputError(f"threads must be a non-negative int (0 or None: every core this process may use), "
+                              f"not {threads!r}.")
     seed_everything(cfg.seed)
     import torch
 
-    torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    from jointsid_utils.workers import machine_cores
+
+    torch.set_num_threads(threads or machine_cores())  # the fine-tunes and encodings use the whole machine
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards": one bar per checkpoint
@@ -38,7 +40,7 @@ def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: 
 
 
 def save_figure(fig, name: str, cfg: StudyConfig) -> Path:
-    """Save to ``runs/<profile>/figures/``. A run never writes the committed ``figures/``: that is
+    """Save to ``runs/<folder>/figures/``. A run never writes the committed ``figures/``: that is
     ``publish_figures``' explicit step, from the plain ``default`` run only."""
     path = run_dir(cfg.folder, "figures") / f"{name}.png"
     fig.savefig(path)
@@ -46,7 +48,7 @@ def save_figure(fig, name: str, cfg: StudyConfig) -> Path:
 
 
 def publish_figures(profile: str = "default") -> list[Path]:
-    """Copy the figures of ``runs/<profile>/`` into the committed ``figures/``, when that run used the plain
+    """Copy the figures of ``runs/<folder>/`` into the committed ``figures/``, when that run used the plain
     profile (no overrides, no other catalogue), so the repository's figures always come from the reference run."""
     run = run_dir(profile)
     saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None

@@ -10,7 +10,7 @@
   ``split`` ("train" | "validation" | "test"), sorted by user and time (ties in a seeded order). Every
   rating counts as an interaction (implicit feedback, as the paper).
 
-``prepare_data(cfg)`` caches both under ``runs/<profile>/data/`` keyed by the data section and seed;
+``prepare_data(cfg)`` caches both under ``runs/<folder>/data/`` keyed by the data section and seed;
 ``items.attrs`` carries the counts and the ingestion repairs (``summary.repairs_table``).
 ``check_source(cfg)`` is the cheap check the runner makes before any notebook starts.
 Every source becomes one ``catalogue.Catalogue`` (``movielens`` adapts the MovieLens files, ``ingest``
@@ -102,7 +102,7 @@ def load_saved(out_dir: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def prepare_data(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``load_dataset`` cached in ``runs/<profile>/data/``; reloads while the data section and seed match."""
+    """``load_dataset`` cached in ``runs/<folder>/data/``; reloads while the data section and seed match."""
     key = {"data": as_dict(cfg.data), "schema": SCHEMA_VERSION, "source_stat": source_stat(cfg)}
     out = run_dir(cfg.folder, "data")
     paths = (out / "items.parquet", out / "interactions.parquet")

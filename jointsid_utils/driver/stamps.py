@@ -3,7 +3,7 @@
 Without stamps a rerun with nothing changed would execute every notebook again, paying kernel starts and
 imports although every stage loads from its cache (docs/DECISIONS.md, "Smaller choices"). After a notebook
 succeeds the runner writes a **stamp** beside its executed copy: a hash of everything that copy depends on, and
-the files under ``runs/<profile>/`` the notebook wrote. The next run skips the notebook when the hash
+the files under ``runs/<folder>/`` the notebook wrote. The next run skips the notebook when the hash
 matches, the executed copy exists and those files are still there.
 
 The hash is coarse on purpose, so that a skip is never stale: the notebook file, the whole resolved

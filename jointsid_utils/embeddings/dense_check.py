@@ -14,7 +14,7 @@ removes the user's train + validation items from the ranking first. Search rows 
 Search ranks the test queries the generator is scored on (``generator.search_eval_cases``, the same
 seeded subsample: ``queries.test_cases``), so the reference and the generated IDs share their cases. Encoding
 them with every text encoder is still most of a rerun of notebook 02, so the table is cached in
-``runs/<profile>/embeddings/dense_check.parquet``, keyed like the embeddings themselves: content hashes of
+``runs/<folder>/embeddings/dense_check.parquet``, keyed like the embeddings themselves: content hashes of
 the vectors, the interactions and the queries, each query encoder's identity (a fine-tune's own cache key)
 and the config fields the check reads.
 """

@@ -195,7 +195,7 @@ def choose_rec(sel: EmbeddingData, n_users: int, cfg: StudyConfig) -> tuple[np.n
 
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
-    """ENMF item vectors; the user vectors and the training log go to ``runs/<profile>/models/rec/``."""
+    """ENMF item vectors; the user vectors and the training log go to ``runs/<folder>/models/rec/``."""
     items, users, log = fit_rec(data, cfg)
     out = side_output(run_dir(cfg.folder, "models") / METHOD)  # stored with the item vectors
     out.mkdir(parents=True, exist_ok=True)

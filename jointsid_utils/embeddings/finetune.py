@@ -4,7 +4,7 @@ Shared by ``search`` (query -> item text) and ``multitask`` (plus item -> co-con
 Steps, as the sentence-transformers training examples: 1 model, 2 data, 3 loss, 4 evaluator (run
 once before training as the baseline), 5 arguments, 6 trainer, 7 train, 8 save.
 
-The trained model lands in ``runs/<profile>/models/<method>/`` (a sentence-transformers directory,
+The trained model lands in ``runs/<folder>/models/<method>/`` (a sentence-transformers directory,
 plus ``jointsid_model.json`` with its config key and ``training_log.json``), so later stages load it
 with ``SentenceTransformer(path)``. Checkpoints go to ``models/.<method>-checkpoints-<key>/`` while
 training; an interrupted run resumes from the last one, and they are deleted once the model is saved.
@@ -35,7 +35,7 @@ LOG = "training_log.json"
 
 
 def model_dir(cfg: StudyConfig, method: str) -> Path:
-    """Where ``method``'s trained encoder lives: ``runs/<profile>/models/<method>/``."""
+    """Where ``method``'s trained encoder lives: ``runs/<folder>/models/<method>/``."""
     return run_dir(cfg.folder, "models") / method
 
 

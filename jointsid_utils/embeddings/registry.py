@@ -1,4 +1,4 @@
-"""The embedding methods by name, and the cached stage that writes ``runs/<profile>/embeddings/<method>.npy``.
+"""The embedding methods by name, and the cached stage that writes ``runs/<folder>/embeddings/<method>.npy``.
 
 A method is ``build(data, cfg) -> float32 matrix`` (row i = item i). Modules are imported when a
 method is built, so reading this registry does not load sentence-transformers.
@@ -86,9 +86,9 @@ def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.D
                        methods: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Build (or reload) each method's item matrix; returns name -> float32 (n_items, d).
 
-    Each matrix is cached at ``runs/<profile>/embeddings/<method>.npy`` with a manifest keyed by the
+    Each matrix is cached at ``runs/<folder>/embeddings/<method>.npy`` with a manifest keyed by the
     method, the embeddings config, the seed and hashes of the data it reads; fine-tuned encoders are
-    cached separately under ``runs/<profile>/models/<method>/``.
+    cached separately under ``runs/<folder>/models/<method>/``.
     """
     methods = list(methods) if methods is not None else list(EMBEDDING_METHODS)
     unknown = [m for m in methods if m not in EMBEDDING_METHODS]

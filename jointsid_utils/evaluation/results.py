@@ -127,7 +127,7 @@ def load_hits(profile: str, schemes: Sequence[Scheme]) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, cfg: StudyConfig, name: str) -> Path:
-    """``frame`` to ``runs/<profile>/results/<name>`` (CSV, atomically), beside ``recall_at_30.csv``."""
+    """``frame`` to ``runs/<folder>/results/<name>`` (CSV, atomically), beside ``recall_at_30.csv``."""
     path = run_dir(cfg.folder, "results") / name
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -31,7 +31,7 @@ TABLES = ("recall_at_30.csv", "recall_at_30_over_seeds.csv", "table_a.csv", "tab
 
 
 def collect(profile: str, dest: Path) -> Path:
-    """Copy ``runs/<profile>``'s tables into ``dest`` (skipping those already there when ``dest`` is the run's own
+    """Copy ``runs/<folder>``'s tables into ``dest`` (skipping those already there when ``dest`` is the run's own
     results folder), with ``timings.csv``, ``validation.csv`` (the generator jobs' validation scores) and
     ``meta.json``. Fails in one sentence when the run has no results yet."""
     from jointsid_utils.evaluation.report import validation_summary

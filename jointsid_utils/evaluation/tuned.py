@@ -2,7 +2,7 @@
 for search, on the generator's own test cases; ``results.run_baselines`` adds them to ``baselines.csv``.
 
 SASRec's grid and five training seeds are most of notebook 06's baseline time, so both are cached in
-``runs/<profile>/results/cache/``, keyed on the ``baselines`` section, the interactions' content and the
+``runs/<folder>/results/cache/``, keyed on the ``baselines`` section, the interactions' content and the
 test cases: a rerun reads them back.
 """
 

@@ -105,7 +105,7 @@ def scheme_name(scheme: Scheme) -> str:
 
 
 def runs_dir(profile: str) -> Path:
-    """``runs/<profile>/results/generator_runs/``: one marker per finished job."""
+    """``runs/<folder>/results/generator_runs/``: one marker per finished job."""
     return run_dir(profile, "results", "generator_runs")
 
 

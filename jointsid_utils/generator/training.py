@@ -1,6 +1,6 @@
 """Training one scheme's generator with HF ``Seq2SeqTrainer``, and its cached model directory.
 
-    out = model_dir(profile, "multitask__rq_kmeans", seed)   # runs/<profile>/models/generator/<scheme>__seed<k>/
+    out = model_dir(profile, "multitask__rq_kmeans", seed)   # runs/<folder>/models/generator/<scheme>__seed<k>/
     info = load_trained(out, key)                            # a finished model for this job key, or None
     info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key)
 
@@ -40,7 +40,7 @@ INFO_FILE = "train_info.json"
 
 
 def model_dir(profile: str, scheme_name: str, seed: int) -> Path:
-    """``runs/<profile>/models/generator/<scheme>__seed<k>/``."""
+    """``runs/<folder>/models/generator/<scheme>__seed<k>/``."""
     return run_dir(profile, "models", "generator", f"{scheme_name}__seed{seed}")
 
 

@@ -12,7 +12,7 @@ One run = one (embedding, configuration, seed): it fits ``RQVAE``, encodes every
   distance of a latent to its nearest level-1 code; ``codes_used_init``: level-1 codes nearest to at
   least one item before any update). These measure the mechanism instead of assuming it.
 
-Each run is one JSON under ``runs/<profile>/rqvae_diagnosis/<embedding>/``, keyed by the resolved
+Each run is one JSON under ``runs/<folder>/rqvae_diagnosis/<embedding>/``, keyed by the resolved
 config, the seed and the input's sha256, written atomically: a rerun loads, a killed run resumes.
 ``run_grid`` can fan out over processes (one torch thread each). ``plan`` reads the grid from the
 profile's ``diagnosis`` section (its worker count from ``workers.plan_workers``); ``rqvae_tables`` and
@@ -234,7 +234,7 @@ def run_grid(vectors: Mapping[str, np.ndarray], base: Mapping[str, Any], cache_d
 
 def stage_diagnostics(cfg: StudyConfig, vectors: Mapping[str, np.ndarray]) -> dict[tuple[str, str], dict[str, Any]]:
     """The quantizer stage's ``rq_vae`` and ``rq_vae_fixed`` IDs of each diagnosed embedding, built with
-    ``build_ids`` and the stage's settings (``ids.rq_vae_steps``) into ``runs/<profile>/ids/``, so notebook
+    ``build_ids`` and the stage's settings (``ids.rq_vae_steps``) into ``runs/<folder>/ids/``, so notebook
     03's cache is reused and notebook 05 finds them; (embedding, quantizer) -> the IDs' diagnostics."""
     from jointsid_utils.ids.build import build_ids
     from jointsid_utils.ids.schemes import scheme_kwargs

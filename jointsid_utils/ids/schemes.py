@@ -6,7 +6,7 @@
 
 A scheme is ``(embedding, quantizer)``. ``separate`` and ``prefix_share`` are not vectors but two ID
 sets per item, built from the ``search`` and ``rec`` matrices; their arrays hold the search ID and the
-rec ID side by side (JSON ``layout``). Files: ``runs/<profile>/ids/<embedding>__<quantizer>.npy/.json``,
+rec ID side by side (JSON ``layout``). Files: ``runs/<folder>/ids/<embedding>__<quantizer>.npy/.json``,
 written by ``ids.build.build_ids``, which reloads them when config and input are unchanged.
 """
 
@@ -130,7 +130,7 @@ def _check_inputs(cfg: StudyConfig, todo: Sequence[Scheme], embeddings: Mapping[
 
 def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes: Sequence[Scheme] | None = None,
                 *, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
-    """Build (or reload) the IDs of every scheme into ``runs/<profile>/ids/``; (emb, quant) -> (codes, diag).
+    """Build (or reload) the IDs of every scheme into ``runs/<folder>/ids/``; (emb, quant) -> (codes, diag).
 
     ``schemes`` defaults to every scheme of STUDY.md §5 (``SCHEMES``). All schemes are
     checked before anything is fitted, so a typo fails in a second, not after the RQ-VAE.
@@ -172,7 +172,7 @@ class SemanticIds:
 
 
 def load_ids(cfg: StudyConfig, embedding: str, quantizer: str) -> SemanticIds:
-    """A built scheme from ``runs/<profile>/ids/``; the two-block schemes split by their JSON ``layout``."""
+    """A built scheme from ``runs/<folder>/ids/``; the two-block schemes split by their JSON ``layout``."""
     ids_dir = run_dir(cfg.folder, "ids")
     npy, js = ids_dir / f"{embedding}__{quantizer}.npy", ids_dir / f"{embedding}__{quantizer}.json"
     if not (npy.exists() and js.exists()):

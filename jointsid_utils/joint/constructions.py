@@ -4,7 +4,7 @@
     sid = schemes.load_ids(cfg, "shared_then_task", "rq_kmeans")                  # later stages, as any scheme
 
 Each construction is one class (settings from ``cfg``, the embeddings it reads, ``build``) and one line in
-``JOINT_CONSTRUCTIONS``. Files go where every scheme's do, ``runs/<profile>/ids/<name>__rq_kmeans.npy/.json``,
+``JOINT_CONSTRUCTIONS``. Files go where every scheme's do, ``runs/<folder>/ids/<name>__rq_kmeans.npy/.json``,
 in the same layouts (``load_ids`` reads them), cached on the construction's settings and its inputs'
 hashes. Their settings live in ``cfg.joint_ids``, so the keys of the existing schemes do not move.
 """
@@ -248,7 +248,7 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
 
 def prepare_joint_ids(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], names: Sequence[str] | None = None, *,
                       progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
-    """Every construction (or ``names``) built or reloaded into ``runs/<profile>/ids/``; scheme -> (codes, diag).
+    """Every construction (or ``names``) built or reloaded into ``runs/<folder>/ids/``; scheme -> (codes, diag).
     All settings are checked before the first fit, so a bad option fails in a second."""
     from tqdm.auto import tqdm
 
