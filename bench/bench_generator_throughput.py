@@ -67,6 +67,7 @@ VARIANTS: dict[str, dict] = {
     "history5": {"history_k": 5},
     "epochs4_history5": {"epochs": 4.0, "history_k": 5},
     "epochs5_history5": {"epochs": 5.0, "history_k": 5},
+    "compile": {"torch_compile": True},
 }
 THROUGHPUT_VARIANTS = ("today", "item_positions", "length_grouped", "bf16", "id_output", "no_dropout", "combined",
                        "combined_keep_dropout")
@@ -109,6 +110,8 @@ class StepTimer:
         self.data = encode_examples(examples.train, tok, labels, gcfg.max_prompt_tokens, grouping)
         self.model = build_model(tok, gcfg, output_tokens(tok, ids) if gcfg.id_output_only else None)
         self.model.train()
+        if gcfg.torch_compile:
+            self.model = torch.compile(self.model, dynamic=True)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=gcfg.lr, weight_decay=gcfg.weight_decay)
         self.collate = PromptCollator(tok.pad_token_id)
         self.bf16 = resolve_precision(gcfg.precision) == "bf16"

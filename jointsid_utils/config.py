@@ -225,6 +225,7 @@ class GeneratorConfig:
     id_output_only: bool = False  # the output layer scores only ID tokens + EOS, the only tokens decoded
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where the GPU/CPU runs it natively)
     length_grouped: bool = False  # batches of similar prompt length (less padding in mixed-task batches)
+    torch_compile: bool = False  # the training step through torch.compile (dynamic shapes); speed only
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -151,7 +151,7 @@ def training_arguments(gcfg: GeneratorConfig, out: Path, seed: int):
         max_grad_norm=gcfg.max_grad_norm, eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=50, seed=seed, data_seed=seed, bf16=resolve_precision(gcfg.precision) == "bf16",
-        train_sampling_strategy=sampling,
+        train_sampling_strategy=sampling, torch_compile=gcfg.torch_compile,
         report_to="none", dataloader_num_workers=0, dataloader_pin_memory=cuda,
         disable_tqdm=not SHOW_TRAINER_PROGRESS, save_only_model=False,
         # accelerate treats CPU processes under torchrun as separate single-process runs (DistributedType.NO)
