@@ -87,7 +87,7 @@ def test_launch_under_torchrun_retrains_one_scheme_of_a_smoke_run(smoke_run, tmp
     runs = tmp_path / "runs"
     shutil.copytree(smoke_run[0], runs / "smoke", ignore=shutil.ignore_patterns("notebooks", "figures"))
     run = _torchrun("-m", "jointsid_utils.generator.launch", "--profile", "smoke", "--scheme", "content/rq_kmeans",
-                    "-p", "generator.lr", "0.003", runs=runs, port=29518)
+                    "-p", "generator.lr", "0.003", "--name", "smoke", runs=runs, port=29518)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert run.stdout.count("content/rq_kmeans seed 0: rec/all") == 1  # printed by the main process only
     assert " trained " in run.stdout

@@ -9,7 +9,9 @@ Under a launcher every process runs each (scheme, seed) job together: ``Seq2SeqT
 batches (the global batch stays ``generator.batch_size``), and the main process alone saves the model,
 decodes and scores (``distributed``). It writes exactly what notebook 05 writes
 (``results/recall_at_30.csv``, ``results/predictions/``, ``results/generator_runs/``), so the notebooks
-run afterwards find every job cached. Stages 01-04 must have run (their artifacts are read, not built).
+run afterwards find every job cached. Stages 01-04 must have run in the run's folder (their artifacts are
+read, not built): the profile's folder, or the one named by ``--name``; with ``-p`` overrides and no
+``--name``, the folder of those overrides (``StudyConfig.folder``), as ``run_all.sh`` names it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", default="default", help="smoke | default | paper")
     ap.add_argument("-p", "--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                     help="a dotted config override, e.g. -p generator.epochs 1 (repeatable)")
+    ap.add_argument("--name", default=None, help="the run folder under runs/ to train in (default: the profile's, "
+                                                 "or the one its overrides name)")
     ap.add_argument("--scheme", action="append", default=[], metavar="EMBEDDING/QUANTIZER",
                     help="train only these schemes (repeatable); default: the study's 12")
     ap.add_argument("--seed", type=int, action="append", default=[], help="generator seeds (repeatable); "
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {k: yaml.safe_load(v) for k, v in args.set}
         if args.decoding:
             overrides["generator.decoding"] = args.decoding
+        if args.name:
+            overrides["run_name"] = args.name
         cfg = load_config(args.profile, overrides)
         schemes = None
         if args.scheme:
