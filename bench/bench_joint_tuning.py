@@ -41,6 +41,11 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "balanced_unique": ("balanced_unique", {}),  # the smallest capacity that holds every item
     "balanced_unique@96": ("balanced_unique", {"unique_codebook_size": 96}),
     "balanced_unique@128": ("balanced_unique", {"unique_codebook_size": 128}),
+    # LETTER-style alignment of the RQ-VAE's quantized multitask latent to ENMF; @0 is rq_vae_fixed on multitask
+    "aligned_rq_vae@0": ("aligned_rq_vae", {"align_weight": 0.0}),
+    "aligned_rq_vae@0.001": ("aligned_rq_vae", {"align_weight": 0.001}),
+    "aligned_rq_vae@0.003": ("aligned_rq_vae", {"align_weight": 0.003}),
+    "aligned_rq_vae@0.01": ("aligned_rq_vae", {"align_weight": 0.01}),
 }
 
 
@@ -59,7 +64,7 @@ def candidate_ids(base, cfg, name: str):
     from jointsid_utils.embeddings.registry import load_embedding
     from jointsid_utils.generator.tokenization import make_id_scheme
     from jointsid_utils.ids.schemes import load_ids
-    from jointsid_utils.joint.constructions import JOINT_INPUTS, QUANTIZER, build_joint_ids
+    from jointsid_utils.joint.constructions import JOINT_INPUTS, build_joint_ids, construction
 
     scheme, _ = CANDIDATES[name]
     if name == "incumbent":
@@ -69,7 +74,7 @@ def candidate_ids(base, cfg, name: str):
 
     vectors = {m: load_embedding(base, m) for m in JOINT_INPUTS}
     codes, diag = build_joint_ids(cfg, scheme, vectors, run_dir(f"{base.folder}_joint_tuning", "ids", name))
-    return make_id_scheme(f"{scheme}__{QUANTIZER}", codes), diag
+    return make_id_scheme(f"{scheme}__{construction(scheme).quantizer}", codes), diag
 
 
 def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict:

@@ -161,6 +161,10 @@ class JointIdConfig:
     cf_weight: float = 0.5
     # balanced_unique: codes per level; None = ids.codebook_size, grown to the smallest K with K**levels >= items
     unique_codebook_size: int | None = None
+    # aligned_rq_vae: weight and temperature of the InfoNCE pull of the quantized multitask latent towards ENMF
+    # (LETTER's collaborative regulariser); 0 = rq_vae_fixed on multitask. Choose them on validation.
+    align_weight: float = 0.5
+    align_temperature: float = 0.1
 
 
 # Notebook 04's configurations that are cheap and decisive enough to run on every diagnosed embedding.

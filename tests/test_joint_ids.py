@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from jointsid_utils.config import as_dict, load_config
@@ -16,7 +17,9 @@ from jointsid_utils.joint import constructions as joint
 from jointsid_utils.joint import report as joint_report
 from jointsid_utils.joint.balanced import capacitated_assign, greedy_residual_codes, unique_residual_codes
 from jointsid_utils.joint.shared_task import shared_then_task_fit, unit_rows
+from jointsid_utils.joint.aligned import AlignedRQVAE
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
+from jointsid_utils.quantizers.rq_vae_fixed import RQVAEFixed
 
 N = 60
 
@@ -102,14 +105,16 @@ def test_construction_shapes_unique_ids_and_seeds(name, runs):
     again, _ = joint.build_joint_ids(config(0), name, v, runs / "again")
     other, _ = joint.build_joint_ids(config(1), name, v, runs / "seed1")
     L = 2
-    expected = {"shared_then_task": 2 * (L + 1), "balanced_unique": L, "multitask_cf": L + 1}[name]
+    expected = {"shared_then_task": 2 * (L + 1), "balanced_unique": L, "multitask_cf": L + 1,
+                "aligned_rq_vae": L + 1}[name]
     assert codes.shape == (N, expected) and codes.dtype == np.int64 and codes.min() >= 0
     np.testing.assert_array_equal(codes, again)  # same seed, same codes
     assert (codes != other).any()  # another seed changes something
-    ids = sid.load_ids(config(0), name, "rq_kmeans")
+    quantizer = joint.construction(name).quantizer
+    ids = sid.load_ids(config(0), name, quantizer)
     np.testing.assert_array_equal(ids.codes, codes)
     assert unique_rows(ids.search) and unique_rows(ids.rec) and ids.two_block == (name in TWO_ID_SCHEMES)
-    scheme = make_id_scheme(f"{name}__rq_kmeans", codes)  # the generator's tokenizer accepts them as they are
+    scheme = make_id_scheme(f"{name}__{quantizer}", codes)  # the generator's tokenizer accepts them as they are
     assert scheme.levels == expected // (2 if ids.two_block else 1)
     assert diag["config"]["levels"] == L and diag["construction"] == name
 
@@ -181,10 +186,10 @@ def test_cached_by_own_settings_and_existing_keys_untouched(runs):
     joint.prepare_joint_ids(config(0), v, progress=False)
     joint.prepare_joint_ids(config(0, cf_weight=1.5), v, progress=False)  # another run folder, one store
     first, second = (runs / c.folder / "ids" for c in (config(0), config(0, cf_weight=1.5)))
-    same = {n: os.path.samefile(first / f"{n}__rq_kmeans.npy", second / f"{n}__rq_kmeans.npy")
-            for n in joint.JOINT_CONSTRUCTIONS}
+    same = {n: os.path.samefile(first / f"{n}__{c.quantizer}.npy", second / f"{n}__{c.quantizer}.npy")
+            for n, c in joint.JOINT_CONSTRUCTIONS.items()}
     assert not same["multitask_cf"]  # its weight changed: built anew
-    assert same["shared_then_task"] and same["balanced_unique"]  # the others' keys held: linked, not rebuilt
+    assert same["shared_then_task"] and same["balanced_unique"] and same["aligned_rq_vae"]  # linked, not rebuilt
     changed = config(0, cf_weight=1.5, shared_input="multitask_cf", unique_codebook_size=9)
     assert as_dict(changed.ids) == as_dict(config(0).ids)  # the ids section, which keys every existing scheme
     assert sid.scheme_kwargs(changed, "multitask", "rq_kmeans") == sid.scheme_kwargs(config(0), "multitask", "rq_kmeans")
@@ -207,10 +212,48 @@ def test_report_compares_with_the_incumbent(runs):
     results = sid.prepare_ids(config(0), v, [joint.INCUMBENT], progress=False)
     results.update(joint.prepare_joint_ids(config(0), v, progress=False))
     table = joint_report.comparison_table(results)
-    assert len(table) == 5 and table.id_tokens.tolist() == [3, 3, 3, 2, 3]
+    assert len(table) == 6 and table.id_tokens.tolist() == [3, 3, 3, 2, 3, 3]
     shares = joint_report.prefix_group_shares(results)
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
     assert shares.loc["balanced_unique x rq_kmeans", "1 (unique)"] == 1.0
     assert shares.loc["multitask x rq_kmeans", "1 (unique)"] < 1.0
     fig = joint_report.plot_prefix_groups(results, "test")
-    assert len(fig.axes[0].patches) == 5 * len(joint_report.GROUP_LABELS)
+    assert len(fig.axes[0].patches) == 6 * len(joint_report.GROUP_LABELS)
+
+
+def test_aligned_rq_vae_weight_zero_is_rq_vae_fixed_and_the_alignment_pulls_towards_enmf(runs):
+    v = vectors()
+    kw = sid.quantizer_kwargs(config(0), "rq_vae_fixed")
+    X = unit_rows(v["multitask"])
+    plain = RQVAEFixed(**kw).fit(X).encode(X)
+    zero = AlignedRQVAE(**kw, align_weight=0.0).fit_aligned(X, v["rec"])
+    np.testing.assert_array_equal(zero.encode(X), plain)  # the head draws from its own generator
+    pulled = AlignedRQVAE(**kw, align_weight=1.0).fit_aligned(X, v["rec"])
+    assert pulled.diagnostics()["align_cosine"] > zero.diagnostics()["align_cosine"] + 0.2
+    assert "align_loss" in pulled.history[-1] and "align_loss" not in zero.history[-1]
+    codes, diag = joint.build_joint_ids(config(0, align_weight=1.0), "aligned_rq_vae", v)
+    assert diag["config"]["align_weight"] == 1.0 and diag["align_cosine"] > 0.5
+    with pytest.raises(StudyInputError, match="align_weight is -0.5; use a finite weight >= 0"):
+        AlignedRQVAE(**kw, align_weight=-0.5)
+    with pytest.raises(StudyInputError, match="align_temperature is 0.0; use a temperature > 0"):
+        AlignedRQVAE(**kw, align_temperature=0.0)
+    with pytest.raises(StudyInputError, match="call fit_aligned"):
+        AlignedRQVAE(**kw).fit(X)
+    with pytest.raises(StudyInputError, match="the alignment target has 59 rows but X has 60"):
+        AlignedRQVAE(**kw).fit_aligned(X, v["rec"][:-1])
+
+
+def test_neighbour_agreement_follows_the_space_the_ids_were_built_in(runs):
+    v = vectors()
+    g = np.random.default_rng(3)
+    v["rec"] = g.normal(size=(N, 8)).astype(np.float32)  # a rec space unrelated to the topics
+    results = sid.prepare_ids(config(0), v, [("search", "rq_kmeans"), ("rec", "rq_kmeans")], progress=False)
+    table = joint_report.neighbour_agreement(results, v, k=5)
+    assert ((table >= 0) & (table <= 1)).all().all()
+    on_search, on_rec = table.loc[("search", "rq_kmeans")], table.loc[("rec", "rq_kmeans")]
+    assert on_search.search_neighbours_same_first_code > on_rec.search_neighbours_same_first_code
+    assert on_rec.rec_neighbours_same_first_code > on_search.rec_neighbours_same_first_code
+    validation = pd.DataFrame([{"embedding": e, "quantizer": "rq_kmeans", "seed": k, "task": t, "recall_at_30": r}
+                               for e in ("search", "rec") for k in (0, 1) for t, r in (("search", 0.5), ("rec", 0.2))])
+    fig = joint_report.plot_agreement_vs_recall(table, validation, "test")
+    assert len(fig.axes) == 2 and all(len(ax.texts) == 2 for ax in fig.axes)

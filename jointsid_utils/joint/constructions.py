@@ -4,7 +4,7 @@
     sid = schemes.load_ids(cfg, "shared_then_task", "rq_kmeans")                  # later stages, as any scheme
 
 Each construction is one class (settings from ``cfg``, the embeddings it reads, ``build``) and one line in
-``JOINT_CONSTRUCTIONS``. Files go where every scheme's do, ``runs/<folder>/ids/<name>__rq_kmeans.npy/.json``,
+``JOINT_CONSTRUCTIONS``. Files go where every scheme's do, ``runs/<folder>/ids/<name>__<quantizer>.npy/.json``,
 in the same layouts (``load_ids`` reads them), cached on the construction's settings and its inputs'
 hashes. Their settings live in ``cfg.joint_ids``, so the keys of the existing schemes do not move.
 """
@@ -31,7 +31,7 @@ from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
 from jointsid_utils.joint.shared_task import shared_then_task_fit, unit_rows
 
-QUANTIZER = "rq_kmeans"  # every construction here is residual k-means; the scheme is (name, QUANTIZER)
+QUANTIZER = "rq_kmeans"  # the constructions' quantizer unless a class says otherwise; the scheme is (name, quantizer)
 INCUMBENT: Scheme = ("multitask", "rq_kmeans")  # what the constructions must beat on both tasks
 FORMAT = 1  # bump when a construction's output changes for the same settings, so caches rebuild
 
@@ -57,6 +57,7 @@ class JointConstruction(ABC):
     it reads, and ``build`` -> (int64 codes as the generator consumes them, diagnostics JSON)."""
 
     name: ClassVar[str]
+    quantizer: ClassVar[str] = QUANTIZER  # the scheme's second half and the files' suffix
     two_block: ClassVar[bool] = False
 
     @abstractmethod
@@ -197,12 +198,44 @@ class SharedThenTask(JointConstruction):
         return np.concatenate([deduplicate(codes["search"], seed=seed), deduplicate(codes["rec"], seed=seed)], axis=1), diag
 
 
+class AlignedRQVAEIds(JointConstruction):
+    """An RQ-VAE on the multi-task vector trained with a LETTER-style alignment to ENMF (``joint.aligned``),
+    then the dedup level: one tokenizer trained with both signals, where the others combine fixed vectors."""
+
+    name = "aligned_rq_vae"
+    quantizer = "aligned_rq_vae"
+
+    def settings(self, cfg: StudyConfig) -> dict[str, Any]:
+        j = cfg.joint_ids
+        return {**quantizer_kwargs(cfg, "rq_vae_fixed"), "align_weight": float(j.align_weight),
+                "align_temperature": float(j.align_temperature)}
+
+    def inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("multitask", "rec")
+
+    def build(self, vectors: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
+        from jointsid_utils.joint.aligned import AlignedRQVAE
+
+        X = unit_rows(vectors["multitask"])
+        q = AlignedRQVAE(**settings).fit_aligned(X, vectors["rec"])
+        codes, fitted = q.encode(X), q.diagnostics()
+        diag = scheme_diagnostics(codes, settings["codebook_size"], quantizer=self.quantizer, config=dict(settings),
+                                  reconstruction_mse=fitted["reconstruction_mse"], fit_seconds=q.fit_seconds)
+        last = fitted["history"][-1]
+        diag.update(embedding="multitask, aligned to rec", dedup_level_size=diag["max_items_per_prefix"],
+                    layout=f"columns 0..{codes.shape[1] - 1}: quantizer levels; column {codes.shape[1]}: dedup counter",
+                    align_cosine=fitted["align_cosine"], align_top1=fitted["align_top1"],
+                    final_align_loss=last.get("align_loss"), history=fitted["history"])
+        return deduplicate(codes, seed=settings["seed"]), diag
+
+
 JOINT_CONSTRUCTIONS: dict[str, JointConstruction] = {
     SharedThenTask.name: SharedThenTask(),
     BalancedUnique.name: BalancedUnique(),
     MultitaskCF.name: MultitaskCF(),
+    AlignedRQVAEIds.name: AlignedRQVAEIds(),
 }
-JOINT_SCHEMES: tuple[Scheme, ...] = tuple((name, QUANTIZER) for name in JOINT_CONSTRUCTIONS)
+JOINT_SCHEMES: tuple[Scheme, ...] = tuple((name, c.quantizer) for name, c in JOINT_CONSTRUCTIONS.items())
 JOINT_INPUTS = ("multitask", "search", "rec")  # every embedding any construction may read (notebook 02)
 
 
@@ -223,7 +256,7 @@ def resolved_settings(cfg: StudyConfig, name: str) -> dict[str, Any]:
 
 def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarray],
                     out_dir: Path | str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Build (or reload) construction ``name``: ``<out_dir>/<name>__rq_kmeans.npy`` (int64) and ``.json``,
+    """Build (or reload) construction ``name``: ``<out_dir>/<name>__<quantizer>.npy`` (int64) and ``.json``,
     written atomically; the JSON's ``cache_key`` ties it to its array, as ``ids.build.build_ids`` does."""
     c, settings = construction(name), resolved_settings(cfg, name)
     missing = [m for m in c.inputs(settings) if m not in vectors]
@@ -235,7 +268,7 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
         raise StudyInputError(f"Joint IDs {name}: the embeddings {', '.join(arrays)} have different numbers of rows "
                               f"({', '.join(str(len(a)) for a in arrays.values())}); rebuild them with notebook 02.")
     out_dir = Path(out_dir) if out_dir is not None else run_dir(cfg.folder, "ids")
-    npy, js = out_dir / f"{name}__{QUANTIZER}.npy", out_dir / f"{name}__{QUANTIZER}.json"
+    npy, js = out_dir / f"{name}__{c.quantizer}.npy", out_dir / f"{name}__{c.quantizer}.json"
     key = {"construction": name, "settings": settings, "input_sha256": array_sha256(*arrays.values()), "format": FORMAT}
 
     def fit() -> tuple[np.ndarray, dict[str, Any]]:
@@ -255,7 +288,7 @@ def prepare_joint_ids(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], names
     names = list(JOINT_CONSTRUCTIONS) if names is None else list(names)
     for name in names:
         resolved_settings(cfg, name)
-    return {(name, QUANTIZER): build_joint_ids(cfg, name, vectors)
+    return {(name, construction(name).quantizer): build_joint_ids(cfg, name, vectors)
             for name in tqdm(names, desc="joint IDs", unit="scheme", disable=not progress)}
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from jointsid_utils.joint.constructions import id_length
 from jointsid_utils.ids.schemes import Scheme, diagnostics_table, id_sets, level_codes
 
+NEIGHBOURS = 10  # nearest items per item for the neighbour agreement
 GROUP_BINS = (1, 2, 3, 5, 9)  # items per pre-dedup ID: 1 (unique), 2, 3-4, 5-8, 9 or more
 GROUP_LABELS = ("1 (unique)", "2", "3-4", "5-8", "9+")
 
@@ -58,5 +59,57 @@ def plot_prefix_groups(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, A
     ax.legend(title="items sharing the ID", ncols=len(GROUP_LABELS), loc="lower center", bbox_to_anchor=(0.5, 1.0),
               fontsize=8, title_fontsize=8, frameon=False)
     ax.set_title(title, fontsize=11, pad=34)
+    fig.tight_layout()
+    return fig
+
+
+def neighbour_agreement(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, Any]]],
+                        vectors: Mapping[str, np.ndarray], k: int = NEIGHBOURS) -> pd.DataFrame:
+    """Per scheme, the share of each item's ``k`` nearest items that share its first code, with neighbours
+    by the search-tuned vectors (items that answer the same queries) and by ENMF (items consumed together).
+
+    Why: the first code is the generator's first and hardest decision. If items a task confuses with each
+    other sit under one first code, that task's beam reaches the right subtree more often; a construction
+    that raises one agreement and lowers the other trades one task's recall for the other's. For two-ID
+    schemes each task reads its own block (they share column 0, so the two agree)."""
+    neighbours = {}
+    for task, space in (("search", "search"), ("rec", "rec")):
+        V = vectors[space] / np.maximum(np.linalg.norm(vectors[space], axis=1, keepdims=True), 1e-12)
+        sims = V @ V.T
+        np.fill_diagonal(sims, -np.inf)
+        neighbours[task] = np.argpartition(-sims, k, axis=1)[:, :k]
+    rows = {}
+    for scheme in results:
+        row = {}
+        for task, nn in neighbours.items():
+            first = level_codes(results, scheme, task)[:, 0]
+            row[f"{task}_neighbours_same_first_code"] = float((first[nn] == first[:, None]).mean())
+        rows[scheme] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["embedding", "quantizer"])
+    return table
+
+
+def plot_agreement_vs_recall(agreement: pd.DataFrame, validation: pd.DataFrame, title: str = ""):
+    """Two panels (search, rec): x = the share of a task's neighbours under the item's first code, y = the
+    scheme's validation Recall@30 for that task (mean over seeds, bars from the lowest to the highest seed)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    for ax, task in zip(axes, ("search", "rec")):
+        v = validation[validation.task == task].groupby(["embedding", "quantizer"]).recall_at_30.agg(["mean", "min", "max"])
+        both = agreement.join(v, how="inner")
+        x = both[f"{task}_neighbours_same_first_code"]
+        ax.errorbar(x, both["mean"], yerr=[both["mean"] - both["min"], both["max"] - both["mean"]], fmt="o",
+                    color="tab:blue", ecolor="0.6", capsize=3)
+        for (emb, quant), xi, yi in zip(both.index, x, both["mean"]):
+            ax.annotate(emb if quant == "rq_kmeans" else f"{emb} x {quant}", (xi, yi), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+        ax.set_xlabel(f"share of {NEIGHBOURS} nearest items ({'search-tuned' if task == 'search' else 'ENMF'} "
+                      "vectors) under the same first code")
+        ax.set_ylabel(f"validation Recall@30, {task}")
+        ax.set_title(task, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

@@ -115,7 +115,6 @@ class RQVAE(GradientQuantizer):
 
     def _fit(self, X: np.ndarray) -> dict[str, Any]:
         import torch
-        import torch.nn.functional as F
 
         cfg = self.cfg
         # 1. seeds, input normalisation, model
@@ -129,17 +128,24 @@ class RQVAE(GradientQuantizer):
             x = data[rows]
             self.model.train()
             with torch.set_grad_enabled(optimizer is not None):
-                recon, _, commit = self._forward(x)
-                recon_loss = F.mse_loss(recon, x)
-                loss = recon_loss + commit.sum()
+                loss, parts = self._step_loss(x, rows)
                 if optimizer is not None:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
             # 3. log codebook usage on a fixed item subset
-            self._log_step(step, log_data, loss=loss, recon_loss=recon_loss, commit_loss=commit)
+            self._log_step(step, log_data, loss=loss, **parts)
         # 4. reconstruction error of the trained model on the whole training set
         return {"reconstruction_mse": self._recon_mse(data)}
+
+    def _step_loss(self, x: Any, rows: Any) -> tuple[Any, dict[str, Any]]:
+        """One minibatch's loss (reconstruction MSE + commitment) and its named parts for the history;
+        ``rows`` are the batch's item rows, for subclasses whose loss reads per-item targets."""
+        import torch.nn.functional as F
+
+        recon, _, commit = self._forward(x)
+        recon_loss = F.mse_loss(recon, x)
+        return recon_loss + commit.sum(), {"recon_loss": recon_loss, "commit_loss": commit}
 
     def _codes(self, data: Any, chunk: int = 8192) -> np.ndarray:
         import torch
