@@ -1,4 +1,4 @@
-"""The joint ID constructions' settings, chosen on **validation** only (issue 30, item 1).
+"""The joint ID constructions' settings, chosen on **validation** only.
 
     OMP_WAIT_POLICY=PASSIVE python bench/bench_joint_tuning.py [--profile default] [--seeds 0 1]
         [--candidate NAME ...] [--generator KEY=VALUE ...] [--workers 2]
@@ -9,7 +9,10 @@ embeddings (notebook 02), its generator trained as notebook 05 trains a job (one
 of ``--seeds``), and decoded on the validation cases only (the validation queries; every user's validation
 item). The test split is never decoded here. ``summary`` holds, per candidate, the mean validation Recall@30
 over seeds, the seed SD, the ID diagnostics (collision rate before the suffix, share of items moved), and the paired
-difference from the incumbent on the same seeds and cases. Models go under
+difference from the incumbent on the same seeds and cases. ``balance`` is the selection rule: the smaller of
+the candidate's two validation recalls as a share of the single-task IDs' (search x RQ-KMeans on search, rec
+x RQ-KMeans on rec, the same seeds), so the construction that comes closest to both task-specific ID spaces at
+once ranks first; per construction the candidate with the highest balance is its finalist. Models go under
 ``runs/<profile>_joint_tuning/<candidate>[+<generator settings>]__seed<k>/`` and are reused on a rerun; writes
 ``bench/results/bench_joint_tuning.json`` (or ``--out``) after every finished job.
 """
@@ -30,6 +33,9 @@ import yaml
 # candidate -> (scheme: a joint construction or the incumbent's embedding, joint_ids settings)
 CANDIDATES: dict[str, tuple[str, dict]] = {
     "incumbent": ("multitask", {}),
+    # the single-task IDs a joint construction should match on each task (F8): the selection rule's yardstick
+    "single_search": ("search", {}),
+    "single_rec": ("rec", {}),
     "multitask_cf@0.25": ("multitask_cf", {"cf_weight": 0.25}),
     "multitask_cf@0.5": ("multitask_cf", {"cf_weight": 0.5}),  # the setting of the first round
     "multitask_cf@1": ("multitask_cf", {"cf_weight": 1.0}),
@@ -43,10 +49,12 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "balanced_unique@128": ("balanced_unique", {"unique_codebook_size": 128}),
     # LETTER-style alignment of the RQ-VAE's quantized multitask latent to ENMF; @0 is rq_vae_fixed on multitask
     "aligned_rq_vae@0": ("aligned_rq_vae", {"align_weight": 0.0}),
-    "aligned_rq_vae@0.001": ("aligned_rq_vae", {"align_weight": 0.001}),
-    "aligned_rq_vae@0.003": ("aligned_rq_vae", {"align_weight": 0.003}),
-    "aligned_rq_vae@0.01": ("aligned_rq_vae", {"align_weight": 0.01}),
+    "aligned_rq_vae@1e-5": ("aligned_rq_vae", {"align_weight": 1e-5}),
+    "aligned_rq_vae@1e-4": ("aligned_rq_vae", {"align_weight": 1e-4}),
+    "aligned_rq_vae@1e-3": ("aligned_rq_vae", {"align_weight": 1e-3}),
 }
+
+REFERENCES = ("incumbent", "single_search", "single_rec")  # notebook 03's IDs, not built here
 
 
 def candidate_config(profile: str, name: str, generator: dict):
@@ -67,7 +75,7 @@ def candidate_ids(base, cfg, name: str):
     from jointsid_utils.joint.constructions import JOINT_INPUTS, build_joint_ids, construction
 
     scheme, _ = CANDIDATES[name]
-    if name == "incumbent":
+    if name in REFERENCES:
         ids = load_ids(base, scheme, "rq_kmeans")
         return make_id_scheme(f"{scheme}__rq_kmeans", ids.codes), dict(getattr(ids, "diagnostics", None) or {})
     from jointsid_utils.cache import run_dir
@@ -165,6 +173,11 @@ def summarise(profile: str, rows: list[dict], generator: dict) -> list[dict]:
                 s[f"{task}_vs_incumbent"] = {k: round(float(t[k]), 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
                 s[f"{task}_vs_incumbent"]["detectable"] = round(minimum_detectable_difference(t["se"], 1, df=t["df"]), 4)
         out.append(s)
+    refs = {r["candidate"]: r for r in out if r["candidate"] in ("single_search", "single_rec")}
+    if len(refs) == 2:
+        for s in out:
+            s["balance"] = round(min(s["val_search_mean"] / refs["single_search"]["val_search_mean"],
+                                     s["val_rec_mean"] / refs["single_rec"]["val_rec_mean"]), 4)
     return out
 
 
@@ -210,7 +223,7 @@ def main() -> None:
     for s in summary:
         print(f"{s['candidate']:36s} seeds {s['seeds']} search {s['val_search_mean']} (sd {s['val_search_seed_sd']}) "
               f"rec {s['val_rec_mean']} (sd {s['val_rec_seed_sd']}) vs incumbent "
-              f"{ {t: s.get(f'{t}_vs_incumbent', {}).get('diff') for t in ('search', 'rec')} }")
+              f"{ {t: s.get(f'{t}_vs_incumbent', {}).get('diff') for t in ('search', 'rec')} } balance {s.get('balance')}")
 
 
 if __name__ == "__main__":

@@ -162,8 +162,9 @@ class JointIdConfig:
     # balanced_unique: codes per level; None = ids.codebook_size, grown to the smallest K with K**levels >= items
     unique_codebook_size: int | None = None
     # aligned_rq_vae: weight and temperature of the InfoNCE pull of the quantized multitask latent towards ENMF
-    # (LETTER's collaborative regulariser); 0 = rq_vae_fixed on multitask. Choose them on validation.
-    align_weight: float = 0.5
+    # (LETTER's collaborative regulariser); 0 = rq_vae_fixed on multitask. The reconstruction MSE of unit vectors
+    # is about 1e-3, so weights from 1e-3 up let ENMF decide the codes. Choose them on validation.
+    align_weight: float = 1e-4
     align_temperature: float = 0.1
 
 
