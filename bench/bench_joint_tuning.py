@@ -40,11 +40,12 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "multitask_cf@0.5": ("multitask_cf", {"cf_weight": 0.5}),  # the setting of the first round
     "multitask_cf@1": ("multitask_cf", {"cf_weight": 1.0}),
     "multitask_cf@2": ("multitask_cf", {"cf_weight": 2.0}),
-    "shared_then_task": ("shared_then_task", {}),  # level 0 on multitask, search levels on the MNRL vectors
-    "shared_then_task@search_multitask": ("shared_then_task", {"search_space": "multitask"}),
+    # level 0 on multitask, search levels on the MNRL vectors (the first round's setting)
+    "shared_then_task": ("shared_then_task", {"shared_input": "multitask"}),
+    "shared_then_task@search_multitask": ("shared_then_task", {"shared_input": "multitask", "search_space": "multitask"}),
     "shared_then_task@shared_cf0.5": ("shared_then_task", {"shared_input": "multitask_cf", "cf_weight": 0.5}),
     "shared_then_task@shared_cf1": ("shared_then_task", {"shared_input": "multitask_cf", "cf_weight": 1.0}),
-    "balanced_unique": ("balanced_unique", {}),  # the smallest capacity that holds every item
+    "balanced_unique": ("balanced_unique", {"unique_codebook_size": None}),  # the smallest capacity for every item
     "balanced_unique@96": ("balanced_unique", {"unique_codebook_size": 96}),
     "balanced_unique@128": ("balanced_unique", {"unique_codebook_size": 128}),
     # LETTER-style alignment of the RQ-VAE's quantized multitask latent to ENMF; @0 is rq_vae_fixed on multitask

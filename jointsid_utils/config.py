@@ -152,8 +152,10 @@ class JointIdConfig:
     """Notebook 07's joint ID constructions (``jointsid_utils.joint``). Kept out of ``IdConfig`` so that
     the cache keys of the existing schemes do not change; levels and codebook size come from ``ids``."""
 
+    # Defaults: each construction's finalist on default's validation (docs/DECISIONS.md, "Joint constructions
+    # tuned on validation"); not re-tuned for other catalogues.
     # shared_then_task: level 0 is k-means on "multitask", or on "multitask_cf" ([multitask; cf_weight x ENMF])
-    shared_input: str = "multitask"
+    shared_input: str = "multitask_cf"
     # shared_then_task: the search levels refine the "search" (MNRL) vectors or the "multitask" ones; rec: ENMF
     search_space: str = "search"
     # multitask_cf (and shared_input="multitask_cf"): weight of the unit-norm ENMF half beside the unit-norm
@@ -163,8 +165,8 @@ class JointIdConfig:
     unique_codebook_size: int | None = None
     # aligned_rq_vae: weight and temperature of the InfoNCE pull of the quantized multitask latent towards ENMF
     # (LETTER's collaborative regulariser); 0 = rq_vae_fixed on multitask. The reconstruction MSE of unit vectors
-    # is about 1e-3, so weights from 1e-3 up let ENMF decide the codes. Choose them on validation.
-    align_weight: float = 1e-4
+    # is about 1e-3, so weights from 1e-4 up let ENMF decide the codes.
+    align_weight: float = 1e-5
     align_temperature: float = 0.1
 
 
@@ -349,6 +351,7 @@ PROFILES: dict[str, StudyConfig] = {
     # copy of the item texts, three seeds, automatic workers, the joint constructions trained and tested);
     # the evidence per setting is in docs/DECISIONS.md.
     "default": StudyConfig(name="default", embeddings=EmbeddingConfig(finetune_precision="auto"),
+                           joint_ids=JointIdConfig(unique_codebook_size=96),
                            generator=GeneratorConfig(d_model=96, d_ff=384, rec_windows_per_user=10,
                                                      seeds=(0, 1, 2), item_text_examples=1, **FAST_CPU),
                            scope=ScopeConfig(joint_ids=True)),

@@ -142,11 +142,13 @@ def test_shared_then_task_shares_column_zero_and_refines_each_task(runs):
 
 def test_shared_then_task_options_change_what_they_should(runs):
     v = vectors()
-    base, _ = joint.build_joint_ids(config(0), "shared_then_task", v)
+    base, _ = joint.build_joint_ids(config(0, shared_input="multitask"), "shared_then_task", v)
     cf, diag = joint.build_joint_ids(config(0, shared_input="multitask_cf", cf_weight=2.0), "shared_then_task", v,
                                      runs / "cf")
     assert diag["config"]["cf_weight"] == 2.0 and (cf[:, 0] != base[:, 0]).any()
-    mt, _ = joint.build_joint_ids(config(0, search_space="multitask"), "shared_then_task", v, runs / "mt")
+    assert "cf_weight" not in joint.resolved_settings(config(0, shared_input="multitask"), "shared_then_task")
+    mt, _ = joint.build_joint_ids(config(0, shared_input="multitask", search_space="multitask"), "shared_then_task",
+                                  v, runs / "mt")
     np.testing.assert_array_equal(mt[:, 3:], base[:, 3:])  # the rec block does not read the search space
     assert (mt[:, 1] != base[:, 1]).any()
     with pytest.raises(StudyInputError, match="joint_ids.search_space='text' is not supported"):
@@ -188,9 +190,9 @@ def test_cached_by_own_settings_and_existing_keys_untouched(runs):
     first, second = (runs / c.folder / "ids" for c in (config(0), config(0, cf_weight=1.5)))
     same = {n: os.path.samefile(first / f"{n}__{c.quantizer}.npy", second / f"{n}__{c.quantizer}.npy")
             for n, c in joint.JOINT_CONSTRUCTIONS.items()}
-    assert not same["multitask_cf"]  # its weight changed: built anew
-    assert same["shared_then_task"] and same["balanced_unique"] and same["aligned_rq_vae"]  # linked, not rebuilt
-    changed = config(0, cf_weight=1.5, shared_input="multitask_cf", unique_codebook_size=9)
+    assert not same["multitask_cf"] and not same["shared_then_task"]  # both read the weight: built anew
+    assert same["balanced_unique"] and same["aligned_rq_vae"]  # their keys held: linked, not rebuilt
+    changed = config(0, cf_weight=1.5, shared_input="multitask", unique_codebook_size=9, align_weight=0.1)
     assert as_dict(changed.ids) == as_dict(config(0).ids)  # the ids section, which keys every existing scheme
     assert sid.scheme_kwargs(changed, "multitask", "rq_kmeans") == sid.scheme_kwargs(config(0), "multitask", "rq_kmeans")
 

@@ -34,7 +34,7 @@ from jointsid_utils.quantizers.rq_vae_fixed import RQVAEFixed, RQVAEFixedConfig
 
 @dataclass(frozen=True, kw_only=True)
 class AlignedRQVAEConfig(RQVAEFixedConfig):
-    align_weight: float = 1e-4  # weight of the InfoNCE term beside reconstruction (LETTER's alpha); 0 = rq_vae_fixed
+    align_weight: float = 1e-5  # weight of the InfoNCE term beside reconstruction (LETTER's alpha); 0 = rq_vae_fixed
     align_temperature: float = 0.1  # softmax temperature of the in-batch contrastive term
 
 
