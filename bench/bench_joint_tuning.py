@@ -67,23 +67,31 @@ def candidate_config(profile: str, name: str, generator: dict):
     return load_config(profile, overrides)
 
 
-def candidate_ids(base, cfg, name: str):
-    """(the scheme's IdScheme, its ID diagnostics): the incumbent's from notebook 03, a construction built here
-    with ``cfg``'s joint settings from ``base``'s embeddings (notebook 02 of the profile's run)."""
+def candidate_codes(base, cfg, name: str):
+    """(the codes as notebook 03 / 07 store them, their ID diagnostics): a reference's from notebook 03, a
+    construction built here with ``cfg``'s joint settings from ``base``'s embeddings (notebook 02's run)."""
+    from jointsid_utils.cache import run_dir
     from jointsid_utils.embeddings.registry import load_embedding
-    from jointsid_utils.generator.tokenization import make_id_scheme
     from jointsid_utils.ids.schemes import load_ids
-    from jointsid_utils.joint.constructions import JOINT_INPUTS, build_joint_ids, construction
+    from jointsid_utils.joint.constructions import JOINT_INPUTS, build_joint_ids
 
     scheme, _ = CANDIDATES[name]
     if name in REFERENCES:
         ids = load_ids(base, scheme, "rq_kmeans")
-        return make_id_scheme(f"{scheme}__rq_kmeans", ids.codes), dict(getattr(ids, "diagnostics", None) or {})
-    from jointsid_utils.cache import run_dir
-
+        return ids.codes, dict(getattr(ids, "diagnostics", None) or {})
     vectors = {m: load_embedding(base, m) for m in JOINT_INPUTS}
-    codes, diag = build_joint_ids(cfg, scheme, vectors, run_dir(f"{base.folder}_joint_tuning", "ids", name))
-    return make_id_scheme(f"{scheme}__{construction(scheme).quantizer}", codes), diag
+    return build_joint_ids(cfg, scheme, vectors, run_dir(f"{base.folder}_joint_tuning", "ids", name))
+
+
+def candidate_ids(base, cfg, name: str):
+    """(the scheme's IdScheme for the generator, its ID diagnostics)."""
+    from jointsid_utils.generator.tokenization import make_id_scheme
+    from jointsid_utils.joint.constructions import construction
+
+    scheme, _ = CANDIDATES[name]
+    codes, diag = candidate_codes(base, cfg, name)
+    quantizer = "rq_kmeans" if name in REFERENCES else construction(scheme).quantizer
+    return make_id_scheme(f"{scheme}__{quantizer}", codes), diag
 
 
 def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict:
@@ -182,6 +190,37 @@ def summarise(profile: str, rows: list[dict], generator: dict) -> list[dict]:
     return out
 
 
+def plot_finalists(profile: str, rows: list[dict], out: str) -> None:
+    """The candidates trained on more than one seed (finalists and references) in notebook 07's figure:
+    first-code neighbour agreement against validation Recall@30, per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from jointsid_utils.config import load_config
+    from jointsid_utils.embeddings.registry import load_embedding
+    from jointsid_utils.joint.constructions import JOINT_INPUTS
+    from jointsid_utils.joint.report import neighbour_agreement, plot_agreement_vs_recall
+
+    base = load_config(profile)
+    seeds: dict[str, set] = {}
+    for r in rows:
+        seeds.setdefault(r["candidate"], set()).add(r["seed"])
+    chosen = [c for c, k in seeds.items() if len(k) > 1]
+    key = {c: (CANDIDATES[c][0], "rq_kmeans" if c in REFERENCES else c) for c in chosen}
+    results = {key[c]: candidate_codes(base, candidate_config(profile, c, {}), c) for c in chosen}
+    vectors = {m: load_embedding(base, m) for m in JOINT_INPUTS}
+    agreement = neighbour_agreement(results, vectors)
+    validation = pd.DataFrame([{"embedding": key[r["candidate"]][0], "quantizer": key[r["candidate"]][1],
+                                "seed": r["seed"], "task": t, "recall_at_30": r[f"val_{t}"]}
+                               for r in rows if r["candidate"] in key for t in ("search", "rec")])
+    fig = plot_agreement_vs_recall(agreement, validation, "Finalists and references on validation "
+                                   f"({max(len(k) for k in seeds.values())} seeds): first-code agreement vs recall")
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    print(agreement.round(3).to_string())
+
+
 def _write(path: str, payload: dict) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as fh:
@@ -198,11 +237,16 @@ def main() -> None:
                     help="generator settings of every job, e.g. epochs=4 (the profile's otherwise)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="bench/results/bench_joint_tuning.json")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="train nothing: draw the finalists' figure from --out (beside it, as .png)")
     args = ap.parse_args()
     unknown = [c for c in args.candidate if c not in CANDIDATES]
     if unknown:
         raise SystemExit(f"Unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}.")
     generator = {k: yaml.safe_load(v) for k, v in (g.split("=", 1) for g in args.generator)}
+    if args.plot_only:
+        plot_finalists(args.profile, json.load(open(args.out))["validation"], args.out.replace(".json", ".png"))
+        return
     from jointsid_utils.generator.orchestration import worker_init
 
     started = time.time()

@@ -90,26 +90,38 @@ def neighbour_agreement(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, 
     return table
 
 
+def _point_label(embedding: str, quantizer: str) -> str:
+    """``multitask`` for RQ-KMeans IDs, the quantizer alone where it already names the scheme (a tuning
+    candidate such as ``multitask_cf@0.5``), else ``embedding x quantizer``."""
+    if quantizer == "rq_kmeans":
+        return embedding
+    return quantizer if quantizer.startswith(embedding) else f"{embedding} x {quantizer}"
+
+
 def plot_agreement_vs_recall(agreement: pd.DataFrame, validation: pd.DataFrame, title: str = ""):
     """Two panels (search, rec): x = the share of a task's neighbours under the item's first code, y = the
-    scheme's validation Recall@30 for that task (mean over seeds, bars from the lowest to the highest seed)."""
+    scheme's validation Recall@30 for that task (mean over seeds, bars from the lowest to the highest seed).
+    One colour and marker per scheme, named in one legend below the panels (labels beside points collide)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    colors, markers = plt.get_cmap("tab10").colors, "osD^vP*Xhp"
+    style = {scheme: (colors[i % 10], markers[i % len(markers)]) for i, scheme in enumerate(agreement.index)}
     for ax, task in zip(axes, ("search", "rec")):
         v = validation[validation.task == task].groupby(["embedding", "quantizer"]).recall_at_30.agg(["mean", "min", "max"])
         both = agreement.join(v, how="inner")
-        x = both[f"{task}_neighbours_same_first_code"]
-        ax.errorbar(x, both["mean"], yerr=[both["mean"] - both["min"], both["max"] - both["mean"]], fmt="o",
-                    color="tab:blue", ecolor="0.6", capsize=3)
-        for (emb, quant), xi, yi in zip(both.index, x, both["mean"]):
-            ax.annotate(emb if quant == "rq_kmeans" else f"{emb} x {quant}", (xi, yi), textcoords="offset points",
-                        xytext=(5, 4), fontsize=8)
+        for scheme, row in both.iterrows():
+            color, marker = style[scheme]
+            ax.errorbar(row[f"{task}_neighbours_same_first_code"], row["mean"], fmt=marker, color=color, ms=7,
+                        yerr=[[row["mean"] - row["min"]], [row["max"] - row["mean"]]], ecolor=color, capsize=3,
+                        label=_point_label(*scheme))
         ax.set_xlabel(f"share of {NEIGHBOURS} nearest items ({'search-tuned' if task == 'search' else 'ENMF'} "
-                      "vectors) under the same first code")
+                      "vectors)\nunder the item's first code")
         ax.set_ylabel(f"validation Recall@30, {task}")
         ax.set_title(task, fontsize=10)
         ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=min(4, max(1, len(labels))), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 * (1 + (len(labels) - 1) // 4), 1, 1))
     return fig
