@@ -64,6 +64,8 @@ VARIANTS: dict[str, dict] = {
     "epochs4": {"epochs": 4.0},
     "epochs5": {"epochs": 5.0},
     "epochs6": {"epochs": 6.0},
+    "epochs6_lr3e-3": {"epochs": 6.0, "lr": 3e-3},  # fewer steps, a larger peak learning rate
+    "epochs6_history5": {"epochs": 6.0, "history_k": 5},
     "history5": {"history_k": 5},
     "epochs4_history5": {"epochs": 4.0, "history_k": 5},
     "epochs5_history5": {"epochs": 5.0, "history_k": 5},
