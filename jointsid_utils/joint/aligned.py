@@ -91,10 +91,7 @@ class AlignedRQVAE(RQVAEFixed):
         import torch
         import torch.nn.functional as F
 
-        z = self.model.encoder(x)
-        q, _, commit = self.model.rvq(z)
-        recon_loss = F.mse_loss(self.model.decoder(q), x)
-        loss, parts = recon_loss + commit.sum(), {"recon_loss": recon_loss, "commit_loss": commit}
+        loss, parts, q = self._autoencoder_loss(x)
         if self.cfg.align_weight > 0:
             logits = F.normalize(self.model.align_head(q), dim=-1) @ self._target[rows].T / self.cfg.align_temperature
             align = F.cross_entropy(logits, torch.arange(len(rows)))

@@ -139,13 +139,18 @@ class RQVAE(GradientQuantizer):
         return {"reconstruction_mse": self._recon_mse(data)}
 
     def _step_loss(self, x: Any, rows: Any) -> tuple[Any, dict[str, Any]]:
-        """One minibatch's loss (reconstruction MSE + commitment) and its named parts for the history;
-        ``rows`` are the batch's item rows, for subclasses whose loss reads per-item targets."""
+        """One minibatch's loss and its named parts for the history; ``rows`` are the batch's item rows, for
+        subclasses whose loss reads per-item targets."""
+        loss, parts, _ = self._autoencoder_loss(x)
+        return loss, parts
+
+    def _autoencoder_loss(self, x: Any) -> tuple[Any, dict[str, Any], Any]:
+        """Reconstruction MSE + commitment, its parts, and the quantized latent a subclass may score further."""
         import torch.nn.functional as F
 
-        recon, _, commit = self._forward(x)
-        recon_loss = F.mse_loss(recon, x)
-        return recon_loss + commit.sum(), {"recon_loss": recon_loss, "commit_loss": commit}
+        q, _, commit = self.model.rvq(self.model.encoder(x))
+        recon_loss = F.mse_loss(self.model.decoder(q), x)
+        return recon_loss + commit.sum(), {"recon_loss": recon_loss, "commit_loss": commit}, q
 
     def _codes(self, data: Any, chunk: int = 8192) -> np.ndarray:
         import torch
