@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.joint.shared_task import unit_rows
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.rq_vae_fixed import RQVAEFixed, RQVAEFixedConfig
 
@@ -64,8 +65,7 @@ class AlignedRQVAE(RQVAEFixed):
         if len(target) != len(X):
             raise StudyInputError(f"{self.name}: the alignment target has {len(target)} rows but X has {len(X)}; "
                                   "pass one collaborative vector per item, in X's row order.")
-        unit = target / np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
-        self._target = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
+        self._target = torch.from_numpy(unit_rows(target))
         self.fit(X)
         self._diagnostics.update(self._alignment(torch.from_numpy(self.normaliser(X))))
         return self

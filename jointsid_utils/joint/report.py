@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.joint.constructions import id_length
+from jointsid_utils.joint.shared_task import unit_rows
 from jointsid_utils.ids.schemes import Scheme, diagnostics_table, id_sets, level_codes
 
 NEIGHBOURS = 10  # nearest items per item for the neighbour agreement
@@ -73,8 +74,8 @@ def neighbour_agreement(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, 
     that raises one agreement and lowers the other trades one task's recall for the other's. For two-ID
     schemes each task reads its own block (they share column 0, so the two agree)."""
     neighbours = {}
-    for task, space in (("search", "search"), ("rec", "rec")):
-        V = vectors[space] / np.maximum(np.linalg.norm(vectors[space], axis=1, keepdims=True), 1e-12)
+    for task in ("search", "rec"):  # each task's neighbours in its own tuned space
+        V = unit_rows(vectors[task])
         sims = V @ V.T
         np.fill_diagonal(sims, -np.inf)
         neighbours[task] = np.argpartition(-sims, k, axis=1)[:, :k]
