@@ -254,8 +254,15 @@ def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
     runs = tmp_path / "runs"
     folder = load_config("smoke", {"ids.rq_vae_steps": steps, "ids.rq_vae_batch_size": 64}).folder
     ids, stored = runs / folder / "ids", runs / ".store" / "ids"
-    rc, log, _ = run_stage("quantizer", runs, steps, kill_when=lambda: (
-        (ids / "content__rq_kmeans.json").exists() and any(stored.glob("*/.content__rq_vae.npy.*.tmp"))))
+
+    def fitting_rq_vae() -> bool:
+        # the temp file opens before the quantizer is built (importing its library takes a moment on a slow
+        # machine), so wait for the fit's own line as well
+        logs = sorted(tmp_path.glob("runs-quantizer-*.log"))
+        return (ids / "content__rq_kmeans.json").exists() and any(stored.glob("*/.content__rq_vae.npy.*.tmp")) \
+            and bool(logs) and "fitting rq_vae" in logs[-1].read_text()
+
+    rc, log, _ = run_stage("quantizer", runs, steps, kill_when=fitting_rq_vae)
     assert rc == -signal.SIGKILL, log[-3000:]
     # (a) the first scheme is complete, the second only a temp file
     assert "fitting rq_vae" in log
