@@ -39,7 +39,8 @@ def prefix_group_shares(results: Mapping[Scheme, tuple[np.ndarray, Mapping[str, 
             _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
             per_item = counts[inverse.reshape(-1)]
             bins = np.digitize(per_item, GROUP_BINS) - 1
-            label = f"{scheme[0]} x {scheme[1]}" + (f" ({block})" if block else "")
+            name = scheme[0] if scheme[0] == scheme[1] else f"{scheme[0]} x {scheme[1]}"  # a construction
+            label = name + (f" ({block})" if block else "")
             rows[label] = np.bincount(bins, minlength=len(GROUP_BINS)) / len(per_item)
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(GROUP_LABELS))
 
