@@ -49,6 +49,20 @@ def test_tables_render_from_the_result_files(runs_dir):
     _table([("multitask", "rq_kmeans")], [(0.6, 0.1)]).to_csv(results / "table_beyond.csv", index=False)
     (results / "pairs_beyond.csv").write_text("\n")
     assert markdown.results_markdown(results, "Results of profile `smoke`") == text
+    assert markdown.blocks(results)["beyond"] == "*The joint constructions were not trained in this run.*"
+
+
+def test_the_beyond_block_puts_constructions_beside_the_single_task_ids(runs_dir):
+    results = runs_dir / "smoke" / "results"
+    results.mkdir(parents=True)
+    _table([("content", "rq_kmeans"), ("search", "rq_kmeans"), ("rec", "rq_kmeans"), ("search", "rq_vae")],
+           [(0.4, 0.15), (0.6775, 0.12), (0.3, 0.25), (0.5, 0.1)]).to_csv(results / "table_a.csv", index=False)
+    _table([("multitask", "rq_kmeans"), ("shared_then_task", "rq_kmeans")], [(0.65, 0.2), (0.62, 0.23)]).to_csv(
+        results / "table_beyond.csv", index=False)
+    rows = [line for line in markdown.beyond_markdown(results).splitlines() if line.startswith("| ") and "/" in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| search / rq_kmeans", "| rec / rq_kmeans",
+                                                 "| multitask / rq_kmeans", "| shared_then_task / rq_kmeans"]
+    assert "**0.677**" in rows[0]  # bold as printed, however numpy rounds and "**0.250**" in rows[1] and "**" not in rows[3]
 
 
 def test_a_missing_result_file_is_named(runs_dir):

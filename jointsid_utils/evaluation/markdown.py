@@ -64,7 +64,7 @@ def _cell(r: pd.Series, col: str, best: float | None) -> str:
     if pd.isna(r[col]):
         return "–"
     value = f"{r[col]:.3f}"
-    value = f"**{value}**" if best is not None and round(r[col], 3) == round(best, 3) else value
+    value = f"**{value}**" if best is not None and value == f"{best:.3f}" else value  # as the reader sees them
     return f"{value} [{r[col + '_lo']:.3f}, {r[col + '_hi']:.3f}]"
 
 
@@ -199,6 +199,18 @@ def source_line(folder: Path) -> str:
             f"`{meta.get('config_hash')}`), on {meta.get('machine')}.*")
 
 
+def beyond_markdown(folder: Path) -> str:
+    """The joint constructions beside multi-task x RQ-KMeans and the best single-task IDs of each task
+    (search-tuned and ENMF, from table A), so the reader sees at once whether one ID space serves both tasks
+    as well as two task-specific ones do; bold marks the best of these rows."""
+    beyond = _optional(folder, "table_beyond.csv")
+    if beyond is None or len(beyond) < 2:  # the incumbent alone: the constructions were not trained
+        return "*The joint constructions were not trained in this run.*"
+    table_a = _read(folder, "table_a.csv")
+    single = table_a[table_a.embedding.isin(["search", "rec"]) & (table_a.quantizer == "rq_kmeans")]
+    return scheme_markdown(pd.concat([single, beyond], ignore_index=True), "scheme")
+
+
 def blocks(folder: Path) -> dict[str, str]:
     """The README's rendered blocks, by name."""
     verdicts = _optional(folder, "verdicts.csv")
@@ -207,6 +219,7 @@ def blocks(folder: Path) -> dict[str, str]:
         "source": source_line(folder),
         "table-a": scheme_markdown(_read(folder, "table_a.csv"), "embedding"),
         "table-b": scheme_markdown(_read(folder, "table_b.csv"), "quantizer"),
+        "beyond": beyond_markdown(folder),
         "verdicts": verdicts_markdown(verdicts if verdicts is not None else pd.DataFrame()),
         "baselines": baselines_markdown(baselines) if baselines is not None else "*No baselines.*",
         "timings": timings_markdown(folder),
