@@ -1,9 +1,11 @@
-"""Seeds and thread settings, set the same way by every stage."""
+"""Seeds and thread settings, set the same way by every stage, and the commit a run was made from."""
 
 from __future__ import annotations
 
 import os
 import random
+import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -32,3 +34,15 @@ def rng(seed: int, *salt: object) -> np.random.Generator:
 
     digest = hashlib.sha256(repr((seed, *salt)).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def current_commit(repo: Path | None = None) -> str | None:
+    """The short commit hash checked out in ``repo`` (the package's repository by default), or None outside git.
+    A run reads it when it starts, so a commit made while it runs is not credited with its results."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -33,6 +33,7 @@ from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
 from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import check_source
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import current_commit
 from jointsid_utils.driver.progress import KERNEL_ARGUMENTS, ProgressRelay
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -193,7 +194,7 @@ def run_notebooks(args: argparse.Namespace, cfg, overrides: dict, notebooks: lis
     out_dir = run_dir(folder, "notebooks")
     print(f"    run folder runs/{folder}/", flush=True)
     every = numbered_notebooks(None, args.notebook_dir)
-    run_started, wall = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
+    run_started, wall, commit = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter(), current_commit(REPO_ROOT)
     rows, log, status = [], [], "failed"
     try:
         for i, nb in enumerate(notebooks, 1):
@@ -212,7 +213,7 @@ def run_notebooks(args: argparse.Namespace, cfg, overrides: dict, notebooks: lis
         if log:
             append_log(run_dir(folder) / "timings_log.csv", log)
         write_run_record(folder, args.profile, overrides, run_started, time.perf_counter() - wall, status,
-                         [nb.stem for nb in notebooks])
+                         [nb.stem for nb in notebooks], commit)
     print(f"{len(log)} notebooks: {len(rows)} executed, {len(log) - len(rows)} unchanged; this run "
           f"{time.perf_counter() - wall:.0f} s (runs/{folder}/timings.csv, timings_log.csv)")
     return 0
@@ -244,16 +245,10 @@ class RunLock:
 
 
 def write_run_record(folder: str, profile: str, overrides: dict, started: str, seconds: float, status: str,
-                     notebooks: list[str]) -> None:
-    """``runs/<folder>/run.json``: what made this folder (profile, overrides, commit), when, and how it ended;
+                     notebooks: list[str], commit: str | None) -> None:
+    """``runs/<folder>/run.json``: what made this folder (profile, overrides, the commit at its start), when, and
+    how it ended;
     ``driver.runs`` lists and compares runs from these records."""
-    import subprocess
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
     path = run_dir(folder) / "run.json"
     try:
         earlier = json.loads(path.read_text())

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pandas as pd
 from jointsid_utils.cache import REPO_ROOT, atomic_path, run_dir, write_json
 from jointsid_utils.config import stable_hash
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.reproducibility import current_commit
 
 SNAPSHOT = REPO_ROOT / "docs" / "results"
 # What a snapshot holds: the tables notebooks 02-06 write (a missing one is left out), never predictions.
@@ -57,9 +57,12 @@ def collect(profile: str, dest: Path) -> Path:
 
 
 def provenance(profile: str) -> dict[str, Any]:
-    """The run's commit, config hash, date (its last timings row) and machine, for ``meta.json``."""
+    """The run's commit (``run.json``'s, read when the run started), config hash, date (its last timings row) and
+    machine, for ``meta.json``."""
     config = run_dir(profile) / "config.json"
-    return {"profile": profile, "commit": _commit(),
+    record = run_dir(profile) / "run.json"
+    commit = json.loads(record.read_text()).get("commit") if record.exists() else None
+    return {"profile": profile, "commit": commit or current_commit(REPO_ROOT),
             "config_hash": stable_hash(json.loads(config.read_text())) if config.exists() else None,
             "date": _run_date(run_dir(profile) / "timings_log.csv"), "machine": _machine()}
 
@@ -76,15 +79,6 @@ def _run_date(log: Path) -> str | None:
 def read_meta(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "meta.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def _machine() -> str:
