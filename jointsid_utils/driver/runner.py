@@ -247,8 +247,7 @@ class RunLock:
 def write_run_record(folder: str, profile: str, overrides: dict, started: str, seconds: float, status: str,
                      notebooks: list[str], commit: str | None) -> None:
     """``runs/<folder>/run.json``: what made this folder (profile, overrides, the commit at its start), when, and
-    how it ended;
-    ``driver.runs`` lists and compares runs from these records."""
+    how it ended; ``driver.runs`` lists and compares runs from these records."""
     path = run_dir(folder) / "run.json"
     try:
         earlier = json.loads(path.read_text())
