@@ -84,6 +84,21 @@ def test_rec_predictions_have_both_protocols_and_every_seed():
     assert frame["ranked"].map(len).eq(10).all()
 
 
+def test_final_fit_never_learns_a_validation_target():
+    """The generator never trains on a validation target, so neither does SASRec's test model: changing every
+    validation item (the cases' histories held fixed) leaves its test lists as they were."""
+    inter = successor_interactions()
+    cases = rec_cases(inter)
+    setting = SasrecSetting(8, 1, 3, "ce")
+    moved = inter.copy()
+    val = moved["split"] == "validation"
+    moved.loc[val, "item_id"] = (moved.loc[val, "item_id"] + 11) % N_ITEMS
+    a, b = (sasrec_baseline(cases, frame, N_ITEMS, setting, TINY, k=10) for frame in (inter, moved))
+    pd.testing.assert_frame_equal(a, b)
+    both = inter.assign(split=inter["split"].replace({"validation": "train"}))  # the old final fit's data
+    assert not sasrec_baseline(cases, both, N_ITEMS, setting, TINY, k=10)["ranked"].equals(a["ranked"])
+
+
 def test_unknown_loss_fails_with_one_sentence():
     with pytest.raises(StudyInputError, match="sasrec_losses"):
         train_sasrec([np.arange(5)], N_ITEMS, SasrecSetting(8, 1, 1, "bpr"), TINY, seed=0)

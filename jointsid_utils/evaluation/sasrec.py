@@ -9,7 +9,10 @@ cross-entropy (Klenitskiy & Vasilev 2023: it beats the paper's loss by a wide ma
 binary cross-entropy with one sampled negative per position; validation chooses between them.
 
 Choices read train and validation rows only: the grid trains on train histories and scores each user's
-validation item; the chosen setting is retrained on train + validation histories and scores the test item.
+validation item. The chosen setting is retrained on the same train histories (``FINAL_FIT_SPLITS``) and
+scores the test item from the train + validation history. It never learns a validation target, as the
+generator never does: SASRec trained on the validation transition would learn each user's step just before
+the test item, which the generator only sees as input (docs/DECISIONS.md, "SASRec baseline").
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from jointsid_utils.metrics import K
 from jointsid_utils.reproducibility import rng
 
 LOSSES = ("ce", "bce")
+FINAL_FIT_SPLITS = ("train",)  # what the test model learns from: the generator's training targets, no more
 log = logging.getLogger(__name__)
 
 
@@ -221,10 +225,11 @@ def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineCo
 def sasrec_baseline(cases: pd.DataFrame, interactions: pd.DataFrame, n_items: int, setting: SasrecSetting,
                     bcfg: BaselineConfig, *, k: int = K) -> pd.DataFrame:
     """Predictions on the rec test cases (``history`` = train + validation items) under both protocols, one
-    block per training seed (``bcfg.sasrec_seeds``), each model trained on train + validation histories."""
+    block per training seed (``bcfg.sasrec_seeds``), each model trained on the train histories only
+    (``FINAL_FIT_SPLITS``): the validation rows are input at test time, never a training target."""
     if "history" not in cases:
         raise StudyInputError("sasrec_baseline needs rec test cases with a 'history' column (generator.build_examples).")
-    sequences = list(histories(interactions, ("train", "validation")).values())
+    sequences = list(histories(interactions, FINAL_FIT_SPLITS).values())
     history = [np.asarray(h, dtype=np.int64) for h in cases["history"]]
     frames = []
     for seed in bcfg.sasrec_seeds:

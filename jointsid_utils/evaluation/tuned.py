@@ -19,7 +19,7 @@ from jointsid_utils.cache import cached, run_dir, save_parquet
 from jointsid_utils.config import StudyConfig, as_dict, stable_hash
 from jointsid_utils.embeddings.inputs import frame_fingerprint
 from jointsid_utils.evaluation.bm25_tuning import bm25_tuned, tune_bm25
-from jointsid_utils.evaluation.sasrec import SasrecSetting, sasrec_baseline, sasrec_validation
+from jointsid_utils.evaluation.sasrec import FINAL_FIT_SPLITS, SasrecSetting, sasrec_baseline, sasrec_validation
 from jointsid_utils.metrics import K
 
 VERSION = 1  # bump when the cached tables change for the same inputs
@@ -76,7 +76,8 @@ def sasrec_predictions(cfg: StudyConfig, interactions: pd.DataFrame, rec: pd.Dat
     cases = stable_hash([rec["case_id"].tolist(), rec["target"].astype(int).tolist(),
                          [np.asarray(h).astype(int).tolist() for h in rec["history"]]])
     key = {**_grid_key(cfg, interactions, n_items), "chosen": asdict(chosen),
-           "seeds": list(cfg.baselines.sasrec_seeds), "cases": cases, "k": K}
+           "seeds": list(cfg.baselines.sasrec_seeds), "cases": cases, "k": K,
+           "final_fit": list(FINAL_FIT_SPLITS)}
 
     def build(tmp: Path) -> None:
         save_parquet(tmp, sasrec_baseline(rec, interactions, n_items, chosen, cfg.baselines))
