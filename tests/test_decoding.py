@@ -109,3 +109,26 @@ def test_separate_prompts_emit_only_their_namespace(model):
 def test_trie_rejects_duplicate_ids():
     with pytest.raises(ValueError, match="unique"):
         IdTrie(np.array([[3, 4], [3, 4]]), eos_token_id=1)
+
+
+def test_a_restricted_head_decodes_compact_with_the_full_width_ranking(monkeypatch):
+    """Scoring only the ID tokens and EOS ranks as the full-width masked logits do (same items, same scores
+    to rounding): the masked logits add nothing to the normaliser."""
+    from jointsid_utils.config import GeneratorConfig
+    from jointsid_utils.generator import decoding
+    from jointsid_utils.generator.model import build_model
+
+    ids = random_ids(3, 150, 3, 8)
+    tokenizer = type("Tok", (), {"__len__": lambda self: V, "pad_token_id": 0, "eos_token_id": 1})()
+    torch.manual_seed(0)
+    restricted = build_model(tokenizer, GeneratorConfig(d_model=32, d_ff=64, num_layers=1, num_heads=2),
+                             sorted({1, *ids.ravel().tolist()})).eval()
+    trie = IdTrie(ids, eos_token_id=1)
+    prompt_ids, am = prompts(4, 40)
+    compact, s_compact = constrained_beam_search(restricted, prompt_ids, am, trie, beam_size=20, top_k=20,
+                                                 batch_size=16)
+    monkeypatch.setattr(decoding, "RestrictedHead", type("NotAHead", (), {}))  # the full-width path
+    full, s_full = constrained_beam_search(restricted, prompt_ids, am, trie, beam_size=20, top_k=20, batch_size=16)
+    assert not restricted.lm_head.compact
+    np.testing.assert_array_equal(compact, full)
+    np.testing.assert_allclose(s_compact, s_full, atol=1e-5)

@@ -161,3 +161,26 @@ def test_finetune_precision_follows_the_option_and_names_it_when_wrong():
         finetune_bf16(EmbeddingConfig(finetune_precision="half"))
     assert main(["smoke", "embeddings.finetune_precision", "half"]) == 2  # refused before any notebook runs
 
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_array_examples_collate_to_the_list_padding(toy, grouped):
+    """The array-backed dataset and numpy collator give the batches the per-row list padding gave."""
+    from jointsid_utils.generator.examples import encode_examples, scheme_examples
+
+    items, inter, queries, _, scheme, tok = toy
+    examples = scheme_examples(scheme, items, inter, queries, TINY, seed=0, case_seed=0)
+    labels = {t: item_token_ids(tok, scheme, t) for t in ("search", "rec")}
+    grouping = item_grouping(tok, scheme) if grouped else None
+    data = encode_examples(examples.train, tok, labels, TINY.max_prompt_tokens, grouping)
+    rows = list(range(0, len(data), 7))
+    batch = PromptCollator(tok.pad_token_id)([data[i] for i in rows])
+
+    frame = examples.train.iloc[rows]
+    prompts = tokenize_prompts(tok, frame["prompt"], TINY.max_prompt_tokens, grouping)
+    expected = pad_prompts(prompts, tok.pad_token_id)
+    want_labels = [list(labels[t][i]) + [tok.eos_token_id] for t, i in zip(frame["task"], frame["target"])]
+    assert torch.equal(batch["input_ids"], expected["input_ids"])
+    assert torch.equal(batch["attention_mask"], expected["attention_mask"])
+    assert batch["labels"].tolist() == want_labels
+    assert batch["input_ids"].dim() == (3 if grouped else 2)

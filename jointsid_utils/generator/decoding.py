@@ -6,7 +6,10 @@ the level-l code, or -1. A decoding step then masks the level's logits with one 
 cases and beams at once, on top of the model's encoder outputs and the decoder's KV cache. The last
 step scores the end-of-sequence token, as ``generate`` does, so the ranking equals
 ``generate(num_beams=W, prefix_allowed_tokens_fn=trie.prefix_allowed_tokens_fn)`` (ties aside), at a
-fraction of its cost (bench/bench_decoding.py).
+fraction of its cost (bench/bench_decoding.py). A model whose output layer is restricted to the ID
+tokens and EOS (``id_output_only``) is run with that layer compact during the search: each step
+computes and normalises only those logits, not the whole vocabulary, and the ranking is unchanged
+because the masked logits add exactly zero to the normaliser.
 
 Options:
 - ``exclude``: items a case must not return (the rec protocol "exclude_history", docs/FEASIBILITY.md).
@@ -20,13 +23,15 @@ Options:
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.item_positions import encode_prompts
+from jointsid_utils.generator.model import RestrictedHead
 
 
 class IdTrie:
@@ -145,40 +150,58 @@ def _search_batch(model, input_ids, attention_mask, trie: IdTrie, beam_size, top
     alive = [a.to(device) for a in trie.alive_tables(exclude)] if exclude is not None else None
     offsets = torch.arange(B, device=device)[:, None] * W
     kw = _cache_kwarg(model)
-    for level in range(trie.levels):
-        out = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=dec_in, **{kw: cache},
-                    use_cache=True)
-        vocab = trie.level_vocab[level].to(device)
-        logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, vocab]
-        C = logp.shape[-1]
-        if level == 0:
-            # The first step runs once per case (all beams are the start token); only then are the
-            # encoder states and the cross-attention cache copied to the beams. They stay identical
-            # within a case, so later steps reorder the self-attention cache alone.
-            logp = logp[:, None, :].expand(B, W, C)
-            hidden, mask = hidden.repeat_interleave(W, dim=0), mask.repeat_interleave(W, dim=0)
-            cache.batch_repeat_interleave(W)
-        else:
-            logp = logp.view(B, W, C)
-        nxt = trie.child[level].to(device)[node]  # (B, W, C)
-        valid = nxt >= 0
-        if alive is not None:
-            valid &= alive[level].gather(1, nxt.clamp(min=0).view(B, -1)).view(B, W, C)
-        logp = logp.masked_fill(~valid, float("-inf"))
-        if G == 1:
-            top_s, top_i = (beam_scores[..., None] + logp).view(B, -1).topk(W, dim=1)
-        else:
-            top_s, top_i = _diverse_step(beam_scores, logp, G, penalty)
-        src, code = top_i // C, top_i % C
-        node = nxt.view(B, -1).gather(1, top_i).clamp(min=0)
-        beam_scores = top_s
-        cache.self_attention_cache.reorder_cache((src + offsets).view(-1))
-        dec_in = vocab[code].view(-1, 1)
-    if score_eos:
-        out = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=dec_in, **{kw: cache},
-                    use_cache=True)
-        beam_scores = beam_scores + torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, trie.eos_token_id].view(B, W)
+    with _scored_columns(model, device) as column:
+        for level in range(trie.levels):
+            out = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=dec_in, **{kw: cache},
+                        use_cache=True)
+            vocab = trie.level_vocab[level].to(device)
+            logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, column[vocab]]
+            C = logp.shape[-1]
+            if level == 0:
+                # The first step runs once per case (all beams are the start token); only then are the
+                # encoder states and the cross-attention cache copied to the beams. They stay identical
+                # within a case, so later steps reorder the self-attention cache alone.
+                logp = logp[:, None, :].expand(B, W, C)
+                hidden, mask = hidden.repeat_interleave(W, dim=0), mask.repeat_interleave(W, dim=0)
+                cache.batch_repeat_interleave(W)
+            else:
+                logp = logp.view(B, W, C)
+            nxt = trie.child[level].to(device)[node]  # (B, W, C)
+            valid = nxt >= 0
+            if alive is not None:
+                valid &= alive[level].gather(1, nxt.clamp(min=0).view(B, -1)).view(B, W, C)
+            logp = logp.masked_fill(~valid, float("-inf"))
+            if G == 1:
+                top_s, top_i = (beam_scores[..., None] + logp).view(B, -1).topk(W, dim=1)
+            else:
+                top_s, top_i = _diverse_step(beam_scores, logp, G, penalty)
+            src, code = top_i // C, top_i % C
+            node = nxt.view(B, -1).gather(1, top_i).clamp(min=0)
+            beam_scores = top_s
+            cache.self_attention_cache.reorder_cache((src + offsets).view(-1))
+            dec_in = vocab[code].view(-1, 1)
+        if score_eos:
+            out = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=dec_in, **{kw: cache},
+                        use_cache=True)
+            eos = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, column[trie.eos_token_id]]
+            beam_scores = beam_scores + eos.view(B, W)
     return _distinct_top_k(trie, node.cpu(), beam_scores.cpu(), top_k)
+
+
+@contextlib.contextmanager
+def _scored_columns(model, device: torch.device) -> Iterator[torch.Tensor]:
+    """Each token id's column in the logits the model returns inside the block: a restricted head runs
+    compact (the ID tokens and EOS only; other ids map to -100, never looked up), any other head returns
+    the whole vocabulary."""
+    head = model.get_output_embeddings()
+    if not isinstance(head, RestrictedHead):
+        yield torch.arange(model.config.vocab_size, device=device)
+        return
+    head.compact = True
+    try:
+        yield head.index(device)[1]
+    finally:
+        head.compact = False
 
 
 def _distinct_top_k(trie: IdTrie, node: torch.Tensor, final: torch.Tensor, top_k: int) -> tuple[np.ndarray, np.ndarray]:

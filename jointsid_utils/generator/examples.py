@@ -172,16 +172,26 @@ def _search_test_cases(queries: pd.DataFrame, n_cases: int | None, case_seed: in
 
 class ExampleDataset(torch.utils.data.Dataset):
     """input_ids and labels per example; a plain torch dataset (the Trainer needs no ``datasets``).
-    ``input_ids`` holds one token per position, or per-item slots (``item_positions``)."""
 
-    def __init__(self, input_ids: list[list], labels: list[list[int]]):
-        self.input_ids, self.labels = input_ids, labels
+    The prompts live in one flat int64 array with row offsets (one token per position, or per-item slots
+    with ``item_positions``), the labels in one (n, L + 1) array: an example is two numpy slices, not a
+    Python list the collator turns into tensors token by token."""
+
+    def __init__(self, input_ids: Sequence[Sequence], labels: Sequence[Sequence[int]]):
+        lengths = np.fromiter((len(p) for p in input_ids), dtype=np.int64, count=len(input_ids))
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)])
+        positions = [position for prompt in input_ids for position in prompt]
+        self.tokens = np.asarray(positions, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        if self.labels.ndim != 2 or len(self.labels) != len(lengths):
+            raise StudyInputError("Every example needs a label row of the same length (the target's ID tokens "
+                                  "and EOS); build the labels from one scheme's item_token_ids.")
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return {"input_ids": self.input_ids[i], "labels": self.labels[i]}
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return {"input_ids": self.tokens[self.offsets[i] : self.offsets[i + 1]], "labels": self.labels[i]}
 
 
 def encode_examples(frame: pd.DataFrame, tokenizer, label_ids: dict[str, np.ndarray], max_len: int,
@@ -189,7 +199,11 @@ def encode_examples(frame: pd.DataFrame, tokenizer, label_ids: dict[str, np.ndar
     """Tokenised prompts (grouped per history item with ``grouping``) and labels (the target item's ID
     tokens, then eos)."""
     eos = tokenizer.eos_token_id
-    labels = [[int(x) for x in label_ids[t][i]] + [eos] for t, i in zip(frame["task"], frame["target"])]
+    targets = frame["target"].to_numpy(dtype=np.int64)
+    labels = np.empty((len(frame), next(iter(label_ids.values())).shape[1] + 1), dtype=np.int64)
+    labels[:, -1] = eos
+    for task, rows in frame.groupby("task", sort=False).indices.items():
+        labels[rows, :-1] = label_ids[task][targets[rows]]
     return ExampleDataset(tokenize_prompts(tokenizer, frame["prompt"], max_len, grouping), labels)
 
 
