@@ -119,6 +119,21 @@ def test_construction_shapes_unique_ids_and_seeds(name, runs):
     assert diag["config"]["levels"] == L and diag["construction"] == name
 
 
+@pytest.mark.parametrize("name", ["multitask_cf", "shared_then_task"])
+def test_a_training_seed_refits_a_construction_beside_the_study_seed(name, runs):
+    """``seed=1`` under study seed 0 fits the construction with seed 1 into ``<scheme>__seed1``: the same codes
+    as a study seed of 1, while the study seed's files keep their name and codes."""
+    v, quantizer = vectors(), joint.construction(name).quantizer
+    study, _ = joint.build_joint_ids(config(0), name, v)
+    refit, diag = joint.build_joint_ids(config(0), name, v, seed=1)
+    alone, _ = joint.build_joint_ids(config(1), name, v, runs / "study_seed1")
+    assert (runs / config(0).folder / "ids" / f"{name}__{quantizer}__seed1.npy").exists() and diag["config"]["seed"] == 1
+    np.testing.assert_array_equal(refit, alone)
+    np.testing.assert_array_equal(sid.load_ids(config(0), name, quantizer, seed=1).codes, refit)
+    np.testing.assert_array_equal(sid.load_ids(config(0), name, quantizer).codes, study)
+    assert (refit != study).any()
+
+
 def test_shared_then_task_shares_column_zero_and_refines_each_task(runs):
     v = vectors()
     codes, diag = joint.build_joint_ids(config(0), "shared_then_task", v)
@@ -259,3 +274,31 @@ def test_neighbour_agreement_follows_the_space_the_ids_were_built_in(runs):
                                for e in ("search", "rec") for k in (0, 1) for t, r in (("search", 0.5), ("rec", 0.2))])
     fig = joint_report.plot_agreement_vs_recall(table, validation, "test")
     assert len(fig.axes) == 2 and [t.get_text() for t in fig.legends[0].get_texts()] == ["search", "rec"]
+
+
+def test_generator_jobs_of_a_seed_train_on_that_seeds_ids(runs):
+    """Notebook 05's path: ``prepare_scheme_ids`` builds every other seed's IDs from the stored embeddings, and
+    each planned job carries the codes of its own seed (a seed replicates the IDs and the model together)."""
+    from generator_fixtures import toy_data
+    from jointsid_utils.embeddings.registry import embedding_path
+    from jointsid_utils.generator import orchestration as study
+
+    cfg, v = config(0), vectors()
+    for name, matrix in v.items():
+        embedding_path(cfg, name).parent.mkdir(parents=True, exist_ok=True)
+        np.save(embedding_path(cfg, name), matrix)
+    schemes = [joint.INCUMBENT, ("multitask_cf", "rq_kmeans")]
+    with pytest.raises(StudyInputError, match="multitask__rq_kmeans.npy is missing.*notebook 03"):
+        study.prepare_scheme_ids(cfg, schemes, [0, 1])  # the study seed's IDs are notebook 03's to build
+    sid.prepare_ids(cfg, v, [joint.INCUMBENT], progress=False)
+    codes = study.prepare_scheme_ids(cfg, schemes, [0, 1])
+    for scheme in schemes:
+        np.testing.assert_array_equal(codes[1][scheme], sid.load_ids(cfg, *scheme, seed=1).codes)
+        assert sid.load_ids(cfg, *scheme, seed=1).diagnostics["config"]["seed"] == 1
+    assert any((codes[0][s] != codes[1][s]).any() for s in schemes)
+    items, inter, queries, _ = toy_data()
+    _, jobs = study._plan_jobs(cfg, schemes, [0, 1], items, inter, queries, retrain=False, threads=1)
+    assert len(jobs) == 4
+    for job in jobs:
+        np.testing.assert_array_equal(job["codes"], codes[job["seed"]][job["scheme"]])
+    assert len({job["key"] for job in jobs}) == 4

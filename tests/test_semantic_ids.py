@@ -105,6 +105,29 @@ def test_dedup_level_follows_the_study_seed(built):
     assert differs > 0  # another seed numbers some group differently: the check can fail
 
 
+def test_a_training_seed_refits_every_quantizer_into_its_own_files(built):
+    """Seed s's IDs are fit with seed s (the embeddings are the same); the study seed's keep the plain name."""
+    cfg, runs, results = built
+    ids_dir = runs / cfg.folder / "ids"
+    plain = {p.name: p.stat().st_mtime_ns for p in ids_dir.glob("*.npy")}
+    todo = [("multitask", q) for q in sid.TABLE_B_QUANTIZERS] + [("prefix_share", "rq_kmeans")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JOINTSID_RUNS_DIR", str(runs))
+        refit = sid.prepare_ids(cfg, vectors(), todo, seed=1, progress=False)
+        assert sid.ids_stem(cfg, "multitask", "rq_vae", cfg.seed) == "multitask__rq_vae"
+        for emb, quant in todo:
+            codes, diag = refit[(emb, quant)]
+            assert (ids_dir / f"{emb}__{quant}__seed1.npy").exists() and diag["config"]["seed"] == 1
+            np.testing.assert_array_equal(sid.load_ids(cfg, emb, quant, seed=1).codes, codes)
+            assert sid.load_ids(cfg, emb, quant, seed=cfg.seed).diagnostics["config"]["seed"] == cfg.seed
+        with pytest.raises(StudyInputError, match="content__rq_kmeans__seed2.npy is missing"):
+            sid.load_ids(cfg, "content", "rq_kmeans", seed=2)
+    # the study seed's files are untouched, and a refit gives other codes for some quantizer (the check can fail)
+    assert {n: t for n, t in plain.items()} == {p.name: p.stat().st_mtime_ns for p in ids_dir.glob("*.npy")
+                                                if "__seed" not in p.name}
+    assert any(not np.array_equal(refit[s][0], results[s][0]) for s in todo)
+
+
 def test_second_call_reuses_the_cache(built):
     cfg, runs, results = built
     ids_dir = runs / cfg.folder / "ids"

@@ -86,17 +86,33 @@ def scope_schemes(cfg: StudyConfig) -> list[Scheme]:
     return study_schemes(cfg.scope.content_quantizers, cfg.scope.joint_ids)
 
 
-def prepare_scheme_ids(cfg: StudyConfig, schemes: list[Scheme]) -> dict[Scheme, np.ndarray]:
-    """Every scheme's codes: notebook 03's cached IDs, and the joint constructions built (or reloaded) here
-    from notebook 02's cached embeddings, since notebook 05 runs before notebook 07 shows them."""
-    from jointsid_utils.embeddings.registry import load_embedding
-    from jointsid_utils.joint.constructions import JOINT_CONSTRUCTIONS, JOINT_INPUTS, prepare_joint_ids
-    from jointsid_utils.ids.schemes import load_ids
+def prepare_scheme_ids(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int] | None = None, *,
+                       progress: bool = False) -> dict[int, dict[Scheme, np.ndarray]]:
+    """seed -> scheme -> codes, for every training seed (default ``generator.seeds``).
 
+    A seed replicates the IDs and the generator together: each seed's quantizers are fit with that seed
+    (``ids.schemes.ids_stem`` names the files). The study seed's IDs are notebook 03's (and 04's); the other
+    seeds' are built (or reloaded) here from notebook 02's embeddings, which are fit once, and so are the joint
+    constructions of every seed, since notebook 05 runs before notebook 07 shows them."""
+    from jointsid_utils.embeddings.registry import load_embedding
+    from jointsid_utils.ids import TWO_ID_SCHEMES
+    from jointsid_utils.ids.schemes import load_ids, prepare_ids
+    from jointsid_utils.joint.constructions import JOINT_CONSTRUCTIONS, JOINT_INPUTS, prepare_joint_ids
+
+    seeds = [int(s) for s in (cfg.generator.seeds if seeds is None else seeds)]
     joint = [e for e, _ in schemes if e in JOINT_CONSTRUCTIONS]
-    if joint:
-        prepare_joint_ids(cfg, {m: load_embedding(cfg, m) for m in JOINT_INPUTS}, joint, progress=False)
-    return {s: load_ids(cfg, *s).codes for s in schemes}
+    plain = [tuple(s) for s in schemes if s[0] not in JOINT_CONSTRUCTIONS]
+    refit = [s for s in seeds if s != cfg.seed]
+    needed = set(JOINT_INPUTS) if joint else set()
+    if refit:
+        needed |= {m for e, _ in plain for m in (("search", "rec") if e in TWO_ID_SCHEMES else (e,))}
+    vectors = {m: load_embedding(cfg, m) for m in sorted(needed)}
+    for seed in seeds:
+        if joint:
+            prepare_joint_ids(cfg, vectors, joint, seed=seed, progress=progress)
+        if plain and seed in refit:
+            prepare_ids(cfg, vectors, plain, seed=seed, progress=progress)
+    return {seed: {s: load_ids(cfg, *s, seed=seed).codes for s in schemes} for seed in seeds}
 
 
 def scheme_name(scheme: Scheme) -> str:
@@ -144,7 +160,8 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
 
     ``schemes`` defaults to ``study_schemes()`` (12), ``seeds`` to ``cfg.generator.seeds``, ``workers`` to
     ``resolve_workers``; every other setting is ``cfg.generator``'s. Data frames default to the cached
-    stage outputs (notebook 01); IDs come from ``ids.schemes.load_ids`` (notebooks 03, 04). Finished jobs
+    stage outputs (notebook 01); seed s trains on the IDs of seed s (``ids.schemes.load_ids``: notebooks
+    03, 04 for the study seed, ``prepare_scheme_ids`` for the others). Finished jobs
     are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything. Jobs of the
     ``validate`` schemes (default: the joint constructions of ``jointsid_utils.joint`` among ``schemes``, and
     with them the scheme they must beat) also score the validation cases, into their marker's ``validation``;
@@ -201,7 +218,8 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
     """(summaries of the jobs whose marker holds their key, the jobs to run)."""
     from jointsid_utils.ids.schemes import load_ids
 
-    codes = {s: load_ids(cfg, *s).codes for s in schemes}  # fail on a missing scheme before any training
+    # every seed's IDs, so a missing scheme or seed fails before any training
+    codes = {(s, seed): load_ids(cfg, *s, seed=seed).codes for s in schemes for seed in seeds}
     data = data_hash(items, interactions, queries)
     out = runs_dir(cfg.folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,15 +227,15 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
     suffix = "" if decoding == "beam" else f"__{decoding}"  # the paper's decoding is a job of its own
     cached, jobs = [], []
     for s in schemes:
-        id_scheme = make_id_scheme(scheme_name(s), codes[s])
         for seed in seeds:
+            id_scheme = make_id_scheme(scheme_name(s), codes[(s, seed)])
             key = job_key(cfg.generator, id_scheme, data, case_seed=cfg.seed, seed=seed)
             marker = out / f"{scheme_name(s)}__seed{seed}{suffix}.json"
             summary = json.loads(marker.read_text()) if not retrain and marker.exists() else {}
             if summary.get("key") == key and (s not in validate or "validation" in summary):
                 cached.append({**summary, "status": "cached"})
                 continue
-            jobs.append({"scheme": s, "seed": int(seed), "codes": codes[s], "items": items,
+            jobs.append({"scheme": s, "seed": int(seed), "codes": codes[(s, seed)], "items": items,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "retrain": retrain,
                          "threads": threads, "key": key, "marker": marker, "validate": s in validate})
     # The jobs that also decode validation cases are the longest: first, so the pool's last minutes hold

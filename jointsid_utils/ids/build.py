@@ -1,4 +1,5 @@
-"""Build, save and cache one ID scheme: ``ids/<embedding>__<quantizer>.npy`` + ``.json`` (STUDY.md §4)."""
+"""Build, save and cache one ID scheme: ``ids/<embedding>__<quantizer>.npy`` + ``.json`` (STUDY.md §4);
+another training seed's refit of it is ``ids/<embedding>__<quantizer>__seed<s>`` (``ids.schemes.ids_stem``)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ def array_sha256(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | str,
+def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | str, *, file_stem: str | None = None,
               **cfg: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Fit ``quantizer_name`` on X, add the dedup level, save ``<out_dir>/<embedding>__<quantizer>.npy``
     (int64) and ``.json`` atomically; a rerun with the same config and input loads them instead.
+    ``file_stem`` replaces ``<embedding>__<quantizer>`` (another seed's refit keeps its own files).
 
     For ``separate`` and ``prefix_share``, X is the pair ``(search_vecs, rec_vecs)`` and the array
     holds the two blocks side by side, ``[search levels + dedup | rec levels + dedup]`` (JSON
@@ -51,7 +53,8 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
         arrays = (check_matrix(X, "X"),)
     resolved = QUANTIZERS[quantizer_name](**cfg).config  # validates cfg and fills defaults
     out_dir = Path(out_dir)
-    npy, js = out_dir / f"{embedding_name}__{quantizer_name}.npy", out_dir / f"{embedding_name}__{quantizer_name}.json"
+    stem = file_stem or f"{embedding_name}__{quantizer_name}"
+    npy, js = out_dir / f"{stem}.npy", out_dir / f"{stem}.json"
     key = {"embedding": embedding_name, "quantizer": quantizer_name, "config": resolved,
            "input_sha256": array_sha256(*arrays), "format": 2}  # 2: seeded dedup order
     return cached_codes(npy, js, key, lambda: _fit_scheme(embedding_name, quantizer_name, arrays, cfg, resolved),

@@ -8,6 +8,10 @@ A scheme is ``(embedding, quantizer)``. ``separate`` and ``prefix_share`` are no
 sets per item, built from the ``search`` and ``rec`` matrices; their arrays hold the search ID and the
 rec ID side by side (JSON ``layout``). Files: ``runs/<folder>/ids/<embedding>__<quantizer>.npy/.json``,
 written by ``ids.build.build_ids``, which reloads them when config and input are unchanged.
+
+A training seed refits every quantizer (``seed=``): the study seed's IDs keep the plain name above (what
+notebooks 03, 04 and 07 diagnose), another seed's are ``<embedding>__<quantizer>__seed<s>``. The
+embeddings they quantize are fit once.
 """
 
 from __future__ import annotations
@@ -60,12 +64,25 @@ _KNOBS: dict[str, dict[str, str]] = {
 _BUDGET = ("steps", "batch_size", "log_every", "niter", "max_iter")
 
 
-def quantizer_kwargs(cfg: StudyConfig, name: str) -> dict[str, Any]:
-    """``cfg.ids`` mapped onto quantizer ``name``'s config: levels, codebook_size, seed and its own knobs."""
+def id_seed(cfg: StudyConfig, seed: int | None) -> int:
+    """The seed a quantizer is fit with: a training seed's own, or the study seed when none is named."""
+    return cfg.seed if seed is None else int(seed)
+
+
+def ids_stem(cfg: StudyConfig, embedding: str, quantizer: str, seed: int | None = None) -> str:
+    """The files' name under ``ids/``: ``<embedding>__<quantizer>`` for the study seed, so the diagnostics of
+    notebooks 03, 04 and 07 read one name whatever the seeds; ``...__seed<s>`` for another seed's refit."""
+    base = f"{embedding}__{quantizer}"
+    return base if id_seed(cfg, seed) == cfg.seed else f"{base}__seed{id_seed(cfg, seed)}"
+
+
+def quantizer_kwargs(cfg: StudyConfig, name: str, seed: int | None = None) -> dict[str, Any]:
+    """``cfg.ids`` mapped onto quantizer ``name``'s config: levels, codebook_size, seed (``id_seed``) and its
+    own knobs."""
     if name not in QUANTIZERS:
         make_quantizer(name)  # the registry's one-sentence error listing valid names
     ids = cfg.ids
-    out: dict[str, Any] = {"levels": ids.levels, "codebook_size": ids.codebook_size, "seed": cfg.seed}
+    out: dict[str, Any] = {"levels": ids.levels, "codebook_size": ids.codebook_size, "seed": id_seed(cfg, seed)}
     cls = QUANTIZERS[name]
     if name in _KNOBS:
         knobs = _KNOBS[name]
@@ -77,9 +94,9 @@ def quantizer_kwargs(cfg: StudyConfig, name: str) -> dict[str, Any]:
     return out
 
 
-def scheme_kwargs(cfg: StudyConfig, embedding: str, quantizer: str) -> dict[str, Any]:
+def scheme_kwargs(cfg: StudyConfig, embedding: str, quantizer: str, seed: int | None = None) -> dict[str, Any]:
     """``quantizer_kwargs`` plus the scheme's own codebook size (``prefix_share``'s shared + task codebooks)."""
-    out = quantizer_kwargs(cfg, quantizer)
+    out = quantizer_kwargs(cfg, quantizer, seed)
     if embedding == "prefix_share" and cfg.ids.prefix_share_codebook_size is not None:
         out["codebook_size"] = cfg.ids.prefix_share_codebook_size
     return out
@@ -129,11 +146,12 @@ def _check_inputs(cfg: StudyConfig, todo: Sequence[Scheme], embeddings: Mapping[
 
 
 def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes: Sequence[Scheme] | None = None,
-                *, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
+                *, seed: int | None = None, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
     """Build (or reload) the IDs of every scheme into ``runs/<folder>/ids/``; (emb, quant) -> (codes, diag).
 
-    ``schemes`` defaults to every scheme of STUDY.md §5 (``SCHEMES``). All schemes are
-    checked before anything is fitted, so a typo fails in a second, not after the RQ-VAE.
+    ``schemes`` defaults to every scheme of STUDY.md §5 (``SCHEMES``); ``seed`` is the training seed whose
+    quantizers are fit (default: the study seed). All schemes are checked before anything is fitted, so a
+    typo fails in a second, not after the RQ-VAE.
     """
     from tqdm.auto import tqdm
 
@@ -143,9 +161,10 @@ def prepare_ids(cfg: StudyConfig, embeddings: Mapping[str, np.ndarray], schemes:
     results: dict[Scheme, tuple[np.ndarray, dict[str, Any]]] = {}
     bar = tqdm(todo, desc="semantic IDs", unit="scheme", disable=not progress)
     for emb, quant in bar:
-        bar.set_postfix_str(f"{emb}__{quant}")
+        bar.set_postfix_str(ids_stem(cfg, emb, quant, seed))
         X = (embeddings["search"], embeddings["rec"]) if emb in TWO_ID_SCHEMES else embeddings[emb]
-        results[(emb, quant)] = build_ids(emb, quant, X, out_dir, **scheme_kwargs(cfg, emb, quant))
+        results[(emb, quant)] = build_ids(emb, quant, X, out_dir, file_stem=ids_stem(cfg, emb, quant, seed),
+                                          **scheme_kwargs(cfg, emb, quant, seed))
     return results
 
 
@@ -171,13 +190,16 @@ class SemanticIds:
         return self.search if task == "search" else self.rec
 
 
-def load_ids(cfg: StudyConfig, embedding: str, quantizer: str) -> SemanticIds:
-    """A built scheme from ``runs/<folder>/ids/``; the two-block schemes split by their JSON ``layout``."""
+def load_ids(cfg: StudyConfig, embedding: str, quantizer: str, seed: int | None = None) -> SemanticIds:
+    """A built scheme from ``runs/<folder>/ids/`` (training ``seed``'s refit, default the study seed's); the
+    two-block schemes split by their JSON ``layout``."""
     ids_dir = run_dir(cfg.folder, "ids")
-    npy, js = ids_dir / f"{embedding}__{quantizer}.npy", ids_dir / f"{embedding}__{quantizer}.json"
+    stem = ids_stem(cfg, embedding, quantizer, seed)
+    npy, js = ids_dir / f"{stem}.npy", ids_dir / f"{stem}.json"
     if not (npy.exists() and js.exists()):
-        raise StudyInputError(f"{npy.name} is missing under {ids_dir}; run notebook 03 "
-                              f"(./run_all.sh --profile {cfg.name} --only 03) first.")
+        builder = "notebook 03" if stem == f"{embedding}__{quantizer}" else "notebook 05 (its IDs of every seed)"
+        raise StudyInputError(f"{npy.name} is missing under {ids_dir}; run {builder} "
+                              f"(./run_all.sh --profile {cfg.name} --only {builder[9:11]}) first.")
     codes = np.load(npy, allow_pickle=False)
     diag = json.loads(js.read_text())
     manifest = manifest_path(npy)

@@ -6,7 +6,8 @@
 Each construction is one class (settings from ``cfg``, the embeddings it reads, ``build``) and one line in
 ``JOINT_CONSTRUCTIONS``. Files go where every scheme's do, ``runs/<folder>/ids/<name>__<quantizer>.npy/.json``,
 in the same layouts (``load_ids`` reads them), cached on the construction's settings and its inputs'
-hashes. Their settings live in ``cfg.joint_ids``, so the keys of the existing schemes do not move.
+hashes. Their settings live in ``cfg.joint_ids``, so the keys of the existing schemes do not move. A
+training seed refits a construction's quantizers as it does every scheme's (``seed=``, ``ids.schemes.ids_stem``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.ids.build import array_sha256, cached_codes
-from jointsid_utils.ids.schemes import Scheme, quantizer_kwargs
+from jointsid_utils.ids.schemes import Scheme, id_seed, ids_stem, quantizer_kwargs
 from jointsid_utils.joint.balanced import greedy_residual_codes, unique_residual_codes
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate
@@ -47,21 +48,22 @@ def _choice(key: str, value: str, options: tuple[str, ...]) -> str:
     return value
 
 
-def _rq_settings(cfg: StudyConfig) -> dict[str, Any]:
-    """The rq_kmeans knobs of ``cfg.ids`` (levels, codebook size, seed, iterations), greedy per-level k-means."""
-    return {**quantizer_kwargs(cfg, QUANTIZER), "backend": "kmeans"}
+def _rq_settings(cfg: StudyConfig, seed: int) -> dict[str, Any]:
+    """The rq_kmeans knobs of ``cfg.ids`` (levels, codebook size, iterations) and ``seed``, greedy per-level k-means."""
+    return {**quantizer_kwargs(cfg, QUANTIZER, seed), "backend": "kmeans"}
 
 
 class JointConstruction(ABC):
-    """A joint ID construction: ``settings(cfg)`` (its whole cache key besides the inputs), the embeddings
-    it reads, and ``build`` -> (int64 codes as the generator consumes them, diagnostics JSON)."""
+    """A joint ID construction: ``settings(cfg, seed)`` (its whole cache key besides the inputs; ``seed`` fits
+    its quantizers), the embeddings it reads, and ``build`` -> (int64 codes as the generator consumes them,
+    diagnostics JSON)."""
 
     name: ClassVar[str]
     quantizer: ClassVar[str] = QUANTIZER  # the scheme's second half and the files' suffix
     two_block: ClassVar[bool] = False
 
     @abstractmethod
-    def settings(self, cfg: StudyConfig) -> dict[str, Any]: ...
+    def settings(self, cfg: StudyConfig, seed: int) -> dict[str, Any]: ...
 
     @abstractmethod
     def inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]: ...
@@ -83,11 +85,11 @@ class MultitaskCF(JointConstruction):
 
     name = "multitask_cf"
 
-    def settings(self, cfg: StudyConfig) -> dict[str, Any]:
+    def settings(self, cfg: StudyConfig, seed: int) -> dict[str, Any]:
         w = cfg.joint_ids.cf_weight
         if not np.isfinite(w) or w < 0:
             raise StudyInputError(f"joint_ids.cf_weight is {w!r}; use a finite weight >= 0 (0 = multitask alone).")
-        return {**_rq_settings(cfg), "cf_weight": float(w)}
+        return {**_rq_settings(cfg, seed), "cf_weight": float(w)}
 
     def inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
         return ("multitask", "rec")
@@ -110,11 +112,11 @@ class BalancedUnique(JointConstruction):
 
     name = "balanced_unique"
 
-    def settings(self, cfg: StudyConfig) -> dict[str, Any]:
+    def settings(self, cfg: StudyConfig, seed: int) -> dict[str, Any]:
         k = cfg.joint_ids.unique_codebook_size
         if k is not None and k < 2:
             raise StudyInputError(f"joint_ids.unique_codebook_size is {k}; use at least 2 codes per level, or None.")
-        return {**_rq_settings(cfg), "unique_codebook_size": k}  # codebook_size: the base that None grows from
+        return {**_rq_settings(cfg, seed), "unique_codebook_size": k}  # codebook_size: the base that None grows from
 
     def inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
         return ("multitask",)
@@ -161,12 +163,12 @@ class SharedThenTask(JointConstruction):
     name = "shared_then_task"
     two_block = True
 
-    def settings(self, cfg: StudyConfig) -> dict[str, Any]:
+    def settings(self, cfg: StudyConfig, seed: int) -> dict[str, Any]:
         j = cfg.joint_ids
-        out = {**_rq_settings(cfg), "shared_input": _choice("shared_input", j.shared_input, ("multitask", "multitask_cf")),
+        out = {**_rq_settings(cfg, seed), "shared_input": _choice("shared_input", j.shared_input, ("multitask", "multitask_cf")),
                "search_space": _choice("search_space", j.search_space, ("search", "multitask"))}
         if j.shared_input == "multitask_cf":
-            out["cf_weight"] = MultitaskCF().settings(cfg)["cf_weight"]
+            out["cf_weight"] = MultitaskCF().settings(cfg, seed)["cf_weight"]
         return out
 
     def inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
@@ -205,9 +207,9 @@ class AlignedRQVAEIds(JointConstruction):
     name = "aligned_rq_vae"
     quantizer = "aligned_rq_vae"
 
-    def settings(self, cfg: StudyConfig) -> dict[str, Any]:
+    def settings(self, cfg: StudyConfig, seed: int) -> dict[str, Any]:
         j = cfg.joint_ids
-        return {**quantizer_kwargs(cfg, "rq_vae_fixed"), "align_weight": float(j.align_weight),
+        return {**quantizer_kwargs(cfg, "rq_vae_fixed", seed), "align_weight": float(j.align_weight),
                 "align_temperature": float(j.align_temperature)}
 
     def inputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
@@ -249,16 +251,18 @@ def construction(name: str) -> JointConstruction:
     return c
 
 
-def resolved_settings(cfg: StudyConfig, name: str) -> dict[str, Any]:
-    """The construction's settings from ``cfg`` (checked), JSON-ready: its cache key besides the inputs."""
-    return as_dict(construction(name).settings(cfg))
+def resolved_settings(cfg: StudyConfig, name: str, seed: int | None = None) -> dict[str, Any]:
+    """The construction's settings from ``cfg`` (checked) for training ``seed`` (default the study seed),
+    JSON-ready: its cache key besides the inputs."""
+    return as_dict(construction(name).settings(cfg, id_seed(cfg, seed)))
 
 
 def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarray],
-                    out_dir: Path | str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Build (or reload) construction ``name``: ``<out_dir>/<name>__<quantizer>.npy`` (int64) and ``.json``,
-    written atomically; the JSON's ``cache_key`` ties it to its array, as ``ids.build.build_ids`` does."""
-    c, settings = construction(name), resolved_settings(cfg, name)
+                    out_dir: Path | str | None = None, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Build (or reload) construction ``name`` fit with training ``seed`` (default the study seed):
+    ``<out_dir>/<ids_stem>.npy`` (int64) and ``.json``, written atomically; the JSON's ``cache_key`` ties it to
+    its array, as ``ids.build.build_ids`` does."""
+    c, settings = construction(name), resolved_settings(cfg, name, seed)
     missing = [m for m in c.inputs(settings) if m not in vectors]
     if missing:
         raise StudyInputError(f"Joint IDs {name} need the {', '.join(missing)} embedding(s), which were not passed; "
@@ -268,7 +272,8 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
         raise StudyInputError(f"Joint IDs {name}: the embeddings {', '.join(arrays)} have different numbers of rows "
                               f"({', '.join(str(len(a)) for a in arrays.values())}); rebuild them with notebook 02.")
     out_dir = Path(out_dir) if out_dir is not None else run_dir(cfg.folder, "ids")
-    npy, js = out_dir / f"{name}__{c.quantizer}.npy", out_dir / f"{name}__{c.quantizer}.json"
+    stem = ids_stem(cfg, name, c.quantizer, seed)
+    npy, js = out_dir / f"{stem}.npy", out_dir / f"{stem}.json"
     key = {"construction": name, "settings": settings, "input_sha256": array_sha256(*arrays.values()), "format": FORMAT}
 
     def fit() -> tuple[np.ndarray, dict[str, Any]]:
@@ -280,15 +285,16 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
 
 
 def prepare_joint_ids(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], names: Sequence[str] | None = None, *,
-                      progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
-    """Every construction (or ``names``) built or reloaded into ``runs/<folder>/ids/``; scheme -> (codes, diag).
-    All settings are checked before the first fit, so a bad option fails in a second."""
+                      seed: int | None = None, progress: bool = True) -> dict[Scheme, tuple[np.ndarray, dict[str, Any]]]:
+    """Every construction (or ``names``) built or reloaded into ``runs/<folder>/ids/`` for training ``seed``
+    (default the study seed); scheme -> (codes, diag). All settings are checked before the first fit, so a
+    bad option fails in a second."""
     from tqdm.auto import tqdm
 
     names = list(JOINT_CONSTRUCTIONS) if names is None else list(names)
     for name in names:
-        resolved_settings(cfg, name)
-    return {(name, construction(name).quantizer): build_joint_ids(cfg, name, vectors)
+        resolved_settings(cfg, name, seed)
+    return {(name, construction(name).quantizer): build_joint_ids(cfg, name, vectors, seed=seed)
             for name in tqdm(names, desc="joint IDs", unit="scheme", disable=not progress)}
 
 
