@@ -57,6 +57,40 @@ def test_tokenizer_is_the_same_in_every_process():
     assert len(json.loads(runs[0])) > 100
 
 
+def test_a_scheme_builds_its_tokenizer_once_and_tokenises_each_prompt_once(monkeypatch):
+    """Training seeds of one scheme share its tokenizer and tokenised prompts; another corpus setting or
+    another scheme's ID tokens build a new tokenizer."""
+    from jointsid_utils.generator import examples as examples_module
+    from jointsid_utils.generator.item_positions import item_grouping, tokenize_prompts
+    from jointsid_utils.generator.model import make_tokenizer
+    from jointsid_utils.generator.tokenization import memoized_tokenizer, tokenizer_key
+
+    items, inter, queries, codes = toy_data()
+    scheme = make_id_scheme("content", codes)
+    other = make_id_scheme("content", np.column_stack([codes, np.zeros(len(codes), dtype=np.int64)]))
+
+    def key(s, vocab=TINY.vocab_size):
+        return tokenizer_key(s, items, queries, base_model=None, vocab_size=vocab, kind=TINY.tokenizer_kind)
+
+    assert key(scheme) == key(make_id_scheme("content", codes.copy()))
+    assert len({key(scheme), key(other), key(scheme, vocab=50)}) == 3
+    builds = []
+    first = memoized_tokenizer(key(scheme), lambda: builds.append(1) or make_tokenizer(scheme, items, queries, TINY))
+    again = memoized_tokenizer(key(scheme), lambda: builds.append(1) or make_tokenizer(scheme, items, queries, TINY))
+    assert first is again and builds == [1]
+
+    calls = []
+    monkeypatch.setattr(examples_module, "tokenize_prompts",
+                        lambda tok, prompts, *a: calls.append(len(prompts)) or tokenize_prompts(tok, prompts, *a))
+    grouping = item_grouping(first, scheme)
+    for seed in (0, 1):
+        frame = build_examples(scheme, inter, queries, history_k=3, rec_windows_per_user=2, val_queries=5,
+                               search_eval_cases=None, seed=seed).train
+        got = examples_module.cached_prompt_ids(first, frame["prompt"], 32, grouping)
+        assert got == tokenize_prompts(first, frame["prompt"], 32, grouping)
+    assert calls == [frame["prompt"].nunique()]  # the second seed's prompts were all known
+
+
 def test_examples_use_train_history_only():
     items, inter, queries, codes = toy_data()
     scheme = make_id_scheme("content", codes)

@@ -12,6 +12,7 @@ Both tasks' train examples form one shuffled stream (mixed batches, as the paper
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -204,7 +205,21 @@ def encode_examples(frame: pd.DataFrame, tokenizer, label_ids: dict[str, np.ndar
     labels[:, -1] = eos
     for task, rows in frame.groupby("task", sort=False).indices.items():
         labels[rows, :-1] = label_ids[task][targets[rows]]
-    return ExampleDataset(tokenize_prompts(tokenizer, frame["prompt"], max_len, grouping), labels)
+    return ExampleDataset(cached_prompt_ids(tokenizer, frame["prompt"], max_len, grouping), labels)
+
+
+# Token ids per prompt, per tokenizer object: the training seeds of one scheme share their prompts (a seed
+# only reorders them), so a reused tokenizer (``tokenization.memoized_tokenizer``) tokenises each once.
+_prompt_ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cached_prompt_ids(tokenizer, prompts: Sequence[str], max_len: int, grouping: ItemGrouping | None) -> list:
+    """``tokenize_prompts``, tokenising only the prompts this tokenizer has not seen with these settings."""
+    known = _prompt_ids.setdefault(tokenizer, {}).setdefault((max_len, grouping is not None), {})
+    new = list(dict.fromkeys(p for p in prompts if p not in known))
+    if new:
+        known.update(zip(new, tokenize_prompts(tokenizer, new, max_len, grouping)))
+    return [known[p] for p in prompts]
 
 
 class TaskBlockSampler(torch.utils.data.Sampler):

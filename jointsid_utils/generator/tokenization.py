@@ -17,10 +17,12 @@ docs/FEASIBILITY.md); ``paper`` loads the base model's tokenizer and adds the sa
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import TWO_ID_SCHEMES
@@ -174,6 +176,37 @@ def build_tokenizer(corpus: Iterable[str], scheme: IdScheme, *, vocab_size: int 
     tok.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, tok.token_to_id(EOS))])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK,
                                    model_max_length=512)
+
+
+# Tokenizers built in this process, by ``tokenizer_key``: a job's other training seeds (and a scheme with the
+# same ID tokens) reuse the one built first. Building one trains a word-piece vocabulary, a few seconds.
+TOKENIZERS_KEPT = 4
+_tokenizers: OrderedDict[str, Any] = OrderedDict()
+
+
+def tokenizer_key(scheme: IdScheme, items: pd.DataFrame, queries: pd.DataFrame, *, base_model: str | None,
+                  vocab_size: int, kind: str) -> str:
+    """What decides a generator's tokenizer: the corpus (train queries and item titles), its settings and
+    the scheme's ID tokens; never the training seed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    train_queries = queries.loc[(queries["split"] == "train").to_numpy(), "query"]
+    for column in (train_queries, items["title"].astype(str)):
+        digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
+    digest.update(repr((base_model, vocab_size, kind, scheme.all_tokens())).encode())
+    return digest.hexdigest()
+
+
+def memoized_tokenizer(key: str, build: Callable[[], Any]) -> Any:
+    """The tokenizer this process built for ``key`` (the last ``TOKENIZERS_KEPT``), else ``build()``'s."""
+    if key in _tokenizers:
+        _tokenizers.move_to_end(key)
+        return _tokenizers[key]
+    _tokenizers[key] = build()
+    while len(_tokenizers) > TOKENIZERS_KEPT:
+        _tokenizers.popitem(last=False)
+    return _tokenizers[key]
 
 
 def load_base_tokenizer(base_model: str, scheme: IdScheme):

@@ -27,9 +27,10 @@ from jointsid_utils.config import GeneratorConfig, as_dict
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.examples import Examples, TaskBlockSampler, encode_examples
 from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
-from jointsid_utils.generator.model import build_model, make_tokenizer
+from jointsid_utils.generator.model import build_model, make_tokenizer, warm_started_model
 from jointsid_utils.precision import resolve_precision
-from jointsid_utils.generator.tokenization import IdScheme, check_tokenizer, item_token_ids
+from jointsid_utils.generator.tokenization import (IdScheme, check_tokenizer, item_token_ids,
+                                                   memoized_tokenizer, tokenizer_key)
 
 TASK_BATCHING = ("mixed", "per_task")
 # Whether the trainer draws its bars. A job in a spawned worker writes straight to the
@@ -54,17 +55,21 @@ def load_trained(out: Path, key: str) -> dict[str, Any] | None:
 
 
 def load_or_train(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
-                  gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False) -> dict[str, Any]:
+                  gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False,
+                  warm_start: Path | None = None) -> dict[str, Any]:
     """The job's ``train_info``: reloaded when a model for ``key`` is saved in ``out`` (and not ``retrain``),
-    else trained now. The caller seeds: the study's jobs once per job, before their examples are drawn."""
+    else trained now (from the pretrained ``warm_start`` checkpoint when given). The caller seeds: the
+    study's jobs once per job, before their examples are drawn."""
     info = None if retrain else load_trained(out, key)
     if info is None:
-        info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
+        info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain,
+                            warm_start=warm_start)
     return info
 
 
 def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
-                 gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False) -> dict[str, Any]:
+                 gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False,
+                 warm_start: Path | None = None) -> dict[str, Any]:
     """Train the scheme's generator into ``out`` and return its ``train_info`` (also saved there).
 
     Steps: a checkpoint folder for this key (resumed when it holds one), the tokenizer, the tokenised
@@ -73,12 +78,14 @@ def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, quer
     if gcfg.task_batching not in TASK_BATCHING:
         raise StudyInputError(f"generator.task_batching {gcfg.task_batching!r} is not 'mixed' or 'per_task'.")
     checkpoints = checkpoint_dir(out, key, fresh=retrain)
-    tokenizer = _tokenizer(scheme, items, queries, gcfg, checkpoints)
+    tokenizer = _tokenizer(scheme, items, queries, gcfg, checkpoints, warm_start)
     labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
     grouping = item_grouping(tokenizer, scheme) if gcfg.rec_item_positions else None
     train_ds = encode_examples(examples.train, tokenizer, labels, gcfg.max_prompt_tokens, grouping)
     val_ds = encode_examples(examples.validation, tokenizer, labels, gcfg.max_prompt_tokens, grouping)
-    model = build_model(tokenizer, gcfg, output_tokens(tokenizer, scheme) if gcfg.id_output_only else None)
+    output_ids = output_tokens(tokenizer, scheme) if gcfg.id_output_only else None
+    model = (build_model(tokenizer, gcfg, output_ids) if warm_start is None
+             else warm_started_model(warm_start, tokenizer, scheme, items, gcfg, seed, output_ids))
     per_task = list(examples.train["task"]) if gcfg.task_batching == "per_task" else None
     run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed, train_tasks=per_task)
     info = {"key": key, "scheme": scheme.name, "seed": seed, "generator": as_dict(gcfg), "examples": examples.stats,
@@ -124,16 +131,23 @@ def checkpoint_dir(out: Path, key: str, *, fresh: bool = False) -> Path:
 
 
 def _tokenizer(scheme: IdScheme, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
-               checkpoints: Path):
-    """The resumed checkpoint's tokenizer, else a new one; either must hold every ID token of ``scheme``.
+               checkpoints: Path, warm_start: Path | None = None):
+    """The resumed checkpoint's tokenizer, else the one built for this scheme and corpus (earlier in this
+    process for another training seed, or now); either must hold every ID token of ``scheme``.
 
     A resumed model's embedding rows follow its own tokenizer's ids, so that tokenizer is reused rather
     than rebuilt."""
     from transformers import AutoTokenizer
 
     checkpoint = last_complete_checkpoint(checkpoints)
-    tokenizer = (AutoTokenizer.from_pretrained(checkpoint) if checkpoint is not None
-                 else make_tokenizer(scheme, items, queries, gcfg))
+    if checkpoint is not None:
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    elif warm_start is not None:  # the pretrained shared vocabulary plus this scheme's ID tokens, from disk
+        tokenizer = make_tokenizer(scheme, items, queries, gcfg, warm_start)
+    else:
+        key = tokenizer_key(scheme, items, queries, base_model=gcfg.base_model, vocab_size=gcfg.vocab_size,
+                            kind=gcfg.tokenizer_kind)
+        tokenizer = memoized_tokenizer(key, lambda: make_tokenizer(scheme, items, queries, gcfg))
     check_tokenizer(tokenizer, scheme)
     return tokenizer
 
