@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ from typing import Any, Callable, Iterator
 from jointsid_utils import store
 from jointsid_utils.config import stable_hash
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.store import REPO_ROOT, runs_root  # noqa: F401  (re-exported: every stage's paths)
+from jointsid_utils.store import REPO_ROOT, file_sha256, package_versions, runs_root  # noqa: F401  (re-exported)
 
 
 def run_dir(folder: str, *parts: str) -> Path:
@@ -96,28 +95,6 @@ def save_parquet(target: Path | str, frame: Any) -> Path:
     with atomic_path(target) as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(target)
-
-
-def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def package_versions(names: tuple[str, ...] = ("numpy", "pandas", "torch", "faiss-cpu", "scikit-learn",
-                                               "sentence-transformers", "transformers",
-                                               "vector-quantize-pytorch")) -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def manifest_path(artifact: Path | str) -> Path:

@@ -207,6 +207,9 @@ class GeneratorConfig:
     weight_decay: float = 0.01  # the paper's value
     history_k: int = 10
     rec_windows_per_user: int = 20
+    # Recipe lever, 0 = off: each epoch trains on a fresh seeded draw of rec_windows_per_user windows among each
+    # user's last rec_window_pool, not on the same last ones (consecutive windows share K - 1 of K history items).
+    rec_window_pool: int = 0
     beam_size: int = 30
     top_k: int = 30
     # Training seeds; seed s also fits every scheme's quantizers (ids.schemes.ids_stem), so a seed replicates
@@ -235,6 +238,16 @@ class GeneratorConfig:
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where the GPU/CPU runs it natively)
     length_grouped: bool = False  # batches of similar prompt length (less padding in mixed-task batches)
     torch_compile: bool = False  # the training step through torch.compile (dynamic shapes); speed only
+    # A warm start every scheme shares (generator.pretrain): the T5 pretrained once per training seed on text
+    # that names no semantic ID, read from the train split only (query -> title, item text -> title, the last
+    # titles of a history -> the next title); each scheme then adds its ID tokens and fine-tunes. Off until
+    # the bench shows that it holds validation recall. The pretrain_* fields are in a job's key only when on.
+    warm_start: bool = False
+    pretrain_epochs: float = 4.0
+    pretrain_history_k: int = 3  # titles in a history prompt (a title is ~5 tokens; max_prompt_tokens caps it)
+    pretrain_max_title_tokens: int = 24  # a target title's tokens, EOS included
+    pretrain_holdout: float = 0.02  # seeded share of the pretraining examples (train rows) it validates on
+    id_init_noise: float = 0.1  # an ID token's initial embedding: its items' title mean + this x the embeddings' SD
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -50,14 +51,38 @@ def entry_dir(kind: str, key: str) -> Path:
 
 
 @contextlib.contextmanager
-def locked(kind: str, key: str) -> Iterator[None]:
-    """Hold the entry's lock (``filelock``, so it also works across processes); waits for another holder."""
+def locked(kind: str, key: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the entry's lock (``filelock``, so it also works across processes); waits for another holder up
+    to ``timeout`` seconds (``filelock.Timeout`` after that)."""
     from filelock import FileLock
 
     locks = store_root() / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(locks / f"{kind}-{key}.lock"), timeout=LOCK_TIMEOUT_S):
+    with FileLock(str(locks / f"{kind}-{key}.lock"), timeout=timeout):
         yield
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions(names: tuple[str, ...] = ("numpy", "pandas", "torch", "faiss-cpu", "scikit-learn",
+                                               "sentence-transformers", "transformers",
+                                               "vector-quantize-pytorch")) -> dict[str, str | None]:
+    """The versions of the libraries that make the numbers, recorded in every entry's manifest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def run_folder_of(path: Path | str) -> str | None:
@@ -137,16 +162,24 @@ def _read_keys(path: Path) -> dict[str, str]:
         return {}
 
 
+def listed() -> set[str]:
+    """``kind/key`` of every entry some run folder's ``store_keys.json`` lists (cheap: no walk)."""
+    root = runs_root()
+    if not root.is_dir():
+        return set()
+    return {ref for folder in root.iterdir() if folder.name != STORE and folder.is_dir()
+            for ref in _read_keys(folder / KEYS_FILE).values()}
+
+
 def referenced() -> set[str]:
     """``kind/key`` of every entry some run folder lists (or links to)."""
-    refs: set[str] = set()
+    refs = listed()
     root = runs_root()
     if not root.is_dir():
         return refs
     for folder in root.iterdir():
         if folder.name == STORE or not folder.is_dir():
             continue
-        refs.update(_read_keys(folder / KEYS_FILE).values())
         for path in folder.rglob("*"):  # directory links (models) count even when a list was lost
             if path.is_symlink():
                 try:
@@ -188,15 +221,23 @@ def usage() -> list[dict]:
 
 def prune(dry_run: bool = False) -> list[str]:
     """Remove the entries no run folder lists; returns their ``kind/key``. Delete a run folder first to
-    release what only it used."""
+    release what only it used. An entry under a lock (a build in progress) is skipped, and an entry a run
+    listed while this ran is kept."""
+    from filelock import Timeout
+
     refs = referenced()
     removed = []
     for kind, key, path in entries():
         if f"{kind}/{key}" in refs:
             continue
-        with locked(kind, key):  # never under a builder's feet
-            if not dry_run:
-                shutil.rmtree(path, ignore_errors=True)
+        try:
+            with locked(kind, key, timeout=0):  # never under a builder's feet
+                if f"{kind}/{key}" in listed():
+                    continue
+                if not dry_run:
+                    shutil.rmtree(path, ignore_errors=True)
+        except Timeout:
+            continue
         removed.append(f"{kind}/{key}")
     return removed
 

@@ -184,3 +184,35 @@ def test_array_examples_collate_to_the_list_padding(toy, grouped):
     assert torch.equal(batch["attention_mask"], expected["attention_mask"])
     assert batch["labels"].tolist() == want_labels
     assert batch["input_ids"].dim() == (3 if grouped else 2)
+
+
+def test_rec_window_pool_draws_a_fresh_seeded_subset_each_epoch(toy, runs_dir):
+    """Each epoch keeps every search example and draws rec_windows_per_user of each user's pooled windows:
+    the same draw for the same seed and epoch, another draw in another epoch; the option trains end to end."""
+    from jointsid_utils.generator.examples import RecWindowSampler, scheme_examples
+
+    items, inter, queries, codes, scheme, _ = toy
+    gcfg = replace(TINY, rec_windows_per_user=2, rec_window_pool=4)
+    train = scheme_examples(scheme, items, inter, queries, gcfg, seed=0, case_seed=0).train
+    users = train["user"].to_numpy()
+    assert (users[train["task"].to_numpy() == "search"] == -1).all()
+    assert np.bincount(users[users >= 0]).max() == 4  # the pool: each user's last 4 windows
+    for lengths in (None, [len(p) for p in train["prompt"]]):
+        sampler = RecWindowSampler(users, 2, seed=0, lengths=lengths, batch_size=8)
+        epochs = [list(sampler) for _ in range(3)]
+        assert all(len(e) == len(sampler) == len(set(e)) for e in epochs)
+        for epoch in epochs:
+            picked = users[epoch]
+            assert set(np.flatnonzero(users < 0)) <= set(epoch)
+            assert np.bincount(picked[picked >= 0]).max() == 2
+        assert epochs[0] != epochs[1]
+        sampler.set_epoch(1)
+        assert list(sampler) == epochs[1]  # seeded by (seed, epoch): a resumed run redraws the same windows
+    with pytest.raises(StudyInputError, match="rec_window_pool"):
+        scheme_examples(scheme, items, inter, queries, replace(gcfg, rec_window_pool=2), seed=0, case_seed=0)
+    preds = train_and_predict("content", codes, items, inter, queries, replace(gcfg, epochs=2.0, length_grouped=True),
+                              0, profile="smoke")
+    assert len(preds) and preds.attrs["train_info"]["examples"]["train_rec"] == int((users >= 0).sum())
+    info = json.loads((runs_dir / "smoke/models/generator/content__seed0/train_info.json").read_text())
+    steps = max(h["step"] for h in info["log_history"])
+    assert steps == 2 * -(-len(RecWindowSampler(users, 2, seed=0)) // gcfg.batch_size)  # the sampler's epochs

@@ -3,11 +3,12 @@
 * search = (train query -> item ID), every train query; validation = the validation queries (at most
   ``val_queries``, drawn by the study seed: the same cases for every scheme and training seed).
 * rec = sliding windows over each user's *train* history (K items -> the next one), the last
-  ``rec_windows_per_user`` windows per user; validation = every user's validation item.
+  ``rec_windows_per_user`` windows per user (or the last ``rec_window_pool``, of which ``RecWindowSampler``
+  draws ``rec_windows_per_user`` afresh each epoch); validation = every user's validation item.
 * test: the sampled test queries, and every user's first test item with all earlier items as history.
 
 Both tasks' train examples form one shuffled stream (mixed batches, as the paper), unless
-``TaskBlockSampler`` puts one task in each batch.
+``TaskBlockSampler`` puts one task in each batch. ``train.user`` names a rec window's user (-1 elsewhere).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from jointsid_utils.reproducibility import rng
 class Examples:
     """Prompts and targets per split; ``test_rec.history`` holds each rec test case's earlier items."""
 
-    train: pd.DataFrame  # task, prompt, target
+    train: pd.DataFrame  # task, prompt, target, user (a rec window's user, else -1)
     validation: pd.DataFrame  # task, prompt, target
     test_search: pd.DataFrame  # case_id, query_id, query, prompt, target
     test_rec: pd.DataFrame  # case_id, user_id, prompt, target, history (all train+validation items)
@@ -43,7 +44,7 @@ class Examples:
 def build_examples(scheme: IdScheme, interactions: pd.DataFrame, queries: pd.DataFrame, *, history_k: int,
                    rec_windows_per_user: int, val_queries: int | None, search_eval_cases: int | None,
                    seed: int, items: pd.DataFrame | None = None, item_text_examples: int = 0,
-                   case_seed: int = 0) -> Examples:
+                   case_seed: int = 0, rec_window_pool: int = 0) -> Examples:
     """Train, validation and test examples for both tasks (see the module docstring).
 
     ``seed`` (the training seed) picks the shuffle only; ``case_seed`` (the study seed) picks the validation
@@ -55,12 +56,13 @@ def build_examples(scheme: IdScheme, interactions: pd.DataFrame, queries: pd.Dat
     search_train, search_val = _search_examples(view.queries, val_queries, case_seed)
     if item_text_examples and items is not None:
         search_train = pd.concat([search_train, _item_text_examples(items, item_text_examples)], ignore_index=True)
-    rec_train, rec_val = _rec_train_validation(scheme, view.interactions, history_k, rec_windows_per_user)
+    rec_train, rec_val = _rec_train_validation(scheme, view.interactions, history_k,
+                                               max(rec_windows_per_user, rec_window_pool))
     test_rec = _rec_test_cases(scheme, interactions, history_k)
     test_search = _search_test_cases(queries, search_eval_cases, case_seed)
 
     order = rng(seed, "generator", "shuffle").permutation(len(search_train) + len(rec_train))
-    train = pd.concat([search_train, rec_train], ignore_index=True).iloc[order].reset_index(drop=True)
+    train = pd.concat([search_train.assign(user=-1), rec_train], ignore_index=True).iloc[order].reset_index(drop=True)
     validation = pd.concat([search_val, rec_val], ignore_index=True)
     stats = {"train_search": len(search_train), "train_rec": len(rec_train), "val_search": len(search_val),
              "val_rec": len(rec_val), "test_search": len(test_search), "test_rec": len(test_rec)}
@@ -70,10 +72,14 @@ def build_examples(scheme: IdScheme, interactions: pd.DataFrame, queries: pd.Dat
 def scheme_examples(scheme: IdScheme, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
                     gcfg: GeneratorConfig, *, seed: int, case_seed: int) -> Examples:
     """``build_examples`` with the generator config's settings: what a training job uses."""
+    if gcfg.rec_window_pool and gcfg.rec_window_pool <= gcfg.rec_windows_per_user:
+        raise StudyInputError(f"generator.rec_window_pool {gcfg.rec_window_pool} must exceed rec_windows_per_user "
+                              f"{gcfg.rec_windows_per_user} to leave windows to draw from; set it higher, or 0 (off).")
     return build_examples(scheme, interactions, queries, history_k=gcfg.history_k,
                           rec_windows_per_user=gcfg.rec_windows_per_user, val_queries=gcfg.val_queries,
                           search_eval_cases=gcfg.search_eval_cases, seed=seed, items=items,
-                          item_text_examples=gcfg.item_text_examples, case_seed=case_seed)
+                          item_text_examples=gcfg.item_text_examples, case_seed=case_seed,
+                          rec_window_pool=gcfg.rec_window_pool)
 
 
 def generator_test_cases(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame,
@@ -135,15 +141,15 @@ def _rec_train_validation(scheme: IdScheme, interactions: pd.DataFrame, history_
                           windows_per_user: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rec task's train windows and validation examples (from a frame without test rows)."""
     train_rows, val_rows = [], []
-    for _, g in interactions.groupby("user_id", sort=True):
+    for user, g in interactions.groupby("user_id", sort=True):
         seq, split = g["item_id"].to_numpy(), g["split"].to_numpy()
         train = seq[split == "train"]
         for j in range(max(1, len(train) - windows_per_user), len(train)):
-            train_rows.append((rec_prompt(scheme, train[max(0, j - history_k) : j], history_k), train[j]))
+            train_rows.append((rec_prompt(scheme, train[max(0, j - history_k) : j], history_k), train[j], user))
         val = seq[split == "validation"]
         if len(val) and len(train):
             val_rows.append((rec_prompt(scheme, train, history_k), val[0]))
-    return (pd.DataFrame(train_rows, columns=["prompt", "target"]).assign(task="rec"),
+    return (pd.DataFrame(train_rows, columns=["prompt", "target", "user"]).assign(task="rec"),
             pd.DataFrame(val_rows, columns=["prompt", "target"]).assign(task="rec"))
 
 
@@ -247,3 +253,42 @@ class TaskBlockSampler(torch.utils.data.Sampler):
             blocks += list(idx.reshape(-1, self.block))
         for b in gen.permutation(len(blocks)):
             yield from blocks[b].tolist()
+
+
+class RecWindowSampler(torch.utils.data.Sampler):
+    """Each epoch: every example that is no rec window, and a fresh seeded draw of ``per_user`` windows of
+    each user's pool (``generator.rec_window_pool``), in a seeded random order or, with ``lengths``, in
+    length-grouped batches of ``batch_size`` as the Trainer's ``group_by_length`` forms them. An epoch has
+    as many examples as training on the last ``per_user`` windows, so it costs the same."""
+
+    def __init__(self, users: Sequence[int], per_user: int, seed: int, *, lengths: Sequence[int] | None = None,
+                 batch_size: int = 1):
+        users = np.asarray(users, dtype=np.int64)
+        self.fixed = np.flatnonzero(users < 0)
+        rec = np.flatnonzero(users >= 0)
+        rec = rec[np.argsort(users[rec], kind="stable")]
+        self.pools = np.split(rec, np.flatnonzero(np.diff(users[rec])) + 1) if len(rec) else []
+        self.per_user, self.seed, self.epoch = per_user, seed, 0
+        self.lengths = None if lengths is None else np.asarray(lengths)
+        self.batch_size = batch_size
+        self._n = len(self.fixed) + sum(min(per_user, len(p)) for p in self.pools)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        gen = rng(self.seed, "rec_windows", self.epoch)
+        self.epoch += 1
+        drawn = [gen.choice(p, size=min(self.per_user, len(p)), replace=False) for p in self.pools]
+        chosen = np.concatenate([self.fixed, *drawn]).astype(np.int64)
+        if self.lengths is None:
+            yield from gen.permutation(chosen).tolist()
+            return
+        order_seed = torch.Generator().manual_seed(int(gen.integers(2**31)))
+        order = get_length_grouped_indices(self.lengths[chosen].tolist(), self.batch_size, generator=order_seed)
+        yield from chosen[np.asarray(order, dtype=np.int64)].tolist()

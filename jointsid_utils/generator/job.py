@@ -24,7 +24,9 @@ from jointsid_utils import distributed, store
 from jointsid_utils.cache import save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.generator.examples import scheme_examples
+from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.model import load_saved
+from jointsid_utils.generator.pretrain import WARM_START_SETTINGS, checkpoint_sha256, pretrain
 from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
@@ -52,20 +54,31 @@ def data_hash(items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataF
     return stable_hash(parts)
 
 
-def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: int, seed: int) -> str:
+def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: int, seed: int,
+            warm_start: str | None = None) -> str:
     """Everything that decides a job's ranked lists: the generator settings (less ``NOT_IN_KEY``), the
-    scheme and its codes, the data (``data_hash``), the study seed (it picks the test queries) and the
-    training seed."""
-    settings = {k: v for k, v in as_dict(gcfg).items() if k not in NOT_IN_KEY}
+    scheme and its codes, the data (``data_hash``), the study seed (it picks the test queries), the
+    training seed and, with ``generator.warm_start``, the pretrained checkpoint's content
+    (``pretrain.checkpoint_sha256``, never its path). Without a warm start its settings stay out, so the
+    keys of cold-started jobs are those they had before the option existed."""
+    skipped = NOT_IN_KEY if gcfg.warm_start else NOT_IN_KEY + WARM_START_SETTINGS
+    settings = {k: v for k, v in as_dict(gcfg).items() if k not in skipped}
     settings["precision"] = resolve_precision(gcfg.precision)  # "auto" trains differently on other hardware
-    return stable_hash({"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
-                        "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed)})
+    payload = {"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
+               "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed)}
+    if gcfg.warm_start:
+        if warm_start is None:
+            raise StudyInputError("A warm-started job's key needs its pretrained checkpoint's sha256; pass "
+                                  "warm_start=pretrain.checkpoint_sha256(checkpoint).")
+        payload["warm_start"] = warm_start
+    return stable_hash(payload)
 
 
 def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray], items: pd.DataFrame,
                       interactions: pd.DataFrame, queries: pd.DataFrame, cfg: StudyConfig | GeneratorConfig,
                       seed: int, *, profile: str | None = None, threads: int | None = None,
-                      retrain: bool = False, validate: bool = False) -> pd.DataFrame | None:
+                      retrain: bool = False, validate: bool = False,
+                      warm_start: Path | None = None) -> pd.DataFrame | None:
     """Train (or reload) the scheme's generator and return the ranked lists of every test case.
 
     ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
@@ -74,6 +87,8 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     are reloaded instead of recomputed (``retrain=True`` forces both). Under ``torchrun`` every process trains its shard and only the main one decodes (the
     others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
     task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
+    With ``generator.warm_start`` the job fine-tunes seed ``seed``'s pretrained checkpoint (``warm_start``,
+    or ``pretrain.pretrain``'s, built now when missing).
     """
     gcfg = cfg.generator if isinstance(cfg, StudyConfig) else cfg
     profile = profile or (cfg.folder if isinstance(cfg, StudyConfig) else "default")
@@ -84,17 +99,26 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     seed_everything(seed)
     scheme = make_id_scheme(scheme_name, codes)
     examples = scheme_examples(scheme, items, interactions, queries, gcfg, seed=seed, case_seed=case_seed)
-    key = job_key(gcfg, scheme, data_hash(items, interactions, queries), case_seed=case_seed, seed=seed)
+    if warm_start is not None and not gcfg.warm_start:
+        raise StudyInputError("train_and_predict got a warm_start checkpoint while generator.warm_start is off; "
+                              "set generator.warm_start true or pass no checkpoint.")
+    if gcfg.warm_start and warm_start is None:
+        warm_start = pretrain(gcfg, (items, interactions, queries), seed)
+    key = job_key(gcfg, scheme, data_hash(items, interactions, queries), case_seed=case_seed, seed=seed,
+                  warm_start=checkpoint_sha256(warm_start) if warm_start is not None else None)
 
     # The model and its decoded lists live in the store entry of the job key (shared by every run folder);
     # the run folder's models/generator/<scheme>__seed<k> links to it. One process builds an entry at a time.
     out = store.entry_dir("generator", key)
     with store.locked("generator", key) if distributed.world_size() == 1 else contextlib.nullcontext():
-        info = load_or_train(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain)
+        info = load_or_train(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain,
+                             warm_start=warm_start)
         if not distributed.is_main():
             return None  # the main process decodes; the others go on to the next job's training
         store.link(out, model_dir(profile, scheme_name, seed))
         store.record(profile, "generator", key, f"models/generator/{scheme_name}__seed{seed}")
+        if warm_start is not None:  # listed, so that pruning the store keeps the checkpoint this run uses
+            store.record(profile, "pretrain", warm_start.name, f"pretrain/seed{seed}")
         preds, extra = (None, {}) if retrain else stored_predictions(out, gcfg.decoding)
         # Decoding reads the saved model, so a first run and a rerun give the same lists: after
         # load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best

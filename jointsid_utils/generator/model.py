@@ -4,6 +4,11 @@ CPU profiles build a small T5 from scratch with a word-piece vocabulary trained 
 text (``tokenization.build_tokenizer``); ``paper`` loads ``base_model`` (flan-t5-base) and its tokenizer
 with ``from_pretrained`` and adds the task and ID tokens, resizing the embeddings for them.
 
+With ``generator.warm_start`` a scheme's model starts from the shared text-only checkpoint of its seed
+(``generator.pretrain``): its ID tokens are new embedding rows, each the mean title embedding of the items
+that carry that code at that level plus a little seeded noise (``id_token_init``), so they neither start at
+one point nor ignore what the pretraining learned about the items.
+
 ``JointT5`` is T5 with two options of ``GeneratorConfig``: grouped rec prompts (``rec_item_positions``,
 ``item_positions``) and an output layer restricted to the ID tokens and EOS (``id_output_only``): the
 decoder only ever emits those, so the other ~4,000 logits are neither computed nor normalised over, in
@@ -15,13 +20,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from jointsid_utils.config import GeneratorConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.item_positions import prompt_embeddings
-from jointsid_utils.generator.tokenization import IdScheme, build_tokenizer, load_base_tokenizer
+from jointsid_utils.generator.tokenization import TASKS, IdScheme, build_tokenizer, load_base_tokenizer
 
 MASKED_LOGIT = -1e4  # a logit outside the output set: exp() is 0 in fp32 and bf16 alike, unlike -inf it is finite
 
@@ -110,8 +116,16 @@ def _t5_class():
     return JointT5
 
 
-def make_tokenizer(scheme: IdScheme, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig):
-    """From-scratch profiles: a small word-piece vocabulary on train queries + titles; ``paper``: the base one."""
+def make_tokenizer(scheme: IdScheme, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+                   warm_start: Path | None = None):
+    """From-scratch profiles: a small word-piece vocabulary on train queries + titles; ``paper``: the base one;
+    a warm start: the pretrained checkpoint's shared vocabulary with the scheme's ID tokens appended."""
+    if warm_start is not None:
+        from transformers import AutoTokenizer
+
+        from jointsid_utils.generator.pretrain import with_id_tokens
+
+        return with_id_tokens(AutoTokenizer.from_pretrained(warm_start), scheme)
     if gcfg.base_model is not None:
         return load_base_tokenizer(gcfg.base_model, scheme)
     corpus = list(queries.loc[queries["split"] == "train", "query"]) + list(items["title"].astype(str))
@@ -139,6 +153,51 @@ def build_model(tokenizer, gcfg: GeneratorConfig, output_token_ids: list[int] | 
                       eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
                       output_token_ids=list(map(int, output_token_ids)) if output_token_ids else None)
     return JointT5(config)
+
+
+def warm_started_model(checkpoint: Path, tokenizer, scheme: IdScheme, items: pd.DataFrame, gcfg: GeneratorConfig,
+                       seed: int, output_token_ids: list[int] | None = None):
+    """The pretrained text-only T5 of ``checkpoint`` with rows for the scheme's ID tokens (``id_token_init``)
+    and, with ``output_token_ids``, the output layer restricted to them."""
+    model = _t5_class().from_pretrained(checkpoint)
+    words = model.get_input_embeddings().weight.shape[0]
+    ids = tokenizer.convert_tokens_to_ids(scheme.all_tokens())
+    if min(ids) < words:
+        raise StudyInputError(f"The tokenizer gives ID tokens ids below the pretrained vocabulary's {words}; build "
+                              "it with generator.pretrain.with_id_tokens from the same checkpoint.")
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        init = id_token_init(weight[:words].float(), tokenizer, scheme, items, noise=gcfg.id_init_noise, seed=seed)
+        for token_id, row in init.items():
+            weight[token_id] = row.to(weight.dtype)
+    if output_token_ids:
+        restrict_output(model, list(output_token_ids))
+    return model
+
+
+def id_token_init(words: torch.Tensor, tokenizer, scheme: IdScheme, items: pd.DataFrame, *, noise: float,
+                  seed: int) -> dict[int, torch.Tensor]:
+    """token id -> initial embedding of each ID token: the mean, over the items whose code at that level is
+    the token's, of the mean embedding of the item's title tokens; plus ``noise`` x the embeddings' SD of
+    seeded Gaussian noise, so that tokens with the same items (a dedup counter) still differ. A code no item
+    uses starts at the mean of all titles, plus noise."""
+    titles = items.set_index("item_id")["title"].astype(str).reindex(range(scheme.n_items), fill_value="")
+    pieces = tokenizer(list(titles), add_special_tokens=False)["input_ids"]
+    item_vecs = torch.stack([words[p].mean(0) if p else words.mean(0) for p in pieces])
+    gen = torch.Generator().manual_seed(int(seed))
+    scale = noise * float(words.std())
+    out: dict[int, torch.Tensor] = {}
+    for task in TASKS:
+        for level in range(scheme.levels):
+            tokens = tokenizer.convert_tokens_to_ids(scheme.level_tokens(task, level))
+            codes = torch.as_tensor(np.asarray(scheme.codes[task][:, level]), dtype=torch.long)
+            sums = torch.zeros(len(tokens), words.shape[1]).index_add_(0, codes, item_vecs)
+            counts = torch.bincount(codes, minlength=len(tokens)).unsqueeze(1)
+            means = torch.where(counts > 0, sums / counts.clamp(min=1), item_vecs.mean(0))
+            rows = means + scale * torch.randn(means.shape, generator=gen)
+            out.update({int(t): r for t, r in zip(tokens, rows) if int(t) not in out})
+    return out
 
 
 def load_saved(out: Path):

@@ -188,8 +188,9 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
         joint = [s for s in schemes if s in JOINT_SCHEMES]
         validate = (*joint, INCUMBENT) if joint else ()
     validate = {tuple(s) for s in validate}
+    warm = warm_starts(cfg, seeds, items, interactions, queries)
     rows, jobs = _plan_jobs(cfg, schemes, seeds, items, interactions, queries, retrain=retrain,
-                            threads=None if torchrun else job_threads(workers), validate=validate)
+                            threads=None if torchrun else job_threads(workers), validate=validate, warm=warm)
     bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run",
                disable=not progress or not distributed.is_main())
 
@@ -212,11 +213,27 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     return table.sort_values("_o").drop(columns=["_o", "key"]).reset_index(drop=True)
 
 
+def warm_starts(cfg: StudyConfig, seeds: Sequence[int], items: pd.DataFrame, interactions: pd.DataFrame,
+                queries: pd.DataFrame) -> dict[int, Path]:
+    """seed -> its pretrained checkpoint (``generator.pretrain``), trained here before any job when missing,
+    so that every scheme of a seed fine-tunes the same one; empty without ``generator.warm_start``."""
+    if not cfg.generator.warm_start:
+        return {}
+    from jointsid_utils.generator.pretrain import pretrain
+
+    return {int(seed): pretrain(cfg.generator, (items, interactions, queries), int(seed)) for seed in seeds}
+
+
 def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int], items: pd.DataFrame,
                interactions: pd.DataFrame, queries: pd.DataFrame, *, retrain: bool, threads: int | None,
-               validate: set[Scheme] = frozenset()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(summaries of the jobs whose marker holds their key, the jobs to run)."""
+               validate: set[Scheme] = frozenset(),
+               warm: dict[int, Path] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(summaries of the jobs whose marker holds their key, the jobs to run); ``warm``: ``warm_starts``."""
+    from jointsid_utils.generator.pretrain import checkpoint_sha256
     from jointsid_utils.ids.schemes import load_ids
+
+    warm = warm or {}
+    warm_sha = {seed: checkpoint_sha256(path) for seed, path in warm.items()}
 
     # every seed's IDs, so a missing scheme or seed fails before any training
     codes = {(s, seed): load_ids(cfg, *s, seed=seed).codes for s in schemes for seed in seeds}
@@ -229,7 +246,7 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
     for s in schemes:
         for seed in seeds:
             id_scheme = make_id_scheme(scheme_name(s), codes[(s, seed)])
-            key = job_key(cfg.generator, id_scheme, data, case_seed=cfg.seed, seed=seed)
+            key = job_key(cfg.generator, id_scheme, data, case_seed=cfg.seed, seed=seed, warm_start=warm_sha.get(seed))
             marker = out / f"{scheme_name(s)}__seed{seed}{suffix}.json"
             summary = json.loads(marker.read_text()) if not retrain and marker.exists() else {}
             if summary.get("key") == key and (s not in validate or "validation" in summary):
@@ -237,7 +254,8 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
                 continue
             jobs.append({"scheme": s, "seed": int(seed), "codes": codes[(s, seed)], "items": items,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "retrain": retrain,
-                         "threads": threads, "key": key, "marker": marker, "validate": s in validate})
+                         "threads": threads, "key": key, "marker": marker, "validate": s in validate,
+                         "warm_start": warm.get(seed)})
     # The jobs that also decode validation cases are the longest: first, so the pool's last minutes hold
     # short jobs and one worker idles less at the end (sorted() keeps the order otherwise).
     return cached, sorted(jobs, key=lambda job: not job["validate"])
@@ -250,7 +268,7 @@ def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     started = time.time()
     preds = train_and_predict(scheme_name(job["scheme"]), job["codes"], job["items"], job["interactions"],
                               job["queries"], job["cfg"], job["seed"], threads=job["threads"], retrain=job["retrain"],
-                              validate=job.get("validate", False))
+                              validate=job.get("validate", False), warm_start=job.get("warm_start"))
     if preds is None:  # a torchrun process other than the main one: it trained its shard, nothing to score
         return None, {}
     info = dict(preds.attrs.get("train_info", {}))

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -25,7 +26,7 @@ from jointsid_utils import distributed
 from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import GeneratorConfig, as_dict
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.generator.examples import Examples, TaskBlockSampler, encode_examples
+from jointsid_utils.generator.examples import Examples, RecWindowSampler, TaskBlockSampler, encode_examples
 from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
 from jointsid_utils.generator.model import build_model, make_tokenizer, warm_started_model
 from jointsid_utils.precision import resolve_precision
@@ -87,9 +88,15 @@ def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, quer
     model = (build_model(tokenizer, gcfg, output_ids) if warm_start is None
              else warm_started_model(warm_start, tokenizer, scheme, items, gcfg, seed, output_ids))
     per_task = list(examples.train["task"]) if gcfg.task_batching == "per_task" else None
-    run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed, train_tasks=per_task)
+    if per_task is not None and gcfg.rec_window_pool:
+        raise StudyInputError("generator.rec_window_pool draws windows within mixed batches; set task_batching "
+                              "to 'mixed' or rec_window_pool to 0.")
+    rec_users = examples.train["user"].to_numpy() if gcfg.rec_window_pool else None
+    run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed, train_tasks=per_task,
+                          rec_users=rec_users)
     info = {"key": key, "scheme": scheme.name, "seed": seed, "generator": as_dict(gcfg), "examples": examples.stats,
-            "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()), **run}
+            "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()), **run,
+            "warm_start": warm_start.name if warm_start is not None else None}
     if distributed.is_main():
         (out / INFO_FILE).unlink(missing_ok=True)
         model.save_pretrained(out)
@@ -175,15 +182,22 @@ def training_arguments(gcfg: GeneratorConfig, out: Path, seed: int):
 
 
 def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, out_dir: Path, seed: int, *,
-                    resume: bool = True, train_tasks: Sequence[str] | None = None) -> dict[str, Any]:
+                    resume: bool = True, train_tasks: Sequence[str] | None = None,
+                    rec_users: Sequence[int] | None = None) -> dict[str, Any]:
     """Seq2SeqTrainer with a fixed number of epochs; keeps the lowest-validation-loss checkpoint.
 
-    ``train_tasks`` (the task of each train example) switches to one task per batch (``TaskBlockSampler``).
+    ``train_tasks`` (the task of each train example) switches to one task per batch (``TaskBlockSampler``);
+    ``rec_users`` (a rec window's user, -1 elsewhere) to a fresh draw of each user's windows per epoch
+    (``RecWindowSampler``, ``generator.rec_window_pool``).
     """
     from transformers import Seq2SeqTrainer
 
     class Trainer(Seq2SeqTrainer):
         def _get_train_sampler(self, *args, **kwargs):
+            if rec_users is not None:
+                lengths = np.diff(train_ds.offsets) if gcfg.length_grouped else None
+                return RecWindowSampler(rec_users, gcfg.rec_windows_per_user, seed, lengths=lengths,
+                                        batch_size=self.args.per_device_train_batch_size * self.args.world_size)
             if train_tasks is None:
                 return super()._get_train_sampler(*args, **kwargs)
             return TaskBlockSampler(train_tasks, self.args.per_device_train_batch_size * self.args.world_size, seed)

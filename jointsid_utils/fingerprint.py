@@ -1,0 +1,147 @@
+"""The code a stage's builder can reach, as one hash, so that editing a builder rebuilds what it made.
+
+A builder's fingerprint covers the module that defines it (and the modules of functions it closes over),
+then every module of the same package those modules import, transitively: an ``import`` anywhere in a
+module (inside functions too) counts, and importing ``a.b.c`` counts ``a`` and ``a.b`` as well, since
+Python runs their ``__init__``. Each module is hashed as its syntax tree without docstrings, so a comment
+or docstring edit does not rebuild, while any other edit to a helper two calls down does; a module the
+builder cannot reach never does. Only source files are read (nothing is imported), and each file's
+parsed form is kept per process until the file changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ALWAYS_FOLLOWED = ("jointsid_utils",)  # the study's package, reached from a test's or a bench's builder too
+
+
+def code_fingerprint(*builders: Callable[..., Any]) -> str:
+    """sha256 of the docstring-free source of every module the builders reach."""
+    modules = reachable_modules(builders)
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def reachable_modules(builders: Iterable[Callable[..., Any]]) -> dict[str, str]:
+    """Module name -> hash of its source, for every module the builders reach."""
+    roots = {name for fn in builders for name in _defining_modules(fn, set())}
+    followed = {name.split(".")[0] for name in roots} | set(ALWAYS_FOLLOWED)
+    found: dict[str, str] = {}
+    todo = sorted(roots)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        path = module_path(name)
+        if path is None:
+            continue
+        source_hash, imported = _parsed(str(path), *_stat(path))
+        found[name] = source_hash
+        todo.extend(m for m in _with_parents(imported, name, path) if m.split(".")[0] in followed)
+    return found
+
+
+def _defining_modules(fn: Any, seen: set[int]) -> list[str]:
+    """The modules defining ``fn`` and the callables it closes over or binds (partials, methods)."""
+    if id(fn) in seen:
+        return []
+    seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        parts = [fn.func, *fn.args, *fn.keywords.values()]
+        return [m for part in parts if callable(part) for m in _defining_modules(part, seen)]
+    if inspect.ismethod(fn):
+        return _defining_modules(fn.__func__, seen) + _defining_modules(fn.__self__, seen)
+    if inspect.isfunction(fn):
+        names = [fn.__module__]
+        for cell in fn.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if callable(value):
+                names += _defining_modules(value, seen)
+        return names
+    return [type(fn).__module__] if not isinstance(fn, type) else [fn.__module__]
+
+
+def module_path(name: str) -> Path | None:
+    """The source file of module ``name``, found from its top-level package's location without importing it."""
+    top, *rest = name.split(".")
+    base = _top_level_path(top)
+    if base is None:
+        return None
+    if not rest:
+        return base
+    if base.name != "__init__.py":
+        return None
+    here = base.parent.joinpath(*rest)
+    for candidate in (here.with_suffix(".py"), here / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _top_level_path(top: str) -> Path | None:
+    module = sys.modules.get(top)
+    origin = getattr(module, "__file__", None)
+    if origin is None:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec is not None else None
+    if origin is None or not origin.endswith(".py"):
+        return None
+    return Path(origin)
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(path: str, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[str, tuple[str, ...], int], ...]]:
+    """(hash of the docstring-free tree, imports as (module, names, level)); cached until the file changes."""
+    tree = ast.parse(Path(path).read_text(), filename=path)
+    imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports += [(alias.name, (), 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            imports.append((node.module or "", tuple(alias.name for alias in node.names), node.level))
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            _drop_docstring(node)
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest(), tuple(imports)
+
+
+def _drop_docstring(node: ast.AST) -> None:
+    body = node.body  # type: ignore[attr-defined]
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+
+
+def _with_parents(imports: tuple[tuple[str, tuple[str, ...], int], ...], importer: str, path: Path) -> list[str]:
+    """Absolute names of the imported modules, their parent packages, and ``from x import sub`` submodules."""
+    package = importer if path.name == "__init__.py" else importer.rpartition(".")[0]
+    names: list[str] = []
+    for module, members, level in imports:
+        if level:
+            base = package.rsplit(".", level - 1)[0] if level > 1 else package
+            module = f"{base}.{module}" if module else base
+        parts = module.split(".")
+        names += [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        names += [f"{module}.{member}" for member in members if member != "*"]  # kept only where a file exists
+    return names
