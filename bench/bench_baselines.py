@@ -48,7 +48,7 @@ def main() -> None:
     started = time.perf_counter()
     sasrec = sasrec_predictions(cfg, interactions, rec, len(items), chosen)
     seeds_s = time.perf_counter() - started
-    print(f"SASRec {len(cfg.baselines.sasrec_seeds)} seeds on train + validation: {seeds_s:.0f} s")
+    print(f"SASRec {len(cfg.baselines.sasrec_seeds)} seeds (trained on train histories, scored from train + validation): {seeds_s:.0f} s")
 
     started = time.perf_counter()
     bm25_grid, k1b = tune_bm25(items, queries, cfg.baselines.bm25_k1, cfg.baselines.bm25_b, seed=cfg.seed)

@@ -293,7 +293,8 @@ class EvaluationConfig:
     """Notebook 06's inference (``evaluation.statistics``, ``evaluation.verdicts``). No cache key reads this
     section: it changes tables and verdicts, never a trained model."""
 
-    k: int = 30  # Recall@k, the paper's cut-off
+    k: int = 30  # Recall@k, the paper's cut-off: the metric of every verdict
+    extra_k: tuple[int, ...] = (10,)  # Recall and NDCG also at these cut-offs, reported beside Recall@k only
     level: float = 0.95  # confidence level of every interval
     alpha: float = 0.05  # family-wise error rate of each Holm family
     power: float = 0.8  # power of the detectable difference

@@ -1,4 +1,5 @@
-"""Recall@30 with per-seed intervals (STUDY.md §2.6), through ``ranx``; predictions and result rows on disk.
+"""Recall@30 with per-seed intervals (STUDY.md §2.6), and Recall/NDCG at other cut-offs (reported beside it,
+never tested), through ``ranx``; predictions and result rows on disk.
 
 Intervals over seeds and cases, and paired tests between schemes, are ``evaluation.statistics``'s (notebook 06):
 they need every seed's per-case hits, which the prediction files written here keep. A per-seed row's interval
@@ -41,12 +42,50 @@ def _qrels_run(frame: pd.DataFrame, k: int):
 
 def per_case_recall(frame: pd.DataFrame, k: int = K) -> np.ndarray:
     """Recall@k of every case (0 or 1 with one relevant item), in the frame's row order, via ranx."""
+    return per_case_scores(frame, [f"recall@{k}"])[f"recall@{k}"]
+
+
+def per_case_scores(frame: pd.DataFrame, metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """ranx metrics (``"recall@30"``, ``"ndcg@10"``, ...) of every case, in the frame's row order; the lists are
+    cut at the largest cut-off asked for."""
     from ranx import evaluate
 
-    qrels, run = _qrels_run(frame, k)
-    evaluate(qrels, run, f"recall@{k}", make_comparable=True)  # per-case scores land in run.scores
-    by_case = run.scores[f"recall@{k}"]
-    return np.array([float(by_case[str(c)]) for c in frame["case_id"]])
+    metrics = list(metrics)
+    cutoffs = [int(m.partition("@")[2] or 0) for m in metrics]
+    if not metrics or min(cutoffs) < 1:
+        raise StudyInputError(f"per_case_scores needs metrics with a cut-off such as 'recall@30', got {metrics}.")
+    qrels, run = _qrels_run(frame, max(cutoffs))
+    evaluate(qrels, run, metrics, make_comparable=True)  # per-case scores land in run.scores
+    return {m: np.array([float(run.scores[m][str(c)]) for c in frame["case_id"]]) for m in metrics}
+
+
+def metric_column(metric: str) -> str:
+    """A ranx metric's column name, its cut-off in it: ``"ndcg@10"`` -> ``"ndcg_at_10"``."""
+    return metric.replace("@", "_at_")
+
+
+def cutoff_metrics(k: int, extra_k: Sequence[int]) -> list[str]:
+    """The ranx metrics reported per scheme: Recall@k (the verdicts' metric), then Recall and NDCG at each
+    extra cut-off."""
+    if any(int(c) < 1 for c in (k, *extra_k)):
+        raise StudyInputError(f"evaluation.k={k} and evaluation.extra_k={tuple(extra_k)} must be positive list "
+                              "lengths, e.g. k=30 and extra_k=[10].")
+    return [f"recall@{k}"] + [f"{name}@{c}" for c in extra_k for name in ("recall", "ndcg")]
+
+
+def cutoff_rows(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per (task, protocol, decoding, seed) of a predictions frame: the mean of each metric over its
+    cases (columns ``metric_column``) and ``n_cases``."""
+    frame = frame.copy()
+    for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
+        if col not in frame:
+            frame[col] = default
+    rows = []
+    for (task, protocol, decoding, seed), g in frame.groupby(["task", "protocol", "decoding", "seed"], sort=True):
+        scores = per_case_scores(g, metrics)
+        rows.append({"task": task, "protocol": protocol, "decoding": decoding, "seed": int(seed),
+                     **{metric_column(m): float(v.mean()) for m, v in scores.items()}, "n_cases": len(g)})
+    return pd.DataFrame(rows)
 
 
 def case_interval(values: np.ndarray, clusters: Sequence | None = None, *, level: float = 0.95) -> tuple[float, float]:

@@ -153,6 +153,27 @@ def baselines_markdown(baselines: pd.DataFrame) -> str:
     return _markdown(["baseline", *(c[2] for c in columns), "setting (chosen on validation)"], rows)
 
 
+def cutoffs_markdown(folder: Path) -> str:
+    """Recall@30 beside Recall and NDCG at the extra cut-offs (``metrics_by_cutoff.csv``), per scheme and baseline,
+    for search and both rec protocols: mean over seeds and cases. Descriptive: verdicts read Recall@30 only."""
+    table = _optional(folder, "metrics_by_cutoff.csv")
+    if table is None or table.empty:
+        return ("*Pending the next reference run: this snapshot was taken before runs wrote "
+                "`metrics_by_cutoff.csv` (Recall and NDCG at `evaluation.extra_k`, from the saved predictions).*")
+    metrics = [c for c in table.columns if re.fullmatch(r"(recall|ndcg)_at_\d+", c)]
+    groups = [("search", "all", "search"), ("rec", "all", "rec"), ("rec", "exclude_history", "rec excl.")]
+    shown = {"recall": "Recall", "ndcg": "NDCG"}
+    header = [f"{title} {shown[m.split('_at_')[0]]}@{m.split('_at_')[1]}" for _, _, title in groups for m in metrics]
+    rows = []
+    for (emb, quant), g in table.groupby(["embedding", "quantizer"], sort=False):
+        cells = []
+        for task, protocol, _ in groups:
+            cell = g[(g.task == task) & (g.protocol == protocol)]
+            cells += [f"{cell[m].iloc[0]:.3f}" if len(cell) else "–" for m in metrics]
+        rows.append([f"`{quant}`" if emb == "baseline" else f"{emb} / {quant}", *cells])
+    return _markdown(["scheme", *header], rows)
+
+
 def _two_systems(rows: list[list[str]]) -> list[list[str]]:
     """The practitioner's pair as rows: the better search system of tuned BM25 and dense search, with SASRec
     for rec (the F7 comparison, from the rows above)."""
@@ -235,6 +256,8 @@ def results_markdown(folder: Path, title: str = "Results") -> str:
     baselines = _optional(folder, "baselines.csv")
     if baselines is not None:
         parts += ["## Baselines on the same test cases", baselines_markdown(baselines)]
+    parts += ["## Recall and NDCG at other cut-offs, beside Recall@30 (mean over seeds; no verdict reads them)",
+              cutoffs_markdown(folder)]
     beyond = _optional(folder, "table_beyond.csv")
     if beyond is not None and len(beyond) > 1:  # the incumbent alone: the constructions were not trained
         parts += ["## Beyond the paper: joint constructions", scheme_markdown(beyond, "scheme"),

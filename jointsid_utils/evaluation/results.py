@@ -5,19 +5,22 @@
     hits = load_hits(cfg.folder, schemes + baseline_schemes(base))  # per (case, seed) hits, for evaluation.statistics
     decoding_table(results, ("multitask", "rq_kmeans"), seed=0, hits=hits)  # beam vs the paper's diverse beam
     write_table(frame, cfg, "statistics_pairs.csv")  # a results table next to recall_at_30.csv
-    inference = write_inference(cfg, hits, queries)  # variance.csv, pairs_<F>.csv, verdicts.csv
+    inference = write_inference(cfg, hits, queries)  # variance.csv, pairs_<F>.csv, verdicts.csv, hits.parquet
+    write_cutoffs(cfg, schemes)        # metrics_by_cutoff.csv: Recall@30 beside Recall@10 and NDCG@10
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from jointsid_utils.cache import atomic_path, cached, run_dir, save_parquet
-from jointsid_utils.config import StudyConfig, stable_hash
+from jointsid_utils.config import EvaluationConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.embeddings.dense_check import encoder_fingerprint
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.registry import EMBEDDING_METHODS, QUERY_ENCODERS, embedding_path, load_embedding
@@ -27,8 +30,9 @@ from jointsid_utils.evaluation.statistics import HIT_COLUMNS, hit_rows
 from jointsid_utils.evaluation.tuned import tuned_baselines
 from jointsid_utils.generator.examples import generator_test_cases
 from jointsid_utils.generator.orchestration import load_inputs
-from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, head_items, predictions_path, query_segments,
-                                    recall_rows, save_predictions)
+from jointsid_utils.errors import StudyInputError
+from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, cutoff_metrics, cutoff_rows, head_items,
+                                    metric_column, predictions_path, query_segments, recall_rows, save_predictions)
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme
@@ -157,24 +161,125 @@ def known_item_cases(hits: pd.DataFrame, queries: pd.DataFrame) -> list[str]:
 
 
 def write_inference(cfg: StudyConfig, hits: pd.DataFrame, queries: pd.DataFrame,
-                    joint: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+                    joint: Sequence[str] = ()) -> dict[str, Any]:
     """The variance table (``results/variance.csv``), each finding's family of paired tests
     (``results/pairs_<finding>.csv``) and the verdicts (``results/verdicts.csv``), from every scheme's hits;
-    ``joint``: the constructions beyond the paper that were trained (``embedding/quantizer``)."""
+    ``joint``: the constructions beyond the paper that were trained (``embedding/quantizer``). The hits go to
+    ``results/hits.parquet`` with what else the inference read, so ``snapshot.recompute`` can redo it."""
+    known = known_item_cases(hits, queries)
+    out = inference(hits, known_item_cases=known, joint=joint, evaluation=cfg.evaluation)
+    for name, frame in out["files"].items():
+        write_table(frame, cfg, name)
+    save_hits(run_dir(cfg.folder, "results") / HITS_FILE, hits, known_item_cases=known, joint=joint,
+              evaluation=cfg.evaluation)
+    return out
+
+
+def inference(hits: pd.DataFrame, *, known_item_cases: Sequence[str], joint: Sequence[str],
+              evaluation: EvaluationConfig) -> dict[str, Any]:
+    """``variance``, ``pairs`` (per finding, its paired tests), ``verdicts`` and ``files`` (the CSV tables by
+    file name, as ``write_inference`` writes them) from the hits alone: the run and ``snapshot.recompute``
+    share this one path."""
     from jointsid_utils.evaluation.statistics import variance_table
     from jointsid_utils.evaluation.verdicts import finding_pairs, pairs_file, verdicts
 
-    ev = cfg.evaluation
+    ev = evaluation
     generated = hits[(hits.embedding != "baseline") & (hits.decoding == ev.decoding)]
     variance = variance_table(generated)
-    write_table(variance, cfg, "variance.csv")
-    pairs = finding_pairs(hits, known_item_cases=known_item_cases(hits, queries), joint=joint, alpha=ev.alpha,
+    pairs = finding_pairs(hits, known_item_cases=known_item_cases, joint=joint, alpha=ev.alpha,
                           power=ev.power, decoding=ev.decoding, margin=ev.noninferiority_margin)
-    for finding, tests in pairs.items():
-        write_table(pairs_file(tests), cfg, f"pairs_{finding}.csv")
     table = verdicts(pairs, alpha=ev.alpha)
-    write_table(table, cfg, "verdicts.csv")
-    return {"variance": variance, "pairs": pairs, "verdicts": table}
+    files = {"variance.csv": variance, **{f"pairs_{f}.csv": pairs_file(t) for f, t in pairs.items()},
+             "verdicts.csv": table}
+    return {"variance": variance, "pairs": pairs, "verdicts": table, "files": files}
+
+
+# ----------------------------------------------------------------------------- hits a reader can recompute
+
+HITS_FILE = "hits.parquet"
+_HITS_META = b"jointsid"  # parquet key of what the inference read besides the hits: settings, joint, known items
+_HITS_INTS = {"seed": "int64", "target": "int64", "list_length": "int64"}  # as hit_rows writes them
+
+
+def save_hits(path: Path, hits: pd.DataFrame, *, known_item_cases: Sequence[str], joint: Sequence[str],
+              evaluation: EvaluationConfig) -> Path:
+    """The per-(scheme, seed, case) hits, compact (categories, the smallest integers, zstd) with a ``known_item``
+    column, and the evaluation settings and trained constructions in the file's metadata: with ``read_hits``,
+    all that ``inference`` needs, in one file of about 1 MB for the default run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    known = set(map(str, known_item_cases))
+    compact = hits.reindex(columns=HIT_COLUMNS).assign(known_item=hits["case_id"].astype(str).isin(known).to_numpy())
+    for col in ("embedding", "quantizer", "task", "protocol", "decoding", "case_id"):
+        compact[col] = compact[col].astype(str).astype("category")
+    for col in (*_HITS_INTS, "hit"):
+        compact[col] = pd.to_numeric(compact[col], downcast="integer")
+    compact["query_id"] = compact["query_id"].astype("Int32")
+    table = pa.Table.from_pandas(compact, preserve_index=False)
+    meta = {"evaluation": as_dict(evaluation), "joint": list(joint)}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _HITS_META: json.dumps(meta).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=9)
+    return path
+
+
+def read_hits(path: Path) -> tuple[pd.DataFrame, list[str], list[str], EvaluationConfig]:
+    """(hits with the dtypes the run's inference read, known-item search cases, trained constructions, the
+    evaluation settings) from ``save_hits``'s file."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise StudyInputError(f"{path} is missing; run notebook 06 (it writes {HITS_FILE}) or take the snapshot again.")
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {}).get(_HITS_META, b"{}"))
+    if "evaluation" not in meta:
+        raise StudyInputError(f"{path} has no evaluation settings in its metadata; write it with results.save_hits.")
+    frame = table.to_pandas()
+    known = sorted(frame.loc[frame["known_item"] & (frame["task"] == "search"), "case_id"].astype(str).unique())
+    hits = frame[HIT_COLUMNS].copy()
+    for col in ("embedding", "quantizer", "task", "protocol", "decoding", "case_id"):
+        hits[col] = hits[col].astype(str)
+    hits = hits.astype({**_HITS_INTS, "hit": "float64", "query_id": "float64"})
+    names = {f.name for f in fields(EvaluationConfig)}
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["evaluation"].items() if k in names}
+    return hits, known, list(meta["joint"]), EvaluationConfig(**settings)
+
+
+# ----------------------------------------------------------------------------- other cut-offs
+
+CUTOFFS_FILE = "metrics_by_cutoff.csv"
+
+
+def cutoff_table(profile: str, schemes: Sequence[Scheme], *, evaluation: EvaluationConfig) -> pd.DataFrame:
+    """Per scheme (baselines as ``baseline``/method), task and rec protocol: Recall@k and Recall/NDCG at
+    ``evaluation.extra_k`` (``metrics.cutoff_metrics``), the mean over seeds and cases of the saved predictions
+    (the generators' ``evaluation.decoding`` lists). Reported beside Recall@k; no verdict reads them."""
+    metrics = cutoff_metrics(evaluation.k, evaluation.extra_k)
+    parts = []
+    for emb, quant in dict.fromkeys(schemes):
+        for task in ("search", "rec"):
+            path = predictions_path(profile, emb, quant, task)
+            if path.exists():
+                parts.append(cutoff_rows(pd.read_parquet(path), metrics).assign(embedding=emb, quantizer=quant))
+    columns = [metric_column(m) for m in metrics]
+    if not parts:
+        return pd.DataFrame(columns=["embedding", "quantizer", "task", "protocol", "decoding", *columns, "n_seeds",
+                                     "n_cases"])
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows[(rows.embedding == "baseline") | (rows.decoding == evaluation.decoding)]
+    keys = ["embedding", "quantizer", "task", "protocol", "decoding"]
+    table = rows.groupby(keys, sort=False).agg(**{c: (c, "mean") for c in columns}, n_seeds=("seed", "nunique"),
+                                               n_cases=("n_cases", "max"))
+    return table.reset_index()
+
+
+def write_cutoffs(cfg: StudyConfig, schemes: Sequence[Scheme]) -> pd.DataFrame:
+    """``cutoff_table`` written to ``results/metrics_by_cutoff.csv``."""
+    table = cutoff_table(cfg.folder, schemes, evaluation=cfg.evaluation)
+    write_table(table, cfg, CUTOFFS_FILE)
+    return table
 
 
 def load_set_relevance(cfg: StudyConfig, schemes: Sequence[Scheme], queries: pd.DataFrame,

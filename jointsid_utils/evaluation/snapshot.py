@@ -1,9 +1,11 @@
 """The results snapshot: the small tables of one run, gathered in one folder with where they came from.
 
-``collect(profile, dest)`` copies a run's result tables (no predictions), its timings and its validation
-scores into ``dest`` with ``meta.json`` (commit, config hash, date, machine). The committed snapshot is
-``docs/results/``, taken from the plain ``default`` run only; ``evaluation.markdown`` renders the README's
-result blocks and ``docs/RESULTS.md`` from it, and a test checks that they match.
+``collect(profile, dest)`` copies a run's result tables (no predictions), its per-(scheme, seed, case) hits
+(``hits.parquet``), its timings and its validation scores into ``dest`` with ``meta.json`` (commit, config
+hash, date, machine). The committed snapshot is ``docs/results/``, taken from the plain ``default`` run only;
+``evaluation.markdown`` renders the README's result blocks and ``docs/RESULTS.md`` from it, and a test checks
+that they match. ``recompute(folder)`` redoes the verdicts and every pairs table from the hits alone, through
+the functions the run used, so a reader can check each row.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import current_commit
 
 SNAPSHOT = REPO_ROOT / "docs" / "results"
-# What a snapshot holds: the tables notebooks 02-06 write (a missing one is left out), never predictions.
-TABLES = ("recall_at_30.csv", "recall_at_30_over_seeds.csv", "table_a.csv", "table_b.csv", "table_beyond.csv",
+# What a snapshot holds: the tables notebooks 02-06 write (a missing one is left out) and the hits behind the
+# tests, never predictions.
+TABLES = ("hits.parquet", "metrics_by_cutoff.csv", "recall_at_30.csv", "recall_at_30_over_seeds.csv", "table_a.csv", "table_b.csv", "table_beyond.csv",
           "verdicts.csv", "variance.csv", *(f"pairs_F{i}.csv" for i in range(1, 9)), "pairs_joint.csv",
           "pairs_beyond.csv", "dense_recall_at_30.csv", "baselines.csv", "baselines_validation.csv",
           "search_by_query_kind.csv", "search_set_relevance.csv", "decoding.csv")
@@ -54,6 +57,20 @@ def collect(profile: str, dest: Path) -> Path:
         validation_summary(validation_table(profile)).reset_index().to_csv(tmp, index=False)
     write_json(dest / "meta.json", provenance(profile))
     return dest
+
+
+def recompute(folder: Path) -> dict[str, pd.DataFrame]:
+    """``verdicts.csv``, ``variance.csv`` and every ``pairs_*.csv`` of a results folder (a run's, or the snapshot)
+    rederived from its ``hits.parquet`` alone, by file name, through the run's own path
+    (``results.inference``; the joint and beyond families as notebook 06 tests them)."""
+    from jointsid_utils.evaluation.results import HITS_FILE, inference, read_hits
+    from jointsid_utils.evaluation.statistics import study_pair_tests
+
+    hits, known, joint, evaluation = read_hits(Path(folder) / HITS_FILE)
+    files = dict(inference(hits, known_item_cases=known, joint=joint, evaluation=evaluation)["files"])
+    pairs = study_pair_tests(hits, candidates=joint)
+    files.update({f"pairs_{family}.csv": pairs[family] for family in ("joint", "beyond")})
+    return files
 
 
 def provenance(profile: str) -> dict[str, Any]:
