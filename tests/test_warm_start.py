@@ -123,3 +123,26 @@ def test_bad_warm_start_settings_fail_in_one_sentence():
         pt.pretrain(replace(SMOKE_WARM, base_model="google/flan-t5-base"), data, 0)
     with pytest.raises(StudyInputError, match="pretrain_epochs must be > 0"):
         pt.pretrain(replace(SMOKE_WARM, pretrain_epochs=0.0), data, 0)
+
+
+def test_notebook_05_pretrains_each_seed_once_before_planning_its_jobs(runs_dir):
+    """``train_all_schemes``'s planning: one checkpoint per seed, every scheme's job of that seed carries it and
+    its content hash is in the job's key (so a retrained checkpoint is another job)."""
+    from jointsid_utils.generator import orchestration as study
+    from jointsid_utils.ids import schemes as sid
+
+    items, inter, queries, _ = toy_data()
+    cfg = replace(load_config("smoke", {"ids.codebook_size": 4, "run_name": "warm"}), generator=SMOKE_WARM)
+    gen = np.random.default_rng(0)
+    vectors = {m: gen.normal(size=(N_ITEMS, 8)).astype(np.float32) for m in ("content", "multitask")}
+    schemes = [("content", "rq_kmeans"), ("multitask", "rq_kmeans")]
+    sid.prepare_ids(cfg, vectors, schemes, progress=False)
+    warm = study.warm_starts(cfg, [0], items, inter, queries)
+    assert warm == {0: pt.pretrain(SMOKE_WARM, (items, inter, queries), 0)}
+    _, jobs = study._plan_jobs(cfg, schemes, [0], items, inter, queries, retrain=False, threads=1, warm=warm)
+    assert [job["warm_start"] for job in jobs] == [warm[0], warm[0]]
+    cold = replace(cfg, generator=replace(SMOKE_WARM, warm_start=False))
+    assert study.warm_starts(cold, [0], items, inter, queries) == {}
+    _, cold_jobs = study._plan_jobs(cold, schemes, [0], items, inter, queries, retrain=False, threads=1)
+    assert {j["key"] for j in jobs}.isdisjoint({j["key"] for j in cold_jobs})
+    assert all(j["warm_start"] is None for j in cold_jobs)
