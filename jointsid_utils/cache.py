@@ -11,20 +11,19 @@ and linked into the run folder, so another run folder with the same key links it
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import functools
 import json
 import os
 import re
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from jointsid_utils import store
-from jointsid_utils.config import stable_hash
+from jointsid_utils import stages, store
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.stages import Stage, Workspace
 from jointsid_utils.store import REPO_ROOT, file_sha256, package_versions, runs_root  # noqa: F401  (re-exported)
 
 
@@ -102,133 +101,36 @@ def manifest_path(artifact: Path | str) -> Path:
     return artifact.with_name(artifact.name + ".manifest.json")
 
 
-# (store entry, [(run-folder path, store path)]) of the build ``cached`` is running, for ``side_output``
-_BUILDING: contextvars.ContextVar[tuple[Path, list[tuple[Path, Path]]] | None] = contextvars.ContextVar(
-    "jointsid_building", default=None)
-
-
-def key_hash(key: Any, *, seed: int | None = None, input_hashes: dict[str, str] | None = None) -> str:
-    """The hash ``cached`` files an artifact under (its manifest's ``key_hash``)."""
-    return stable_hash({"key": key, "inputs": input_hashes or {}, "seed": seed})
-
-
 def cached(artifact: Path | str, key: Any, build: Callable[[Path], None], *,
            seed: int | None = None, inputs: tuple[Path | str, ...] = ()) -> Path:
-    """Return ``artifact``, building it with ``build(tmp_path)`` unless a valid copy exists.
+    """Return ``artifact``, built by ``build(tmp_path)`` as a one-output stage (``jointsid_utils.stages``).
 
-    ``key`` is anything JSON-serialisable that determines the result (usually the relevant config
-    sections); ``inputs`` are upstream files whose content hashes join the key, so a changed
-    upstream artifact invalidates this one and nothing else. Inside a run folder the artifact is built
-    into the store entry of its key, under that entry's lock (a concurrent run waits and then links it),
-    and linked into place, with the side outputs its build declared (``side_output``).
+    ``key`` is anything JSON-serialisable that determines the result besides the code (usually the config
+    sections it reads); ``inputs`` are upstream files whose content hashes join the key. The stage is named
+    by the run folder's stage directory (``embeddings``, ``results``...; ``files`` outside a run folder), and
+    its manifest is linked beside the artifact as ``<name>.manifest.json``.
     """
     artifact = Path(artifact)
-    input_hashes = {str(Path(p).name): file_sha256(p) for p in inputs}
-    full_key = key_hash(key, seed=seed, input_hashes=input_hashes)
-    place = _place(artifact)
-    if place is None:  # outside runs/ (a bench's or a test's own file): a plain cached file
-        if not is_fresh(artifact, full_key):
-            _build(artifact, key, build, full_key, seed, input_hashes)
-        return artifact
-    folder, where, kind = place
-    if not is_fresh(artifact, full_key):
-        entry = store.entry_dir(kind, full_key) / artifact.name
-        with store.locked(kind, full_key):
-            if not is_fresh(entry, full_key):
-                _build(entry, key, build, full_key, seed, input_hashes, links_for=runs_root() / folder)
-        store.link(entry, artifact)
-        store.link(manifest_path(entry), manifest_path(artifact))
-    _apply_links(artifact, runs_root() / folder)
-    store.record(folder, kind, full_key, str(where))
+    stage = Stage(_stage_name(artifact), functools.partial(_write_artifact, build, artifact.name),
+                  outputs=(artifact.name,), config=key, inputs={Path(p).name: file_sha256(p) for p in inputs},
+                  seed=seed)
+    out = stages.produce(stage, {artifact.name: artifact})
+    store.link(out / stages.MANIFEST, manifest_path(artifact))
     return artifact
 
 
-def _place(artifact: Path) -> tuple[str, Path, str] | None:
-    """(run folder, path inside it, stage: the store's kind) of an artifact in a run folder, else None."""
+def _write_artifact(build: Callable[[Path], None], name: str, ws: Workspace) -> None:
+    with atomic_path(ws.out / name) as tmp:
+        build(tmp)
+
+
+def _stage_name(artifact: Path) -> str:
+    """The run folder's stage directory an artifact lies in (``runs/<folder>/<stage>/...``), else ``files``."""
     folder = store.run_folder_of(artifact)
     if folder is None:
-        return None
+        return "files"
     where = artifact.resolve().relative_to((runs_root() / folder).resolve())
-    return folder, where, where.parts[0] if len(where.parts) > 1 else "files"
-
-
-def _build(artifact: Path, key: Any, build: Callable[[Path], None], full_key: str, seed: int | None,
-           input_hashes: dict[str, str], links_for: Path | None = None) -> None:
-    started = time.time()
-    links: list[tuple[Path, Path]] = []
-    token = _BUILDING.set((artifact.parent, links) if links_for is not None else None)
-    try:
-        with atomic_path(artifact) as tmp:
-            build(tmp)
-    finally:
-        _BUILDING.reset(token)
-    write_json(manifest_path(artifact), {
-        "artifact": artifact.name, "key_hash": full_key, "config": key, "inputs": input_hashes,
-        "seed": seed, "sha256": file_sha256(artifact), "versions": package_versions(),
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_seconds": round(time.time() - started, 3),
-        "links": [[os.path.relpath(dest, links_for), os.path.relpath(target, store.store_root())]
-                  for dest, target in links] if links_for is not None else [],
-    })
-
-
-def forget(artifact: Path | str) -> None:
-    """Drop the artifact's manifest, and its store entry's when it came from the store, so the next ``cached``
-    call rebuilds it (for an artifact whose companion file turned out stale)."""
-    artifact = Path(artifact)
-    try:
-        meta = json.loads(manifest_path(artifact).read_text())
-    except (OSError, json.JSONDecodeError):
-        meta = {}
-    place = _place(artifact)
-    if place is not None and meta.get("key_hash"):
-        manifest_path(store.store_root() / place[2] / meta["key_hash"] / artifact.name).unlink(missing_ok=True)
-    manifest_path(artifact).unlink(missing_ok=True)
-
-
-def side_output(dest: Path | str) -> Path:
-    """Where a build that ``cached`` runs writes an extra output belonging to its artifact (a fine-tuned
-    encoder's directory, the codes' diagnostics, ENMF's user vectors): inside the artifact's store entry,
-    linked to ``dest`` in the run folder when the build succeeds and whenever a run reuses the artifact.
-    Outside such a build: ``dest`` itself."""
-    building = _BUILDING.get()
-    if building is None:
-        return Path(dest)
-    entry, links = building
-    target = entry / "side" / Path(dest).name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    links.append((Path(dest), target))
-    return target
-
-
-def _apply_links(artifact: Path, run_root: Path) -> None:
-    """Link the artifact's side outputs (its manifest's ``links``) into the run folder, where missing."""
-    try:
-        links = json.loads(manifest_path(artifact).read_text()).get("links", [])
-    except (OSError, json.JSONDecodeError):
-        return
-    for dest, target in links:
-        source = store.store_root() / target
-        if source.exists():
-            store.link(source, run_root / dest)
-
-
-def is_fresh(artifact: Path | str, key_hash: str) -> bool:
-    """True when the artifact exists, its manifest has ``key_hash`` and its content hash matches."""
-    artifact, manifest = Path(artifact), manifest_path(artifact)
-    if not (artifact.exists() and manifest.exists()):
-        return False
-    try:
-        meta = json.loads(manifest.read_text())
-    except (OSError, json.JSONDecodeError):
-        warnings.warn(f"Manifest {manifest} is unreadable; rebuilding {artifact.name}.", stacklevel=3)
-        return False
-    if meta.get("key_hash") != key_hash:
-        return False
-    if meta.get("sha256") != file_sha256(artifact):
-        warnings.warn(f"{artifact} does not match its recorded sha256 (truncated or edited); rebuilding it.",
-                      stacklevel=3)
-        return False
-    return True
+    return where.parts[0] if len(where.parts) > 1 else "files"
 
 
 def last_complete_checkpoint(folder: Path | str) -> str | None:

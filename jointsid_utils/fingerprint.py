@@ -16,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,7 +34,7 @@ def code_fingerprint(*builders: Callable[..., Any]) -> str:
 
 def reachable_modules(builders: Iterable[Callable[..., Any]]) -> dict[str, str]:
     """Module name -> hash of its source, for every module the builders reach."""
-    roots = {name for fn in builders for name in _defining_modules(fn, set())}
+    roots = {name for fn in builders for name in _defining_modules(fn, set()) if _is_project_module(name)}
     followed = {name.split(".")[0] for name in roots} | set(ALWAYS_FOLLOWED)
     found: dict[str, str] = {}
     todo = sorted(roots)
@@ -51,7 +52,7 @@ def reachable_modules(builders: Iterable[Callable[..., Any]]) -> dict[str, str]:
 
 
 def _defining_modules(fn: Any, seen: set[int]) -> list[str]:
-    """The modules defining ``fn`` and the callables it closes over or binds (partials, methods)."""
+    """The modules defining ``fn`` and the Python functions it closes over or binds (partials, methods)."""
     if id(fn) in seen:
         return []
     seen.add(id(fn))
@@ -59,18 +60,28 @@ def _defining_modules(fn: Any, seen: set[int]) -> list[str]:
         parts = [fn.func, *fn.args, *fn.keywords.values()]
         return [m for part in parts if callable(part) for m in _defining_modules(part, seen)]
     if inspect.ismethod(fn):
-        return _defining_modules(fn.__func__, seen) + _defining_modules(fn.__self__, seen)
-    if inspect.isfunction(fn):
-        names = [fn.__module__]
-        for cell in fn.__closure__ or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            if callable(value):
-                names += _defining_modules(value, seen)
-        return names
-    return [type(fn).__module__] if not isinstance(fn, type) else [fn.__module__]
+        return _defining_modules(fn.__func__, seen)
+    if not inspect.isfunction(fn):
+        return []  # classes, instances and built-ins: their code is a library's, or reached through imports
+    names = [fn.__module__]
+    for cell in fn.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if callable(value):
+            names += _defining_modules(value, seen)
+    return names
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_project_module(name: str) -> bool:
+    """A module of this project (the package, a test, a bench), not an installed library or the standard library."""
+    path = _top_level_path(name.split(".")[0])
+    if path is None:
+        return False
+    libraries = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    return not any(path.resolve().is_relative_to(Path(lib).resolve()) for lib in libraries)
 
 
 def module_path(name: str) -> Path | None:

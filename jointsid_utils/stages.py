@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -48,6 +49,7 @@ class Workspace:
 
     out: Path
     scratch: Path
+    key: str = ""  # the stage's key: a trained model records it as its identity
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,10 +102,13 @@ def published(stage: Stage) -> Path | None:
 
 
 def _intact(path: Path, size: int | None) -> bool:
-    """A declared output is still there (a truncated file would show a different size)."""
+    """A declared output is still there and, for a file, of its recorded size (not cut short)."""
     if not path.exists():
         return False
-    return size is None or path.is_dir() or path.stat().st_size == size
+    if size is None or path.is_dir() or path.stat().st_size == size:
+        return True
+    warnings.warn(f"{path} does not match its recorded size (truncated or edited); rebuilding it.", stacklevel=4)
+    return False
 
 
 def materialize(stage: Stage) -> Path:
@@ -145,7 +150,7 @@ def _build(stage: Stage) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".out-", dir=entry))
     started = time.time()
     try:
-        stage.build(Workspace(out=tmp, scratch=scratch))
+        stage.build(Workspace(out=tmp, scratch=scratch, key=stage.key))
         if missing := [name for name in stage.outputs if not (tmp / name).exists()]:
             raise RuntimeError(f"Stage {stage.name!r} finished without writing its declared outputs {missing}.")
         _write_manifest(stage, tmp, time.time() - started)

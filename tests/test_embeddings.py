@@ -301,21 +301,23 @@ def test_items_must_be_in_row_order(tiny):
 # ----------------------------------------------------------------------------- fine-tuning (MiniLM, a few steps)
 
 def test_finetune_smoke_runs_changes_the_vectors_and_is_reused(tiny, runs_dir):
-    from jointsid_utils.embeddings import search
     from jointsid_utils.embeddings.encoders import encode, load_encoder
+    from jointsid_utils.embeddings.finetune import model_dir
+    from jointsid_utils.embeddings.registry import load_or_build
 
     items, interactions, queries = tiny
     queries = pd.concat([queries, queries.assign(query=queries["query"] + " please")], ignore_index=True)
     cfg = load_config("smoke", {"embeddings.finetune_max_pairs": 32, "embeddings.finetune_batch_size": 16,
                                 "embeddings.finetune_lr": 1e-4, "embeddings.finetune_val_queries": 8})
     data = EmbeddingData(items, interactions, queries)
-    path = search.train(data, cfg)
+    load_or_build("search", cfg, data)  # the embeddings stage: the model is its second output
+    path = model_dir(cfg, "search")
     log = (path / "training_log.json").read_text()
     assert '"steps": 2' in log and (path / "jointsid_model.json").exists()
     before = encode(load_encoder(cfg.embeddings.base_encoder), data.texts)
     after = encode(load_encoder(path), data.texts)
     assert after.shape == before.shape and np.abs(after - before).max() > 1e-4
-    assert not list(path.parent.glob(".search-checkpoints-*"))  # cleaned up after saving
+    assert not list((runs_dir / ".store" / "embeddings").glob("*/scratch"))  # checkpoints dropped once published
     mtime = (path / "model.safetensors").stat().st_mtime_ns
-    assert search.train(data, cfg) == path  # same config: reused, not retrained
+    load_or_build("search", cfg, data)  # same config and code: reused, not retrained
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime

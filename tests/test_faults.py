@@ -116,13 +116,14 @@ def tiny_catalogue():
 
 
 def stage_finetune(*more_runs_dirs: str) -> dict:
-    """The search MNRL fine-tune (``embeddings.search.train``) with a checkpoint every 3 of its 6 steps.
+    """The search MNRL fine-tune (the ``search`` embeddings stage) with a checkpoint every 3 of its 6 steps.
 
     Runs in ``$JOINTSID_RUNS_DIR``, then in each of ``more_runs_dirs`` (one process loads MiniLM once).
     """
     from jointsid_utils.config import load_config
-    from jointsid_utils.embeddings import search
+    from jointsid_utils.embeddings.finetune import model_dir
     from jointsid_utils.embeddings.inputs import EmbeddingData
+    from jointsid_utils.embeddings.registry import load_or_build
 
     steps = _count_training_steps()
     cfg = load_config("smoke", FINETUNE)
@@ -130,7 +131,8 @@ def stage_finetune(*more_runs_dirs: str) -> dict:
     for runs_dir in [os.environ["JOINTSID_RUNS_DIR"], *more_runs_dirs]:
         os.environ["JOINTSID_RUNS_DIR"] = runs_dir
         steps.clear()
-        path = search.train(EmbeddingData(*tiny_catalogue()), cfg)
+        load_or_build("search", cfg, EmbeddingData(*tiny_catalogue()))
+        path = model_dir(cfg, "search")
         info = json.loads((path / "jointsid_model.json").read_text())
         runs.append({"steps_run": list(steps), "resumed": info["resumed"],
                      "total_steps": json.loads((path / "training_log.json").read_text())["steps"]})
@@ -218,13 +220,13 @@ def test_finetune_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path)
 
     runs = tmp_path / "runs"
     folder = load_config("smoke", FINETUNE).folder
-    models, checkpoints = runs / folder / "models", runs / ".store" / "checkpoints"
+    models, stored = runs / folder / "models", runs / ".store" / "embeddings"
     rc, log, _ = run_stage("finetune", runs, kill_when=lambda: any(
-        complete_steps(p) for p in checkpoints.glob("search-*")) if checkpoints.is_dir() else False)
+        complete_steps(p) for p in stored.glob("*/scratch")))
     assert rc == -signal.SIGKILL, log[-3000:]
-    # (a) no model directory, only the checkpoints of this config (in the store: any run folder resumes them)
-    (ckpt_dir,) = [p for p in checkpoints.iterdir()]
-    assert ckpt_dir.name.startswith("search-") and not (models / "search").exists()
+    # (a) nothing published, only the checkpoints in the stage's scratch (in the store: any run folder resumes)
+    (ckpt_dir,) = list(stored.glob("*/scratch"))
+    assert not list(stored.glob("*/out")) and not (models / "search").exists()
     done = complete_steps(ckpt_dir)[-1]
     assert 0 < done < 6
     fake_partial_checkpoint(ckpt_dir, 5)  # as if killed while writing the next checkpoint
@@ -236,7 +238,7 @@ def test_finetune_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path)
     # (b) resumed from the last complete checkpoint: only the steps after it ran
     assert res["resumed"] is True and "is incomplete" in log
     assert res["steps_run"] == list(range(done, 6))
-    assert not list(checkpoints.glob("search-*"))  # checkpoints removed once the model is saved
+    assert not list(stored.glob("*/scratch"))  # checkpoints removed once the model is published
     # (c) the same weights as the uninterrupted run, bit for bit
     same = (tmp_path / "ref" / folder / "models/search/model.safetensors").read_bytes()
     assert (models / "search" / "model.safetensors").read_bytes() == same
@@ -259,7 +261,7 @@ def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
         # the temp file opens before the quantizer is built (importing its library takes a moment on a slow
         # machine), so wait for the fit's own line as well
         logs = sorted(tmp_path.glob("runs-quantizer-*.log"))
-        return (ids / "content__rq_kmeans.json").exists() and any(stored.glob("*/.content__rq_vae.npy.*.tmp")) \
+        return (ids / "content__rq_kmeans.json").exists() and any(stored.glob("*/.out-*")) \
             and bool(logs) and "fitting rq_vae" in logs[-1].read_text()
 
     rc, log, _ = run_stage("quantizer", runs, steps, kill_when=fitting_rq_vae)
@@ -280,8 +282,8 @@ def test_quantizer_killed_mid_fit_rebuilds_only_the_unfinished_scheme(tmp_path):
     timing = {"fit_seconds", "encode_seconds"}
     got, want = (json.loads((d / "content__rq_vae.json").read_text()) for d in (ids, tmp_path / "ref" / folder / "ids"))
     assert {k: v for k, v in got.items() if k not in timing} == {k: v for k, v in want.items() if k not in timing}
-    # the killed writer's temp file is ignored (a new one is used), never read as the artifact
-    assert len(list(stored.glob("*/.content__rq_vae.npy.*.tmp"))) == 1
+    # the killed build's temporary folder was cleared by the next build, never read as the artifact
+    assert not list(stored.glob("*/.out-*"))
 
 
 @pytest.mark.slow

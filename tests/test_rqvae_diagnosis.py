@@ -1,5 +1,7 @@
 """The RQ-VAE diagnosis (notebook 04): caching and resume, the plan from the profile, tables, the registered fix."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def unit_vectors():
     return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_grid_caches_and_resumes(unit_vectors, tmp_path, monkeypatch):
+def test_grid_caches_and_resumes(unit_vectors, tmp_path, runs_dir, monkeypatch):
     names = ["paper_like", "kmeans_init+dead_code"]
     first = rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, names, seeds=[0, 1], progress=False)
     assert [(r["name"], r["seed"]) for r in first] == [(n, s) for n in names for s in (0, 1)]
@@ -37,7 +39,11 @@ def test_grid_caches_and_resumes(unit_vectors, tmp_path, monkeypatch):
     assert calls == []  # a second call loads every run instead of retraining
     assert [r["collision_rate"] for r in again] == [r["collision_rate"] for r in first]
 
-    files[0].unlink()  # a killed run leaves nothing behind (atomic writes): only that run recomputes
+    files[0].unlink()  # a run folder that lost a record links it again from the store
+    rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, names, seeds=[0, 1], progress=False)
+    assert calls == [] and files[0].exists()
+    entries = sorted((runs_dir / ".store" / "rqvae_diagnosis").iterdir())
+    shutil.rmtree(entries[0] / "out")  # a run killed before it published: only that run recomputes
     rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, names, seeds=[0, 1], progress=False)
     assert len(calls) == 1
 
@@ -45,7 +51,7 @@ def test_grid_caches_and_resumes(unit_vectors, tmp_path, monkeypatch):
     assert len(calls) == 2  # a changed config is a new run, not a stale cache hit
 
 
-def test_tables_and_history_fields(unit_vectors, tmp_path):
+def test_tables_and_history_fields(unit_vectors, tmp_path, runs_dir):
     records = rd.run_grid({"toy": unit_vectors}, TINY, tmp_path, ["paper_like", "residual_only"], seeds=[0, 1],
                           progress=False)
     for r in records:

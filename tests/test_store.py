@@ -1,7 +1,8 @@
-"""The shared store (``jointsid_utils.store``), store-backed ``cache.cached``, run folders and their listing."""
+"""The shared store (``jointsid_utils.store``), stages and ``cache.cached`` over it, run folders and their listing."""
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -15,30 +16,36 @@ import pandas as pd
 import pytest
 
 from jointsid_utils import store
-from jointsid_utils.cache import cached, run_dir, side_output
+from jointsid_utils.cache import cached, run_dir
 from jointsid_utils.config import load_config
 from jointsid_utils.driver import runs
 from jointsid_utils.driver.runner import RunLock
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.stages import Stage, Workspace, produce
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _build(calls: list, value: float, folder: str):
-    def build(tmp: Path) -> None:
-        calls.append(tmp)
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.full(3, value), allow_pickle=False)
-        side = side_output(run_dir(folder, "models") / "encoder")
-        side.mkdir(parents=True, exist_ok=True)
-        (side / "weights.txt").write_text(str(value))
-    return build
+def _write_matrix_and_encoder(calls: list, value: float, ws: Workspace) -> None:
+    calls.append(ws.out)
+    with open(ws.out / "x.npy", "wb") as fh:
+        np.save(fh, np.full(3, value), allow_pickle=False)
+    (ws.out / "encoder").mkdir()
+    (ws.out / "encoder" / "weights.txt").write_text(str(value))
+
+
+def _produce(calls: list, value: float, folder: str, key: dict, stage: str = "embeddings") -> Path:
+    """A matrix and a model directory (two outputs of one stage) linked into run folder ``folder``."""
+    produce(Stage(stage, functools.partial(_write_matrix_and_encoder, calls, value), outputs=("x.npy", "encoder"),
+                  config=key),
+            {"x.npy": run_dir(folder, stage) / "x.npy", "encoder": run_dir(folder, "models") / "encoder"})
+    return run_dir(folder, stage) / "x.npy"
 
 
 def test_a_second_run_folder_links_the_stored_artifact_instead_of_building(runs_dir):
     calls: list = []
-    a = cached(run_dir("a", "embeddings") / "x.npy", {"k": 1}, _build(calls, 1.0, "a"))
-    b = cached(run_dir("b", "embeddings") / "x.npy", {"k": 1}, _build(calls, 1.0, "b"))
+    a = _produce(calls, 1.0, "a", {"k": 1})
+    b = _produce(calls, 1.0, "b", {"k": 1})
     assert len(calls) == 1
     assert os.path.samefile(a, b) and np.load(b).tolist() == [1.0] * 3
     # the build's side output (a model directory) is linked into the second folder too
@@ -49,11 +56,10 @@ def test_a_second_run_folder_links_the_stored_artifact_instead_of_building(runs_
 
 def test_another_key_never_overwrites_an_entry_and_going_back_loads(runs_dir):
     calls: list = []
-    path = run_dir("a", "embeddings") / "x.npy"
-    cached(path, {"k": 1}, _build(calls, 1.0, "a"))
-    cached(path, {"k": 2}, _build(calls, 2.0, "a"))
+    path = _produce(calls, 1.0, "a", {"k": 1})
+    _produce(calls, 2.0, "a", {"k": 2})
     assert np.load(path)[0] == 2.0 and len(store.entries()) == 2
-    cached(path, {"k": 1}, _build(calls, 1.0, "a"))  # back to the first configuration
+    _produce(calls, 1.0, "a", {"k": 1})  # back to the first configuration
     assert len(calls) == 2 and np.load(path)[0] == 1.0
     assert (runs_dir / "a" / "models" / "encoder" / "weights.txt").read_text() == "1.0"
 
@@ -68,10 +74,10 @@ def test_a_failed_build_leaves_no_entry_and_no_artifact(runs_dir):
     with pytest.raises(RuntimeError):
         cached(path, {"k": 1}, broken)
     assert not path.exists()
-    assert not any(p.name.endswith(".manifest.json") for p in (runs_dir / store.STORE).rglob("*"))
+    assert not list((runs_dir / store.STORE).rglob("out"))
     calls: list = []
-    cached(path, {"k": 1}, _build(calls, 1.0, "a"))
-    assert len(calls) == 1 and np.load(path)[0] == 1.0
+    cached(path, {"k": 1}, lambda tmp: tmp.write_bytes(b"ok") and calls.append(tmp))
+    assert len(calls) == 1 and path.read_bytes() == b"ok"
 
 
 def _slow_build_in(runs: str, folder: str, log: str) -> str:
@@ -98,8 +104,8 @@ def test_two_processes_needing_one_artifact_build_it_once(runs_dir, tmp_path):
 
 def test_du_reports_per_stage_and_prune_removes_only_unused_entries(runs_dir):
     calls: list = []
-    cached(run_dir("a", "embeddings") / "x.npy", {"k": 1}, _build(calls, 1.0, "a"))
-    cached(run_dir("b", "ids") / "y.npy", {"k": 2}, _build(calls, 2.0, "b"))
+    _produce(calls, 1.0, "a", {"k": 1})
+    _produce(calls, 2.0, "b", {"k": 2}, stage="ids")
     (runs_dir / "b").joinpath(store.KEYS_FILE).unlink()  # b no longer lists its entry
     for path in (runs_dir / "b").rglob("*"):  # nor links it
         if path.is_symlink():
@@ -108,7 +114,7 @@ def test_du_reports_per_stage_and_prune_removes_only_unused_entries(runs_dir):
     assert usage["embeddings"]["entries"] == 1 and usage["embeddings"]["unreferenced"] == 0
     assert usage["ids"]["unreferenced"] == 1 and usage["ids"]["bytes"] > 0
     assert store.prune(dry_run=True) == store.prune() and len(store.entries()) == 1
-    assert (runs_dir / "b" / "ids" / "y.npy").exists()  # the run folder's hard link survives the prune
+    assert (runs_dir / "b" / "ids" / "x.npy").exists()  # the run folder's hard link survives the prune
     out = subprocess.run([sys.executable, "-m", "jointsid_utils.store", "du"], capture_output=True, text=True,
                          env=os.environ | {"JOINTSID_RUNS_DIR": str(runs_dir)}, cwd=ROOT)
     assert out.returncode == 0 and "embeddings" in out.stdout and "total" in out.stdout

@@ -20,24 +20,26 @@ reindexes and splits, and ``enrich`` adds attributes, plots and the item text (M
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from jointsid_utils.cache import cached, is_fresh, run_dir, save_parquet
-from jointsid_utils.config import DATA_SOURCES, DataConfig, StudyConfig, as_dict, check_data_section, stable_hash
+from jointsid_utils.cache import run_dir, save_parquet
+from jointsid_utils.config import DATA_SOURCES, DataConfig, StudyConfig, as_dict, check_data_section
 from jointsid_utils.data.catalogue import Catalogue, catalogue_files, clean, read_catalogue
 from jointsid_utils.data.enrich import enrich_items, item_text
 from jointsid_utils.data.movielens import check_csv_files, ml100k_catalogue, movielens_csv_catalogue
 from jointsid_utils.data.split import reindex, slice_interactions, split_leave_last_out
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.stages import Stage, Workspace, produce
 
 log = logging.getLogger(__name__)
 
 SOURCES = DATA_SOURCES
-SCHEMA_VERSION = 3  # bump when the schema, text template or split rule changes, so caches rebuild
+DATASET_FILES = ("items.parquet", "interactions.parquet")
 ITEM_COLUMNS = ["item_id", "source_id", "title", "year", "genres", "runtime_min", "imdb_rating", "mpaa",
                 "plot", "tags", "text"]
 
@@ -102,17 +104,18 @@ def load_saved(out_dir: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def prepare_data(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``load_dataset`` cached in ``runs/<folder>/data/``; reloads while the data section and seed match."""
-    key = {"data": as_dict(cfg.data), "schema": SCHEMA_VERSION, "source_stat": source_stat(cfg)}
+    """``load_dataset`` as a stage, linked into ``runs/<folder>/data/``; reloads while the data section, the
+    source files, the seed and the code it reaches are unchanged. A bad source fails before anything is written."""
+    check_source(cfg)
     out = run_dir(cfg.folder, "data")
-    paths = (out / "items.parquet", out / "interactions.parquet")
-    full_key = stable_hash({"key": key, "inputs": {}, "seed": cfg.seed})  # what cache.cached computes
-    if all(is_fresh(p, full_key) for p in paths):
-        return load_saved(out)
-    items, interactions = load_dataset(cfg)  # raises before anything is written
-    cached(paths[0], key, lambda tmp: items.to_parquet(tmp, index=False), seed=cfg.seed)
-    cached(paths[1], key, lambda tmp: interactions.to_parquet(tmp, index=False), seed=cfg.seed)
+    stage = Stage("data", functools.partial(_build_dataset, cfg), outputs=DATASET_FILES,
+                  config={"data": as_dict(cfg.data), "source_stat": source_stat(cfg)}, seed=cfg.seed)
+    produce(stage, {name: out / name for name in DATASET_FILES})
     return load_saved(out)
+
+
+def _build_dataset(cfg: StudyConfig, ws: Workspace) -> None:
+    save_dataset(*load_dataset(cfg), ws.out)
 
 
 def _check_catalogue(items: pd.DataFrame, source: str) -> None:

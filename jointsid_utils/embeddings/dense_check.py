@@ -40,7 +40,6 @@ GENERATOR_CASES = "generator"  # max_queries default: the generator's search_eva
 
 COLUMNS = ["embedding", "task", "recall_at_30", "n_cases", "protocol", "user_vector"]
 PRIMARY_PROTOCOL = "all"
-VERSION = 2  # bump when the table changes for the same inputs, so cached checks recompute
 CONFIG_KEYS = ("history_k",)  # the embeddings fields the check reads: its cache key names these
 TRAINED_INFO = "jointsid_model.json"  # finetune.INFO, read here without importing the trainer
 
@@ -83,7 +82,7 @@ def cache_key(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions:
               queries: pd.DataFrame, query_encoders: Mapping[str, str], user_vectors: Mapping[str, np.ndarray],
               max_queries: int | None) -> dict[str, Any]:
     """Everything the table depends on, hashed the way the embeddings stage hashes its own inputs."""
-    return {"version": VERSION, "embeddings": {k: getattr(cfg.embeddings, k) for k in CONFIG_KEYS},
+    return {"embeddings": {k: getattr(cfg.embeddings, k) for k in CONFIG_KEYS},
             "max_queries": max_queries,
             "data": {"interactions": frame_fingerprint("interactions", interactions),
                      "queries": frame_fingerprint("queries", queries)},
@@ -93,8 +92,8 @@ def cache_key(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions:
 
 
 def encoder_fingerprint(name_or_path: str | Path) -> str:
-    """What identifies a query encoder: a fine-tune's cache key (it names the config and data it was trained
-    on), the weights' sha256 for any other local directory, and the name of an offline asset (whose files
+    """What identifies a query encoder: a fine-tune's stage key (it names the config, data and code it was
+    trained with), the weights' sha256 for any other local directory, and the name of an offline asset (whose files
     the assets module checks by sha256)."""
     path = Path(str(name_or_path))
     if (path / TRAINED_INFO).exists():

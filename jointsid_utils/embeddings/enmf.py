@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from jointsid_utils.cache import run_dir, save_numpy, side_output, write_json
+from jointsid_utils.cache import run_dir, save_numpy, write_json
 from jointsid_utils.config import StudyConfig, as_dict
-from jointsid_utils.embeddings.inputs import EmbeddingData, histories, selection_data, targets
+from jointsid_utils.embeddings.inputs import EmbeddingData, histories, model_output, selection_data, targets
 from jointsid_utils.embeddings.retrieval import recall_at_k, top_k_of_scores
 from jointsid_utils.errors import StudyInputError
 
@@ -195,9 +195,10 @@ def choose_rec(sel: EmbeddingData, n_users: int, cfg: StudyConfig) -> tuple[np.n
 
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
-    """ENMF item vectors; the user vectors and the training log go to ``runs/<folder>/models/rec/``."""
+    """ENMF item vectors; the user vectors and the training log are the stage's model output
+    (``runs/<folder>/models/rec/``)."""
     items, users, log = fit_rec(data, cfg)
-    out = side_output(run_dir(cfg.folder, "models") / METHOD)  # stored with the item vectors
+    out = model_output(data, cfg, METHOD)[0]
     out.mkdir(parents=True, exist_ok=True)
     save_numpy(out / "user_vectors.npy", users)
     write_json(out / "training_log.json", log)

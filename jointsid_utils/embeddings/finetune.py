@@ -1,13 +1,14 @@
-"""Fine-tuning a sentence-transformer with MNRL on one or several pair datasets, resumable and cached.
+"""Fine-tuning a sentence-transformer with MNRL on one or several pair datasets, resumable.
 
 Shared by ``search`` (query -> item text) and ``multitask`` (plus item -> co-consumed item text).
 Steps, as the sentence-transformers training examples: 1 model, 2 data, 3 loss, 4 evaluator (run
 once before training as the baseline), 5 arguments, 6 trainer, 7 train, 8 save.
 
-The trained model lands in ``runs/<folder>/models/<method>/`` (a sentence-transformers directory,
-plus ``jointsid_model.json`` with its config key and ``training_log.json``), so later stages load it
-with ``SentenceTransformer(path)``. Checkpoints go to ``models/.<method>-checkpoints-<key>/`` while
-training; an interrupted run resumes from the last one, and they are deleted once the model is saved.
+A fine-tune runs inside the embeddings stage of its method (``registry.load_or_build``): the model is
+that stage's ``model`` output, linked at ``runs/<folder>/models/<method>/`` (a sentence-transformers
+directory, plus ``jointsid_model.json`` with the stage key and ``training_log.json``), so later stages load
+it with ``SentenceTransformer(path)``. Checkpoints go to the stage's scratch folder; a killed fine-tune
+resumes from the last complete one, and the stage drops them once the model is published.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jointsid_utils.cache import last_complete_checkpoint, run_dir, side_output, write_json
+from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
@@ -89,30 +90,25 @@ class ValidationEvaluator(_base_evaluator()):
 
 
 def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataFrame],
-             evaluator: ValidationEvaluator, key: Mapping[str, Any]) -> Path:
+             evaluator: ValidationEvaluator, key: Mapping[str, Any], out: Path, checkpoints: Path,
+             stage_key: str | None = None) -> Path:
     """Train (or reuse) ``method``'s encoder on MNRL over ``train_sets`` (name -> anchor/positive frame).
 
     Several sets are trained jointly, one set per batch in round-robin order (the multi-task objective
-    is then the sum of the per-set MNRL losses over an epoch). ``key`` names everything the model depends
-    on; a saved model with the same key is reused. Returns the model directory (while the embeddings stage
-    builds, the store's copy: the run folder's ``models/<method>`` links to it once the build succeeds).
+    is then the sum of the per-set MNRL losses over an epoch). The model is saved to ``out`` and the
+    checkpoints go to ``checkpoints`` (``inputs.model_output``); ``key`` names what the model depends on, and
+    ``stage_key`` (the embeddings stage's key, when it runs inside one) is recorded as its identity.
+    Returns ``out``.
     """
     from sentence_transformers import SentenceTransformerTrainer
 
     from jointsid_utils.trainer_lines import progress_lines
 
     emb = cfg.embeddings
-    out = model_dir(cfg, method)
-    # bf16 is in the hash only when used, so fp32 fine-tunes keep the keys they had before the option
     bf16 = {"precision": "bf16"} if finetune_bf16(emb) else {}
-    key_hash = stable_hash({"key": dict(key), "seed": cfg.seed, **bf16})
-    info = read_info(cfg, method)
-    if info is not None and info.get("key_hash") == key_hash and (out / "config.json").exists():
-        return out  # the same config already trained: reuse
-    from jointsid_utils.store import entry_dir
-
-    # checkpoints in the store, so a killed fine-tune resumes from any run folder with this config
-    ckpt_dir = entry_dir("checkpoints", f"{method}-{key_hash}")
+    key_hash = stage_key or stable_hash({"key": dict(key), "seed": cfg.seed, **bf16})
+    ckpt_dir = Path(checkpoints)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. model (the base encoder)
     model = load_encoder(emb.base_encoder)
@@ -139,10 +135,9 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
             "resumed": bool(resume),
             "pairs_per_second": round(sum(len(f) for f in train_sets.values()) * emb.finetune_epochs
                                       / max(seconds, 1e-9), 1)}
-    saved = side_output(out)  # inside the store entry of the embedding it encodes, linked to ``out`` after
-    save_model(model, saved, log, info)
+    save_model(model, Path(out), log, info)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return saved
+    return Path(out)
 
 
 def datasets_and_loss(model, train_sets: Mapping[str, pd.DataFrame]) -> tuple[Any, Any]:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.config import stable_hash
+from jointsid_utils.cache import run_dir
+from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.data.split import selection_view, validation_queries
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.reproducibility import rng
+from jointsid_utils.stages import Workspace
 
 
 @dataclass
@@ -29,6 +32,7 @@ class EmbeddingData:
     interactions: pd.DataFrame
     queries: pd.DataFrame
     resolve: Callable[[str], np.ndarray] | None = None
+    workspace: Workspace | None = None  # the embeddings stage's while it builds a method: where its model goes
     _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -54,7 +58,22 @@ def selection_data(data: EmbeddingData) -> EmbeddingData:
     chooses (c0, epoch, best checkpoint) may read. Cache keys still hash the full frames (``data.fingerprint``),
     never this view's."""
     view = selection_view(data.interactions, data.queries)
-    return EmbeddingData(data.items, view.interactions, view.queries, data.resolve)
+    return EmbeddingData(data.items, view.interactions, view.queries, data.resolve, data.workspace)
+
+
+MODEL = "model"  # the embeddings stage's output holding a method's trained model
+
+
+def model_output(data: EmbeddingData, cfg: StudyConfig, method: str) -> tuple[Path, Path, str | None]:
+    """(where ``method`` saves its model, where its checkpoints go, the stage key it is saved under).
+
+    Inside the embeddings stage: the stage's ``model`` output, its scratch (a killed fine-tune resumes from
+    there) and its key. Called outside a stage (a bench fitting one method): ``runs/<folder>/models/<method>``.
+    """
+    if data.workspace is not None:
+        return data.workspace.out / MODEL, data.workspace.scratch, data.workspace.key
+    out = run_dir(cfg.folder, "models") / method
+    return out, out.with_name(f".{method}-checkpoints"), None
 
 
 # The columns each frame's fingerprint covers: what the embedding methods and the dense check read.

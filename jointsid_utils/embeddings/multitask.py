@@ -18,7 +18,7 @@ import numpy as np
 
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
-from jointsid_utils.embeddings.inputs import (EmbeddingData, finetune_queries, histories, item_text_pairs,
+from jointsid_utils.embeddings.inputs import (EmbeddingData, finetune_queries, histories, item_text_pairs, model_output,
                                               query_item_pairs, selection_data, targets)
 from jointsid_utils.embeddings.search import FIT_KEYS
 
@@ -57,7 +57,9 @@ def fine_tune_on(sel: EmbeddingData, cfg: StudyConfig, key: dict) -> Path:
                                     rec_history=[train_hist.get(int(u), np.empty(0, np.int64)) for u in users],
                                     rec_target=val_target.to_numpy(), history_k=emb.history_k,
                                     batch_size=emb.encode_batch_size)
-    return finetune(method=METHOD, cfg=cfg, train_sets=sets, evaluator=evaluator, key=key)
+    out, checkpoints, stage_key = model_output(sel, cfg, METHOD)
+    return finetune(method=METHOD, cfg=cfg, train_sets=sets, evaluator=evaluator, key=key,
+                    out=out, checkpoints=checkpoints, stage_key=stage_key)
 
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:

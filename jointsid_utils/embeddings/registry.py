@@ -1,11 +1,14 @@
-"""The embedding methods by name, and the cached stage that writes ``runs/<folder>/embeddings/<method>.npy``.
+"""The embedding methods by name, and the stage that writes ``runs/<folder>/embeddings/<method>.npy``.
 
 A method is ``build(data, cfg) -> float32 matrix`` (row i = item i). Modules are imported when a
-method is built, so reading this registry does not load sentence-transformers.
+method is built, so reading this registry does not load sentence-transformers. A method that trains a
+model (``MODEL_METHODS``) saves it as the stage's second output, linked at ``runs/<folder>/models/<method>/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import time
 from pathlib import Path
@@ -14,22 +17,33 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.cache import cached, run_dir, save_numpy
+from jointsid_utils.cache import manifest_path, run_dir, save_numpy
 from jointsid_utils.config import StudyConfig, as_dict
-from jointsid_utils.embeddings.inputs import EmbeddingData
+from jointsid_utils.embeddings.inputs import MODEL, EmbeddingData
 from jointsid_utils.errors import StudyInputError
-
-VERSION = 1  # bump when a builder's output changes for the same config, so caches rebuild
+from jointsid_utils.stages import MANIFEST, Stage, Workspace, produce
+from jointsid_utils.store import link
 
 Builder = Callable[[EmbeddingData, StudyConfig], np.ndarray]
 
 
 def _lazy(module: str, attr: str = "build") -> Builder:
     def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
-        return getattr(importlib.import_module(f"jointsid_utils.embeddings.{module}"), attr)(data, cfg)
+        return builder_function(build)(data, cfg)
 
     build.__qualname__ = f"{module}.{attr}"
+    build.target = (module, attr)  # type: ignore[attr-defined]
     return build
+
+
+def builder_function(build: Builder) -> Builder:
+    """The function a lazy entry stands for (imported now): the stage's code fingerprint starts there, since
+    an import by name is invisible to the fingerprint's walk over import statements."""
+    target = getattr(build, "target", None)
+    if target is None:
+        return build
+    module, attr = target
+    return getattr(importlib.import_module(f"jointsid_utils.embeddings.{module}"), attr)
 
 
 EMBEDDING_METHODS: dict[str, Builder] = {
@@ -48,6 +62,8 @@ READS: dict[str, tuple[str, ...]] = {
     "fused_concat": ("items", "queries", "interactions"), "fused_svd": ("items", "queries", "interactions"),
     "multitask": ("items", "queries", "interactions"),
 }
+# Methods that train a model and save it (``inputs.model_output``) beside their matrix.
+MODEL_METHODS = ("search", "rec", "multitask")
 
 
 def embeddings_dir(cfg: StudyConfig) -> Path:
@@ -78,7 +94,7 @@ def check_matrix(method: str, matrix: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def cache_key(method: str, cfg: StudyConfig, data: EmbeddingData) -> dict:
-    return {"method": method, "version": VERSION, "embeddings": as_dict(cfg.embeddings),
+    return {"method": method, "embeddings": as_dict(cfg.embeddings),
             "data": {part: data.fingerprint(part) for part in READS[method]}}
 
 
@@ -86,9 +102,9 @@ def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.D
                        methods: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Build (or reload) each method's item matrix; returns name -> float32 (n_items, d).
 
-    Each matrix is cached at ``runs/<folder>/embeddings/<method>.npy`` with a manifest keyed by the
-    method, the embeddings config, the seed and hashes of the data it reads; fine-tuned encoders are
-    cached separately under ``runs/<folder>/models/<method>/``.
+    Each method is a stage (``jointsid_utils.stages``) keyed by the method, the embeddings config, the seed,
+    hashes of the data it reads and the code its builder reaches; its matrix is linked at
+    ``runs/<folder>/embeddings/<method>.npy`` and a trained model at ``runs/<folder>/models/<method>/``.
     """
     methods = list(methods) if methods is not None else list(EMBEDDING_METHODS)
     unknown = [m for m in methods if m not in EMBEDDING_METHODS]
@@ -108,14 +124,25 @@ def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.D
 
 
 def load_or_build(method: str, cfg: StudyConfig, data: EmbeddingData) -> np.ndarray:
-    def build(tmp: Path) -> None:
-        started = time.time()
-        matrix = check_matrix(method, EMBEDDING_METHODS[method](data, cfg), data.n_items)
-        save_numpy(tmp, matrix)
-        print(f"embeddings: {method} {matrix.shape} built in {time.time() - started:.1f} s", flush=True)
+    matrix_name = f"{method}.npy"
+    stage = Stage("embeddings", functools.partial(_build_method, method, cfg, data, matrix_name),
+                  outputs=(matrix_name, MODEL) if method in MODEL_METHODS else (matrix_name,),
+                  config=cache_key(method, cfg, data), seed=cfg.seed,
+                  code=(builder_function(EMBEDDING_METHODS[method]),))
+    links = {matrix_name: embedding_path(cfg, method)}
+    if method in MODEL_METHODS:
+        links[MODEL] = run_dir(cfg.folder, "models") / method
+    out = produce(stage, links)
+    link(out / MANIFEST, manifest_path(embedding_path(cfg, method)))  # its build time, for the report
+    return np.load(embedding_path(cfg, method))
 
-    path = cached(embedding_path(cfg, method), cache_key(method, cfg, data), build, seed=cfg.seed)
-    return np.load(path)
+
+def _build_method(method: str, cfg: StudyConfig, data: EmbeddingData, matrix_name: str, ws: Workspace) -> None:
+    started = time.time()
+    building = dataclasses.replace(data, workspace=ws)
+    matrix = check_matrix(method, EMBEDDING_METHODS[method](building, cfg), data.n_items)
+    save_numpy(ws.out / matrix_name, matrix)
+    print(f"embeddings: {method} {matrix.shape} built in {time.time() - started:.1f} s", flush=True)
 
 
 def load_embedding(cfg: StudyConfig, method: str) -> np.ndarray:

@@ -13,7 +13,8 @@ import numpy as np
 
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.finetune import ValidationEvaluator, encode_items_with, finetune, model_dir
-from jointsid_utils.embeddings.inputs import EmbeddingData, finetune_queries, query_item_pairs, selection_data
+from jointsid_utils.embeddings.inputs import (EmbeddingData, finetune_queries, model_output, query_item_pairs,
+                                              selection_data)
 
 METHOD = "search"
 # The embeddings fields a fine-tune depends on: its cache key names these and nothing else.
@@ -36,7 +37,9 @@ def fine_tune_on(sel: EmbeddingData, cfg: StudyConfig, key: dict) -> Path:
     fit, val = finetune_queries(sel.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
     pairs = query_item_pairs(fit, sel.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
     evaluator = ValidationEvaluator(item_texts=sel.texts, val_queries=val, batch_size=emb.encode_batch_size)
-    return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key)
+    out, checkpoints, stage_key = model_output(sel, cfg, METHOD)
+    return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key,
+                    out=out, checkpoints=checkpoints, stage_key=stage_key)
 
 
 def build(data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:

@@ -22,7 +22,6 @@ from jointsid_utils.evaluation.bm25_tuning import bm25_tuned, tune_bm25
 from jointsid_utils.evaluation.sasrec import FINAL_FIT_SPLITS, SasrecSetting, sasrec_baseline, sasrec_validation
 from jointsid_utils.metrics import K
 
-VERSION = 1  # bump when the cached tables change for the same inputs
 SASREC_GRID_KEYS = ("sasrec_losses", "sasrec_dims", "sasrec_blocks", "sasrec_epochs", "sasrec_heads",
                     "sasrec_max_len", "sasrec_dropout", "sasrec_lr", "sasrec_batch_size")
 VALIDATION_COLUMNS = ["method", "setting", "recall_at_30", "n_cases", "chosen", "loss", "dim", "blocks", "epochs",
@@ -89,7 +88,7 @@ def sasrec_predictions(cfg: StudyConfig, interactions: pd.DataFrame, rec: pd.Dat
 
 def _grid_key(cfg: StudyConfig, interactions: pd.DataFrame, n_items: int) -> dict:
     section = as_dict(cfg.baselines)
-    return {"version": VERSION, "baselines": {k: section[k] for k in SASREC_GRID_KEYS}, "seed": cfg.seed,
+    return {"baselines": {k: section[k] for k in SASREC_GRID_KEYS}, "seed": cfg.seed,
             "n_items": n_items, "interactions": frame_fingerprint("interactions", interactions)}
 
 

@@ -1,8 +1,9 @@
-"""Build, save and cache one ID scheme: ``ids/<embedding>__<quantizer>.npy`` + ``.json`` (STUDY.md §4);
+"""Build, save and reuse one ID scheme (a stage): ``ids/<embedding>__<quantizer>.npy`` + ``.json`` (STUDY.md §4);
 another training seed's refit of it is ``ids/<embedding>__<quantizer>__seed<s>`` (``ids.schemes.ids_stem``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jointsid_utils.cache import cached, forget, key_hash, side_output, write_json
+from jointsid_utils.cache import manifest_path, save_numpy, write_json
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
@@ -18,6 +19,10 @@ from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate
 from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
 from jointsid_utils.quantizers.prefix_share import prefix_share_fit, separate_quantizers
+from jointsid_utils.stages import MANIFEST, Stage, Workspace, produce
+from jointsid_utils.store import link
+
+CODES, DIAGNOSTICS = "codes.npy", "diagnostics.json"
 
 
 
@@ -56,39 +61,27 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
     stem = file_stem or f"{embedding_name}__{quantizer_name}"
     npy, js = out_dir / f"{stem}.npy", out_dir / f"{stem}.json"
     key = {"embedding": embedding_name, "quantizer": quantizer_name, "config": resolved,
-           "input_sha256": array_sha256(*arrays), "format": 2}  # 2: seeded dedup order
+           "input_sha256": array_sha256(*arrays)}
     return cached_codes(npy, js, key, lambda: _fit_scheme(embedding_name, quantizer_name, arrays, cfg, resolved),
                         seed=resolved["seed"])
 
 
 def cached_codes(npy: Path, js: Path, key: dict[str, Any], fit: Callable[[], tuple[np.ndarray, dict[str, Any]]], *,
                  seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Codes in ``npy`` (cached on ``key``) and their diagnostics in ``js``, tied by the array's cache key: the
-    JSON is written by the same build (a side output, stored with the array) and names its key, so a JSON
-    that is missing or belongs to another array rebuilds both. ``fit()`` returns (codes, JSON-ready
-    diagnostics)."""
-    expected = key_hash(key, seed=seed)
-    result: dict[str, Any] = {}
+    """Codes in ``npy`` and their diagnostics in ``js``: the two outputs of one ``ids`` stage keyed on ``key``
+    (and the code ``fit`` reaches), published together. The JSON names the stage key (``cache_key``), and the
+    stage manifest is linked as ``<npy>.manifest.json``, so a reader can tell the pair belongs together.
+    ``fit()`` returns (codes, JSON-ready diagnostics)."""
+    stage = Stage("ids", functools.partial(_write_codes, fit), outputs=(CODES, DIAGNOSTICS), config=key, seed=seed)
+    out = produce(stage, {CODES: npy, DIAGNOSTICS: js})
+    link(out / MANIFEST, manifest_path(npy))
+    return np.load(npy, allow_pickle=False), json.loads(js.read_text())
 
-    def build(tmp: Path) -> None:
-        codes, diag = fit()
-        with open(tmp, "wb") as fh:
-            np.save(fh, codes, allow_pickle=False)
-        result.update(codes=codes, diag={**diag, "cache_key": expected})
-        write_json(side_output(js), result["diag"])
 
-    for _ in range(2):
-        cached(npy, key, build, seed=seed)
-        if result:  # just built
-            return result["codes"], result["diag"]
-        try:
-            diag = json.loads(js.read_text())
-        except (OSError, json.JSONDecodeError):
-            diag = {}
-        if diag.get("cache_key") == expected:
-            return np.load(npy, allow_pickle=False), diag
-        forget(npy)  # JSON missing or stale: rebuild both
-    raise RuntimeError("unreachable")
+def _write_codes(fit: Callable[[], tuple[np.ndarray, dict[str, Any]]], ws: Workspace) -> None:
+    codes, diag = fit()
+    save_numpy(ws.out / CODES, codes)
+    write_json(ws.out / DIAGNOSTICS, {**diag, "cache_key": ws.key})
 
 
 def _fit_scheme(embedding: str, quantizer_name: str, arrays: tuple[np.ndarray, ...], cfg: dict[str, Any],

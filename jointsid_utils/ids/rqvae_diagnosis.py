@@ -12,8 +12,9 @@ One run = one (embedding, configuration, seed): it fits ``RQVAE``, encodes every
   distance of a latent to its nearest level-1 code; ``codes_used_init``: level-1 codes nearest to at
   least one item before any update). These measure the mechanism instead of assuming it.
 
-Each run is one JSON under ``runs/<folder>/rqvae_diagnosis/<embedding>/``, keyed by the resolved
-config, the seed and the input's sha256, written atomically: a rerun loads, a killed run resumes.
+Each run is one stage (``jointsid_utils.stages``) keyed by the resolved config, the seed, the input's
+sha256 and the code it reaches; its record is linked at ``runs/<folder>/rqvae_diagnosis/<embedding>/``:
+a rerun loads, a killed grid resumes with the runs it had not finished.
 ``run_grid`` can fan out over processes (one torch thread each). ``plan`` reads the grid from the
 profile's ``diagnosis`` section (its worker count from ``workers.plan_workers``); ``rqvae_tables`` and
 ``rqvae_plots`` turn the records into tables and figures.
@@ -21,6 +22,7 @@ profile's ``diagnosis`` section (its worker count from ``workers.plan_workers``)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -29,11 +31,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from jointsid_utils.cache import run_dir, write_json
-from jointsid_utils.config import StudyConfig, stable_hash
+from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.stages import Stage, Workspace, produce
 from jointsid_utils.workers import machine_cores, plan_workers
 
-FORMAT = 1  # bump when a run's record changes, so cached runs recompute
+RECORD = "record.json"
 
 # name -> (knob group, what differs from the paper-like rq_vae). Order = table order.
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -101,43 +104,34 @@ def resolve_config(name: str, base: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def records_dir(cfg: StudyConfig) -> Path:
-    """Where the grid's run records are cached: the shared store's ``rqvae_diagnosis/`` (one folder per
-    embedding; each record's file name carries its key), so every run folder reuses them; the run folder
-    lists the embeddings' folders it read (``store.record``)."""
-    from jointsid_utils import store
-
-    root = store.store_root() / "rqvae_diagnosis"
-    for embedding in cfg.diagnosis.embeddings:
-        store.record(cfg.folder, "rqvae_diagnosis", embedding, f"rqvae_diagnosis/{embedding}")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    """Where the run folder shows the grid's records (``runs/<folder>/rqvae_diagnosis/``, one folder per
+    embedding); each record is a store entry, so every run folder with the same runs reuses them."""
+    return run_dir(cfg.folder, "rqvae_diagnosis")
 
 
-def run_path(cache_dir: Path, embedding: str, name: str, seed: int, key: Mapping[str, Any]) -> Path:
-    return Path(cache_dir) / embedding / f"{name}__seed{seed}__{stable_hash(dict(key), 10)}.json"
+def run_path(cache_dir: Path, embedding: str, name: str, seed: int) -> Path:
+    return Path(cache_dir) / embedding / f"{name}__seed{seed}.json"
 
 
 def run_one(X: np.ndarray, embedding: str, name: str, kwargs: Mapping[str, Any], seed: int,
             cache_dir: Path | str, input_sha: str | None = None) -> dict[str, Any]:
-    """Fit one configuration on X with one seed (or load its cached record)."""
+    """Fit one configuration on X with one seed (or load its record): one stage per run."""
     from jointsid_utils.quantizers import RQVAE
     from jointsid_utils.ids.build import array_sha256
 
     X = np.ascontiguousarray(X, dtype=np.float32)
     resolved = RQVAE(**{**kwargs, "seed": seed}).config
-    key = {"format": FORMAT, "config": resolved, "input_sha256": input_sha or array_sha256(X)}
-    path = run_path(Path(cache_dir), embedding, name, seed, key)
-    if path.exists():
-        try:
-            record = json.loads(path.read_text())
-            if record.get("key") == json.loads(json.dumps(key)):
-                return record
-        except (OSError, json.JSONDecodeError):
-            pass
-    record = _fit_record(X, resolved)
-    record.update(embedding=embedding, name=name, seed=seed, group=CONFIGS.get(name, ("custom", {}))[0], key=key)
-    write_json(path, record)
+    key = {"config": resolved, "input_sha256": input_sha or array_sha256(X)}
+    labels = {"embedding": embedding, "name": name, "seed": seed, "group": CONFIGS.get(name, ("custom", {}))[0]}
+    stage = Stage("rqvae_diagnosis", functools.partial(_write_record, X, resolved, {**labels, "key": key}),
+                  outputs=(RECORD,), config={**key, **labels}, seed=seed)
+    path = run_path(Path(cache_dir), embedding, name, seed)
+    produce(stage, {RECORD: path})
     return json.loads(path.read_text())
+
+
+def _write_record(X: np.ndarray, resolved: dict[str, Any], labels: dict[str, Any], ws: Workspace) -> None:
+    write_json(ws.out / RECORD, {**_fit_record(X, resolved), **labels})
 
 
 def _fit_record(X: np.ndarray, resolved: dict[str, Any]) -> dict[str, Any]:

@@ -203,7 +203,7 @@ def load_ids(cfg: StudyConfig, embedding: str, quantizer: str, seed: int | None 
     codes = np.load(npy, allow_pickle=False)
     diag = json.loads(js.read_text())
     manifest = manifest_path(npy)
-    if manifest.exists() and diag.get("cache_key") != json.loads(manifest.read_text()).get("key_hash"):
+    if manifest.exists() and diag.get("cache_key") != json.loads(manifest.read_text()).get("key"):
         raise StudyInputError(f"{js.name} does not belong to {npy.name} (an interrupted build); rerun notebook 03.")
     layout = diag.get("layout")
     if isinstance(layout, dict):

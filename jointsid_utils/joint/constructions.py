@@ -34,7 +34,6 @@ from jointsid_utils.joint.shared_task import shared_then_task_fit, unit_rows
 
 QUANTIZER = "rq_kmeans"  # the constructions' quantizer unless a class says otherwise; the scheme is (name, quantizer)
 INCUMBENT: Scheme = ("multitask", "rq_kmeans")  # what the constructions must beat on both tasks
-FORMAT = 1  # bump when a construction's output changes for the same settings, so caches rebuild
 
 
 def weighted_cf_vectors(multitask: np.ndarray, rec: np.ndarray, weight: float) -> np.ndarray:
@@ -274,7 +273,7 @@ def build_joint_ids(cfg: StudyConfig, name: str, vectors: Mapping[str, np.ndarra
     out_dir = Path(out_dir) if out_dir is not None else run_dir(cfg.folder, "ids")
     stem = ids_stem(cfg, name, c.quantizer, seed)
     npy, js = out_dir / f"{stem}.npy", out_dir / f"{stem}.json"
-    key = {"construction": name, "settings": settings, "input_sha256": array_sha256(*arrays.values()), "format": FORMAT}
+    key = {"construction": name, "settings": settings, "input_sha256": array_sha256(*arrays.values())}
 
     def fit() -> tuple[np.ndarray, dict[str, Any]]:
         codes, diag = c.build(arrays, settings)

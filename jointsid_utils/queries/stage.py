@@ -21,7 +21,7 @@ from jointsid_utils.queries.common import (check_items, check_split_sizes, confo
 from jointsid_utils.queries.llm import llm_queries
 from jointsid_utils.queries.matching import normalise_query
 from jointsid_utils.queries.splits import SPLITS, breadth
-from jointsid_utils.queries.templates import TEMPLATE_VERSION, catalogue_kinds, template_queries
+from jointsid_utils.queries.templates import catalogue_kinds, template_queries
 
 
 def generate_queries(items: pd.DataFrame, cfg: StudyConfig, *, cache_dir: Path | str | None = None) -> pd.DataFrame:
@@ -43,7 +43,7 @@ def prepare_queries(items: pd.DataFrame, cfg: StudyConfig, out_dir: Path | str) 
     """``out_dir/queries.parquet``, built once per (queries config, seed, items) and reloaded after."""
     out_dir = Path(out_dir)
     check_items(items)
-    key = {"queries": as_dict(cfg.queries), "items": items_fingerprint(items), "template_version": TEMPLATE_VERSION}
+    key = {"queries": as_dict(cfg.queries), "items": items_fingerprint(items)}
 
     def build(tmp: Path) -> None:
         frame = generate_queries(items, cfg, cache_dir=out_dir / "llm_cache")

@@ -47,8 +47,6 @@ from jointsid_utils.reproducibility import rng
 
 log = logging.getLogger(__name__)
 
-# Bump when the templates change, so cached queries.parquet files are rebuilt.
-TEMPLATE_VERSION = 3
 
 # kind -> relative weight in an item's mix (renormalised over the kinds the item's metadata allows)
 KIND_WEIGHTS: dict[str, float] = {
