@@ -70,6 +70,13 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
+# glibc's malloc: a training step frees and reallocates the same few MB of tensors; by default the large
+# ones are mmap'd and unmapped every step and the heap top is trimmed, so each step faults its pages in
+# again. A fixed mmap threshold (32 MiB, glibc's maximum), a high trim threshold and a top pad keep those
+# pages mapped. Speed only: the trained bytes are the same (docs/PERFORMANCE.md, "Page faults").
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-33554432}"
+export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-268435456}"
+export MALLOC_TOP_PAD_="${MALLOC_TOP_PAD_:-67108864}"
 
 if [[ "$mode" == test ]]; then
   echo "==> test suite"

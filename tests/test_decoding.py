@@ -125,10 +125,16 @@ def test_a_restricted_head_decodes_compact_with_the_full_width_ranking(monkeypat
                              sorted({1, *ids.ravel().tolist()})).eval()
     trie = IdTrie(ids, eos_token_id=1)
     prompt_ids, am = prompts(4, 40)
-    compact, s_compact = constrained_beam_search(restricted, prompt_ids, am, trie, beam_size=20, top_k=20,
-                                                 batch_size=16)
+    exclude = [list(range(i % 7)) for i in range(40)]
+
+    def search():
+        return [constrained_beam_search(restricted, prompt_ids, am, trie, beam_size=20, top_k=20, batch_size=16, **kw)
+                for kw in ({}, {"exclude": exclude}, {"num_beam_groups": 4, "diversity_penalty": 0.25})]
+
+    compact = search()
     monkeypatch.setattr(decoding, "RestrictedHead", type("NotAHead", (), {}))  # the full-width path
-    full, s_full = constrained_beam_search(restricted, prompt_ids, am, trie, beam_size=20, top_k=20, batch_size=16)
+    full = search()
     assert not restricted.lm_head.compact
-    np.testing.assert_array_equal(compact, full)
-    np.testing.assert_allclose(s_compact, s_full, atol=1e-5)
+    for (items_c, scores_c), (items_f, scores_f) in zip(compact, full):
+        np.testing.assert_array_equal(items_c, items_f)
+        np.testing.assert_allclose(scores_c, scores_f, atol=1e-5)
