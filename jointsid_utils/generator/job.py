@@ -23,6 +23,7 @@ import torch
 from jointsid_utils import distributed, store
 from jointsid_utils.cache import save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
+from jointsid_utils.fingerprint import code_fingerprint
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.model import load_saved
@@ -59,13 +60,14 @@ def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: in
     """Everything that decides a job's ranked lists: the generator settings (less ``NOT_IN_KEY``), the
     scheme and its codes, the data (``data_hash``), the study seed (it picks the test queries), the
     training seed and, with ``generator.warm_start``, the pretrained checkpoint's content
-    (``pretrain.checkpoint_sha256``, never its path). Without a warm start its settings stay out, so the
-    keys of cold-started jobs are those they had before the option existed."""
+    (``pretrain.checkpoint_sha256``, never its path), and the code ``train_and_predict`` reaches (the stage
+    protocol's fingerprint, so editing the generator retrains). Without a warm start its settings stay out."""
     skipped = NOT_IN_KEY if gcfg.warm_start else NOT_IN_KEY + WARM_START_SETTINGS
     settings = {k: v for k, v in as_dict(gcfg).items() if k not in skipped}
     settings["precision"] = resolve_precision(gcfg.precision)  # "auto" trains differently on other hardware
     payload = {"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
-               "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed)}
+               "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed),
+               "code": code_fingerprint(train_and_predict)}
     if gcfg.warm_start:
         if warm_start is None:
             raise StudyInputError("A warm-started job's key needs its pretrained checkpoint's sha256; pass "

@@ -119,7 +119,9 @@ def with_id_tokens(tokenizer, scheme: IdScheme):
 
 
 def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
-    """The settings (``PRETRAIN_SETTINGS``), the rows it reads and the seed: never a scheme, so all share it."""
+    """The settings (``PRETRAIN_SETTINGS``), the rows it reads, the seed and the code ``pretrain`` reaches (the
+    stage protocol's fingerprint): never a scheme, so all share it."""
+    from jointsid_utils.fingerprint import code_fingerprint
     from jointsid_utils.ids.build import array_sha256
     from jointsid_utils.precision import resolve_precision
 
@@ -130,7 +132,7 @@ def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
             (train_rows(queries, "queries"), ("item_id", "query")))
     hashes = [array_sha256(pd.util.hash_pandas_object(f[[c for c in cols if c in f]], index=False).to_numpy())
               for f, cols in read]
-    return stable_hash({"pretrain": settings, "data": hashes, "seed": int(seed)})
+    return stable_hash({"pretrain": settings, "data": hashes, "seed": int(seed), "code": code_fingerprint(pretrain)})
 
 
 def checkpoint_sha256(checkpoint: Path | str) -> str:
