@@ -73,7 +73,8 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
 # glibc's malloc: a training step frees and reallocates the same few MB of tensors; by default the large
 # ones are mmap'd and unmapped every step and the heap top is trimmed, so each step faults its pages in
 # again. A fixed mmap threshold (32 MiB, glibc's maximum), a high trim threshold and a top pad keep those
-# pages mapped. Speed only: the trained bytes are the same (docs/PERFORMANCE.md, "Page faults").
+# pages mapped (about half the faults of a step on the 2-core VM). Speed only: the trained bytes are the
+# same (docs/PERFORMANCE.md, "Levers that change no number").
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-33554432}"
 export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-268435456}"
 export MALLOC_TOP_PAD_="${MALLOC_TOP_PAD_:-67108864}"
