@@ -106,8 +106,15 @@ def _p(p: float) -> str:
 def verdicts_markdown(verdicts: pd.DataFrame) -> str:
     """The computed verdict list (``results/verdicts.csv``): one line per finding and task, with the deciding
     comparison, its difference and the difference the family could detect."""
-    lines = [f"- **{r.finding}** ({r.task}): **{r.verdict}**; {r.comparison}: a - b {r['diff']:+.3f}, "
-             f"Holm p {_p(r.p_holm)}, detectable {r.detectable:.3f} (family of {int(r.m)}). Rule: {r.rule}."
+    def task(r: pd.Series) -> str:  # snapshots before the per-protocol families have neither column
+        protocol = r.get("rec_protocol")
+        return f"{r.task}, history excluded" if isinstance(protocol, str) and protocol != "all" else r.task
+
+    def holm_p(r: pd.Series) -> str:
+        return f"one-sided Holm p {_p(r.p_holm)}" if r.get("sided") == "one" else f"Holm p {_p(r.p_holm)}"
+
+    lines = [f"- **{r.finding}** ({task(r)}): **{r.verdict}**; {r.comparison}: a - b {r['diff']:+.3f}, "
+             f"{holm_p(r)}, detectable {r.detectable:.3f} (family of {int(r.m)}). Rule: {r.rule}."
              for _, r in verdicts.iterrows()]
     return "\n".join(lines) if lines else "*No finding was run.*"
 

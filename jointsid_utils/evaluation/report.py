@@ -138,7 +138,8 @@ def headline(table: pd.DataFrame, baselines: pd.DataFrame, verdict_table: pd.Dat
                "schemes_below_bm25": int((~table.beats_bm25).sum()),
                "schemes_below_most_popular": int((~table.beats_most_popular).sum())}
     best_search, best_rec = table.loc[table.search.idxmax()], table.loc[table.rec.idxmax()]
-    named = {v: ", ".join(f"{r.finding} ({r.task})" for r in verdict_table.itertuples() if r.verdict == v) or "none"
+    named = {v: ", ".join(f"{getattr(r, 'family', r.finding)} ({r.task})" for r in verdict_table.itertuples()
+                          if r.verdict == v) or "none"
              for v in ("reproduces", "contradicted", "inconclusive")}
     text = (f"**Measured on `{profile}`.** Best generative search: {best_search.embedding}/{best_search.quantizer}\n"
             f"{best_search.search:.3f} against BM25 {numbers['bm25_search']:.3f} on the same queries; "
@@ -181,8 +182,8 @@ def verdicts_table(verdict_table: pd.DataFrame, run: Sequence[str] = ()) -> pd.D
                                     "Holm p": [p_text(p) for p in verdict_table.p_holm]})
     missing = [f for f in run if f not in set(verdict_table.finding)]
     extra = pd.DataFrame({"finding": missing, "family": missing, "task": "-", "verdict": "not run"})
-    cols = ["finding", "family", "task", "verdict", "comparison", "a - b (weakest)", "detectable", "Holm p", "m",
-            "rule"]
+    cols = ["finding", "family", "task", "rec_protocol", "verdict", "comparison", "a - b (weakest)", "detectable",
+            "Holm p", "sided", "m", "rule"]
     return pd.concat([shown, extra], ignore_index=True).reindex(columns=cols).fillna("")
 
 
@@ -317,7 +318,8 @@ def evaluation_metrics(table: pd.DataFrame, baselines: pd.DataFrame, verdict_tab
     metrics = {**headline_numbers,
                "most_popular_rec_excl": baseline_value(baselines, "most_popular", "rec", "exclude_history"),
                "random_search": baseline_value(baselines, "random", "search"),
-               "verdicts": {f"{r.finding}/{r.task}": r.verdict for r in verdict_table.itertuples()},
+               "verdicts": {f"{getattr(r, 'family', r.finding)}/{r.task}": r.verdict
+                            for r in verdict_table.itertuples()},
                "decoding": {f"{t}/{p}": dict(decoding.loc[(t, p)]) for t, p in decoding.index}, **extra}
     for r in table.itertuples():
         for col in ("search", "rec", "rec_excl", "rec_head", "rec_torso"):

@@ -16,20 +16,30 @@ from two margins of the table and added:
   search (the cluster-robust "sandwich" variance, Liang and Zeger 1986, the analytic counterpart of
   resampling items rather than cases) with G - 1 df for G items; for rec every case is its own cluster.
   Seed-averaging removes the seed effect from this term.
-* The two are combined with Welch-Satterthwaite degrees of freedom (Satterthwaite 1946) into a t
-  interval and an analytic two-sided p, which has no resampling floor.
+* The two are added into one standard error, read with a t of S - 1 degrees of freedom whenever the seed
+  term is non-zero (``variance.degrees_of_freedom``): Welch-Satterthwaite df (Satterthwaite 1946), the
+  rule before, move with the 2-df seed estimate at three seeds and put the type I error at a Holm level at
+  several times nominal (docs/STATISTICS.md, measured by ``evaluation.type_one_error``). Intervals are t
+  intervals and p-values analytic, with no resampling floor.
 
 Double counting: the seed-by-case interaction (a case that one seed finds and another misses) enters both
 margins, as sigma2_e / (n S) each, where it belongs once. It is subtracted once, with the residual mean
 square MS_e of the two-way table (the crossed random-effects ANOVA estimate of Var(mean) =
-(MS_seed + MS_case - MS_e) / (n S), with the case term item-clustered), and the Satterthwaite df counts
-that third term too. Without the subtraction an interval over three seeds is about twice too wide when
-the seeds disagree case by case; the coverage test in tests/test_statistics.py measures the result.
+(MS_seed + MS_case - MS_e) / (n S), with the case term item-clustered). Without the subtraction an
+interval over three seeds is about twice too wide when the seeds disagree case by case; the coverage test in
+tests/test_statistics.py and the type I error test in tests/test_type_one_error.py measure the result.
 
-* **Families** (``family_tests``): Holm-Bonferroni (Holm 1979) inside each family.
+**Unpaired comparisons** (``unpaired_test``): a baseline trained with its own seeds (SASRec) shares the
+cases with the generator but none of its training, so seed s of one is not paired with seed s of the other:
+the difference of means gets both seed terms plus the case term of the per-case difference of seed averages
+(less both interactions), with the smaller side's S - 1 df. A single-run baseline (BM25, dense retrieval) has
+no seed term and is paired case by case with every seed of the generator.
+
+* **Families** (``family_tests``): Holm-Bonferroni (Holm 1979) inside each family, on two-sided p or, for a
+  family whose findings are one-sided (``sided="one"``: non-inferiority, Pareto-better), on one-sided p.
 * **Detectable difference** (``minimum_detectable_difference``): (t_{df, 1 - a/2} + t_{df, power}) x SE at
-  the Satterthwaite df, with a = alpha / m for a family of m comparisons (Holm's first, strictest step:
-  conservative for the later steps).
+  the model's df, with a = alpha / m for a family of m comparisons (Holm's first, strictest step:
+  conservative for the later steps); one-sided families use t_{df, 1 - a}.
 """
 
 from __future__ import annotations
@@ -42,7 +52,8 @@ import pandas as pd
 from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.metrics import K, per_case_recall
-from jointsid_utils.variance import _t_quantile, _t_two_sided_p, interval, variance_parts
+from jointsid_utils.variance import (_t_quantile, _t_two_sided_p, _t_upper_p, interval, unpaired_parts,
+                                     variance_parts)
 
 EVAL = EvaluationConfig()
 LEVEL = EVAL.level
@@ -58,20 +69,42 @@ def label(embedding: str, quantizer: str) -> str:
     return f"{embedding}/{quantizer}"
 
 
+SIDES = ("two", "one")
+
+
+def _test_row(v: dict, *, level: float, sided: str, n_units: int) -> dict[str, float]:
+    """A test's row from a variance model's mean, SE and df: the two-sided t interval at ``level`` and the p of
+    the ``sided`` test ("one": H1 mean > 0), analytic, no floor."""
+    if sided not in SIDES:
+        raise StudyInputError(f"A test is sided 'two' or 'one' (H1: a - w b > 0), got {sided!r}.")
+    mean, se, df = v["mean"], v["se"], v["df"]
+    half = _t_quantile(1 - (1 - level) / 2, df) * se if se > 0 else 0.0
+    if se > 0:
+        p = _t_two_sided_p(mean / se, df) if sided == "two" else _t_upper_p(mean / se, df)
+    else:
+        p = float(mean == 0) if sided == "two" else float(mean <= 0)
+    return {"diff": mean, "ci_low": mean - half, "ci_high": mean + half, "p_value": p, "se": se, "df": df,
+            "cohens_d": mean / v["case_sd"] if v["case_sd"] > 0 else 0.0, "n_cases": v["n_cases"],
+            "n_seeds": v["n_seeds"], "n_items": v["n_items"], "n_units": n_units}
+
+
 def paired_test(a: np.ndarray, b: np.ndarray, clusters: Sequence | None = None, *, weight: float = 1.0,
-                level: float = LEVEL) -> dict[str, float]:
+                level: float = LEVEL, sided: str = "two") -> dict[str, float]:
     """a - weight x b on the same (seed, case) grid (``weight`` 0.8 tests a >= 0.8 b): the mean difference,
-    its t interval, the analytic two-sided p (no floor), its SE and df, Cohen's d_z (mean over the sd of the
-    seed-averaged case differences) and the design's size."""
+    its t interval, the analytic p (two-sided, or one-sided for H1: a - w b > 0), its SE and df, Cohen's d_z
+    (mean over the sd of the seed-averaged case differences) and the design's size."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
         raise StudyInputError(f"paired_test needs two (seeds, cases) arrays of one shape, got {a.shape} and {b.shape}.")
-    v = variance_parts(a - weight * b, clusters)
-    mean, lo, hi = interval(a - weight * b, clusters, level=level)
-    p = _t_two_sided_p(mean / v["se"], v["df"]) if v["se"] > 0 else float(mean == 0)
-    return {"diff": mean, "ci_low": lo, "ci_high": hi, "p_value": p, "se": v["se"], "df": v["df"],
-            "cohens_d": mean / v["case_sd"] if v["case_sd"] > 0 else 0.0, "n_cases": v["n_cases"],
-            "n_seeds": v["n_seeds"], "n_items": v["n_items"], "n_units": a.size}
+    return _test_row(variance_parts(a - weight * b, clusters), level=level, sided=sided, n_units=a.size)
+
+
+def unpaired_test(a: np.ndarray, b: np.ndarray, clusters: Sequence | None = None, *, weight: float = 1.0,
+                  level: float = LEVEL, sided: str = "two") -> dict[str, float]:
+    """``paired_test``'s row for mean(a) - weight x mean(b) when a's and b's seeds are independent (each
+    (seeds, cases), same cases, any numbers of seeds): ``variance.unpaired_parts``."""
+    return _test_row(unpaired_parts(a, b, clusters, weight=weight), level=level, sided=sided,
+                     n_units=np.asarray(a).size + np.asarray(b).size)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -86,15 +119,16 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 
 
 def minimum_detectable_difference(sd: float, n_units: int = 1, *, alpha: float = EVAL.alpha,
-                                  power: float = EVAL.power, df: float = float("inf")) -> float:
-    """Smallest true difference a two-sided test of level ``alpha`` detects with ``power``:
-    (t_{df, 1-alpha/2} + t_{df, power}) * sd / sqrt(n) (the normal quantiles when df is infinite). With a
-    comparison's standard error call it with ``sd=se``, ``n_units=1`` and its Satterthwaite df; for a family of
-    m comparisons pass ``alpha / m``."""
-    if n_units < 1 or not 0 < alpha < 1 or not 0 < power < 1:
-        raise StudyInputError(f"minimum_detectable_difference needs n_units >= 1 and alpha, power in (0, 1), "
-                              f"got {n_units}, {alpha}, {power}.")
-    return (_t_quantile(1 - alpha / 2, df) + _t_quantile(power, df)) * float(sd) / np.sqrt(n_units)
+                                  power: float = EVAL.power, df: float = float("inf"), sided: str = "two") -> float:
+    """Smallest true difference a test of level ``alpha`` detects with ``power``:
+    (t_{df, 1-alpha/2} + t_{df, power}) * sd / sqrt(n), t_{df, 1-alpha} for a one-sided test (the normal
+    quantiles when df is infinite). With a comparison's standard error call it with ``sd=se``, ``n_units=1``
+    and the model's df; for a family of m comparisons pass ``alpha / m``."""
+    if n_units < 1 or not 0 < alpha < 1 or not 0 < power < 1 or sided not in SIDES:
+        raise StudyInputError(f"minimum_detectable_difference needs n_units >= 1, alpha and power in (0, 1) and "
+                              f"sided 'two' or 'one', got {n_units}, {alpha}, {power}, {sided!r}.")
+    tail = alpha / 2 if sided == "two" else alpha
+    return (_t_quantile(1 - tail, df) + _t_quantile(power, df)) * float(sd) / np.sqrt(n_units)
 
 
 def case_clusters(hits: pd.DataFrame, cases: Sequence[str]) -> np.ndarray | None:
@@ -204,16 +238,29 @@ def _common_seeds(ha: pd.DataFrame, hb: pd.DataFrame) -> tuple[list[int], list[i
     return both, both
 
 
+def independent_seeds(ha: pd.DataFrame, hb: pd.DataFrame) -> bool:
+    """True when a baseline with several seeds of its own (SASRec) meets another multi-seed system: its seed s
+    shares nothing with the other's seed s, so the two are compared unpaired (``unpaired_test``)."""
+    several = [h.seed.nunique() > 1 for h in (ha, hb)]
+    baseline = [(h.embedding == "baseline").any() for h in (ha, hb)]
+    return any(several) and ((baseline[0] and several[0]) or (baseline[1] and several[1]))
+
+
+def _shared_cases(ha: pd.DataFrame, hb: pd.DataFrame, cases: Sequence[str] | None) -> list[str]:
+    shared = sorted(set(ha.case_id) & set(hb.case_id))
+    if len(shared) != ha.case_id.nunique() or len(shared) != hb.case_id.nunique():
+        raise StudyInputError("Two schemes were not scored on the same test cases; rerun notebook 05 with one "
+                              "generator config.")
+    return shared if cases is None else [c for c in shared if c in set(cases)]
+
+
 def paired_arrays(ha: pd.DataFrame, hb: pd.DataFrame, cases: Sequence[str] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(a, b, clusters): two schemes' seeds x cases hits on the same cases (optionally a subset) and seeds."""
     seeds_a, seeds_b = _common_seeds(ha, hb)
-    shared = sorted(set(ha.case_id) & set(hb.case_id))
-    if not seeds_a or len(shared) != ha.case_id.nunique() or len(shared) != hb.case_id.nunique():
-        raise StudyInputError("Two schemes were not scored on the same test cases and seeds; rerun notebook 05 "
-                              "with one generator config.")
-    if cases is not None:
-        shared = [c for c in shared if c in set(cases)]
+    if not seeds_a:
+        raise StudyInputError("Two schemes share no training seed; rerun notebook 05 with one generator config.")
+    shared = _shared_cases(ha, hb, cases)
     xa, _, _ = hit_array(ha, cases=shared, seeds=sorted(set(seeds_a)))
     xb, _, _ = hit_array(hb, cases=shared, seeds=sorted(set(seeds_b)))
     xa = xa[[sorted(set(seeds_a)).index(s) for s in seeds_a]]
@@ -221,24 +268,41 @@ def paired_arrays(ha: pd.DataFrame, hb: pd.DataFrame, cases: Sequence[str] | Non
     return xa, xb, case_clusters(ha, shared)
 
 
+def unpaired_arrays(ha: pd.DataFrame, hb: pd.DataFrame, cases: Sequence[str] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(a, b, clusters): each scheme's seeds x cases hits, every seed of each, on the same cases."""
+    shared = _shared_cases(ha, hb, cases)
+    return hit_array(ha, cases=shared)[0], hit_array(hb, cases=shared)[0], case_clusters(ha, shared)
+
+
+def _rec_protocol_rows(hits: pd.DataFrame, protocol: str) -> pd.Series:
+    """Rec rows under ``protocol``, search rows under "all" (search has no history to exclude)."""
+    return pd.Series(np.where(hits.task == "rec", hits.protocol == protocol, hits.protocol == "all"), index=hits.index)
+
+
 def family_tests(hits: pd.DataFrame, comparisons: Sequence[tuple], family: str, *, protocol: str = "all",
                  decoding: str = EVAL.decoding, cases: Sequence[str] | None = None, alpha: float = EVAL.alpha,
-                 power: float = EVAL.power, level: float = LEVEL) -> pd.DataFrame:
-    """Paired tests of ``comparisons`` ((label, task, a, b[, weight]); a and b as ``embedding/quantizer``; the
-    difference is a - weight x b), Holm-adjusted as one family of m; ``cases`` restricts every test to a subset
-    of cases. A pair with a scheme absent from ``hits`` is left out (not counted in m). ``detectable``: the
-    difference detected with ``power`` at alpha / m (Holm's strictest step) at the pair's Satterthwaite df."""
+                 power: float = EVAL.power, level: float = LEVEL, sided: str = "two") -> pd.DataFrame:
+    """Tests of ``comparisons`` ((label, task, a, b[, weight[, test]]); a and b as ``embedding/quantizer``; the
+    difference is a - weight x b; ``test`` names the hypothesis, "superiority" unless given), Holm-adjusted as
+    one family of m on ``sided`` p; rec read under ``protocol``, search under "all". A pair is paired by seed
+    and case, or unpaired when one side is a baseline with seeds of its own (``independent_seeds``); ``cases``
+    restricts every test to a subset. A pair with a scheme absent from ``hits`` is left out (not counted in m).
+    ``detectable``: the difference detected with ``power`` at alpha / m (Holm's strictest step) at its df."""
     # baselines decode once, under their own name, and pair with the generators' lists of ``decoding``
-    hits = hits[(hits.protocol == protocol) & ((hits.decoding == decoding) | (hits.embedding == "baseline"))]
+    hits = hits[_rec_protocol_rows(hits, protocol) & ((hits.decoding == decoding) | (hits.embedding == "baseline"))]
     by_scheme = {(label(e, q), t): g for (e, q, t), g in hits.groupby(["embedding", "quantizer", "task"], sort=False)}
     rows = []
     for name, task, a, b, *rest in comparisons:
         if (a, task) not in by_scheme or (b, task) not in by_scheme:
             continue
         weight = float(rest[0]) if rest else 1.0
-        xa, xb, clusters = paired_arrays(by_scheme[(a, task)], by_scheme[(b, task)], cases)
-        test = paired_test(xa, xb, clusters, weight=weight, level=level)
+        ha, hb = by_scheme[(a, task)], by_scheme[(b, task)]
+        paired = not independent_seeds(ha, hb)
+        xa, xb, clusters = (paired_arrays if paired else unpaired_arrays)(ha, hb, cases)
+        test = (paired_test if paired else unpaired_test)(xa, xb, clusters, weight=weight, level=level, sided=sided)
         rows.append({"family": family, "label": name, "task": task, "a": a, "b": b, "weight": weight,
+                     "test": rest[1] if len(rest) > 1 else "superiority", "paired": paired,
                      "recall_a": float(xa.mean()), "recall_b": float(xb.mean()), **test})
     out = pd.DataFrame(rows)
     if out.empty:
@@ -246,8 +310,9 @@ def family_tests(hits: pd.DataFrame, comparisons: Sequence[tuple], family: str, 
     m = len(out)
     out.insert(out.columns.get_loc("p_value") + 1, "p_holm", holm(out.p_value))
     out.insert(out.columns.get_loc("p_holm") + 1, "significant", out.p_holm < alpha)
+    out["sided"] = sided
     out["m"] = m
-    out["detectable"] = [minimum_detectable_difference(se, 1, alpha=alpha / m, power=power, df=df)
+    out["detectable"] = [minimum_detectable_difference(se, 1, alpha=alpha / m, power=power, df=df, sided=sided)
                          for se, df in zip(out.se, out.df)]
     return out
 
@@ -270,8 +335,8 @@ def power_statement(tests: pd.DataFrame, *, alpha: float = EVAL.alpha, power: fl
         parts.append(f"{task} ({int(g.n_cases.iloc[0])} cases x {seeds} seed{'s' if seeds > 1 else ''}): "
                      f"{100 * loose:.1f} points ({100 * strict:.1f} at Holm's strictest alpha {alpha:g}/{m})")
     text = ("Differences in Recall@30 under " + "; ".join(parts) + f" cannot be detected with {power:.0%} power "
-            f"by a two-sided paired t test at alpha {alpha:g} (median standard error and Satterthwaite df of the "
-            "pairs, seed and item-clustered case terms).")
+            f"by a two-sided paired t test at alpha {alpha:g} (median standard error and df of the pairs: seed and "
+            "item-clustered case terms, seeds - 1 df).")
     return text, numbers
 
 
@@ -341,15 +406,20 @@ def beyond_comparisons(candidates: Iterable[str], incumbent: str = "multitask/rq
     return [("beyond the paper", task, c, incumbent) for c in candidates for task in ("search", "rec")]
 
 
-def study_pair_tests(hits: pd.DataFrame, *, candidates: Sequence[str] = ()) -> dict[str, Any]:
+def study_pair_tests(hits: pd.DataFrame, *, candidates: Sequence[str] = (),
+                     evaluation: EvaluationConfig = EVAL) -> dict[str, Any]:
     """Notebook 06's descriptive families: every pair of joint schemes per task (Holm within each task) and, with
     ``candidates`` (``embedding/quantizer`` labels), each construction beyond the paper against multitask x
-    RQ-KMeans (one Holm family); the power statement is that of the joint pairs. The findings' families are
-    ``evaluation.verdicts``'."""
-    joint = pd.concat([family_tests(hits, joint_comparisons(task), f"joint schemes, {task}")
+    RQ-KMeans (one Holm family); the power statement is that of the joint pairs. ``evaluation``: the run's
+    alpha, power, level and decoding. The findings' families are ``evaluation.verdicts``'."""
+    ev = evaluation
+    settings = {"alpha": ev.alpha, "power": ev.power, "level": ev.level, "decoding": ev.decoding}
+    joint = pd.concat([family_tests(hits, joint_comparisons(task), f"joint schemes, {task}", **settings)
                        for task in ("search", "rec")], ignore_index=True)
-    beyond = family_tests(hits, beyond_comparisons(candidates), "beyond the paper") if candidates else pd.DataFrame()
-    text, power = power_statement(joint) if len(joint) else ("no joint pairs trained.", {})
+    beyond = family_tests(hits, beyond_comparisons(candidates), "beyond the paper", **settings) \
+        if candidates else pd.DataFrame()
+    text, power = power_statement(joint, alpha=ev.alpha, power=ev.power) if len(joint) \
+        else ("no joint pairs trained.", {})
     counts = {"significant_joint_pairs": int(joint.significant.sum()) if len(joint) else 0,
               "significant_beyond_pairs": int(beyond.significant.sum()) if len(beyond) else 0}
     return {"joint": joint, "beyond": beyond, "power_text": text, "power": {**power, **counts}}
