@@ -251,7 +251,7 @@ def test_reloaded_generator_has_the_trained_logits_and_no_missing_key_warning(tm
     model.save_pretrained(tmp_path / "saved")
     tokenizer.save_pretrained(tmp_path / "saved")
     _, reloaded = load_saved(tmp_path / "saved")
-    batch = torch.tensor([train_ds[0]["input_ids"]]), torch.tensor([[tokenizer.pad_token_id]])
+    batch = torch.as_tensor(train_ds[0]["input_ids"])[None], torch.tensor([[tokenizer.pad_token_id]])
     with torch.no_grad():
         trained = model.eval()(input_ids=batch[0], decoder_input_ids=batch[1]).logits
         again = reloaded.eval()(input_ids=batch[0], decoder_input_ids=batch[1]).logits
