@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 STORE = ".store"
 KEYS_FILE = "store_keys.json"
@@ -67,6 +67,17 @@ def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def array_sha256(*arrays: Any) -> str:
+    """A content hash of numpy arrays (shape, dtype and bytes): what a stage's key names an array input by."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(repr((a.shape, str(a.dtype))).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
     return digest.hexdigest()
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from jointsid_utils import distributed, store
+from jointsid_utils.store import array_sha256
 from jointsid_utils.cache import save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.fingerprint import code_fingerprint
@@ -32,7 +33,6 @@ from jointsid_utils.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
 from jointsid_utils.generator.training import load_or_train, model_dir
-from jointsid_utils.ids.build import array_sha256
 from jointsid_utils.reproducibility import seed_everything
 
 # Settings left out of the job key. ``decoding`` and ``decode_batch_size`` change only how the saved model

@@ -122,7 +122,7 @@ def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
     """The settings (``PRETRAIN_SETTINGS``), the rows it reads, the seed and the code ``pretrain`` reaches (the
     stage protocol's fingerprint): never a scheme, so all share it."""
     from jointsid_utils.fingerprint import code_fingerprint
-    from jointsid_utils.ids.build import array_sha256
+    from jointsid_utils.store import array_sha256
     from jointsid_utils.precision import resolve_precision
 
     items, interactions, queries = data

@@ -4,7 +4,6 @@ another training seed's refit of it is ``ids/<embedding>__<quantizer>__seed<s>``
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -20,18 +19,10 @@ from jointsid_utils.quantizers.collisions import deduplicate
 from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
 from jointsid_utils.quantizers.prefix_share import prefix_share_fit, separate_quantizers
 from jointsid_utils.stages import MANIFEST, Stage, Workspace, produce
-from jointsid_utils.store import link
+from jointsid_utils.store import array_sha256, link  # noqa: F401  (array_sha256 re-exported)
 
 CODES, DIAGNOSTICS = "codes.npy", "diagnostics.json"
 
-
-
-def array_sha256(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for a in arrays:
-        digest.update(repr((a.shape, str(a.dtype))).encode())
-        digest.update(np.ascontiguousarray(a).tobytes())
-    return digest.hexdigest()
 
 
 def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | str, *, file_stem: str | None = None,
