@@ -50,6 +50,19 @@ TINY = {
                 fh.write("b\\n")
             (ws.out / "b.txt").write_text((a_out / "a.txt").read_text() * 2)
     """,
+    "d_cached.py": """
+        from jointsid_utils.cache import cached
+        from {pkg}.mid import value
+
+
+        def make(path, log):
+            def build(tmp):
+                with open(log, "a") as fh:
+                    fh.write("d\\n")
+                tmp.write_text(str(value()))
+
+            return cached(path, {{"k": 1}}, build)
+    """,
     "c_stage.py": """
         def build_c(ws, log):
             with open(log, "a") as fh:
@@ -237,3 +250,15 @@ def test_a_notebooks_code_hash_follows_its_imports_only(tiny):
     assert imports_fingerprint([f"{tiny.name}.a_stage"]) == before
     tiny.edit("low.py", "return 1", "return 4")
     assert imports_fingerprint([f"{tiny.name}.a_stage"]) != before
+
+
+def test_cached_follows_the_callers_code_two_calls_down(tiny, runs_dir):
+    def make() -> list[str]:
+        tiny.log.write_text("")
+        path = tiny._fresh("d_cached").make(runs_dir / "smoke" / "results" / "d.txt", tiny.log)
+        assert path.read_text() in ("2", "3")
+        return tiny.log.read_text().split()
+
+    assert make() == ["d"] and make() == []
+    tiny.edit("low.py", "return 1", "return 2")
+    assert make() == ["d"] and (runs_dir / "smoke" / "results" / "d.txt").read_text() == "3"
