@@ -216,3 +216,50 @@ def test_rec_window_pool_draws_a_fresh_seeded_subset_each_epoch(toy, runs_dir):
     info = json.loads((runs_dir / "smoke/models/generator/content__seed0/train_info.json").read_text())
     steps = max(h["step"] for h in info["log_history"])
     assert steps == 2 * -(-len(RecWindowSampler(users, 2, seed=0)) // gcfg.batch_size)  # the sampler's epochs
+
+
+MALLOC_TRAINING = """
+import hashlib, sys
+from dataclasses import replace
+sys.path.insert(0, sys.argv[1])
+import torch
+from generator_fixtures import TINY, toy_data
+from jointsid_utils.generator.examples import encode_examples, scheme_examples
+from jointsid_utils.generator.item_positions import PromptCollator
+from jointsid_utils.generator.model import build_model, make_tokenizer
+from jointsid_utils.generator.tokenization import item_token_ids, make_id_scheme
+torch.set_num_threads(1)
+torch.manual_seed(0)
+items, inter, queries, codes = toy_data()
+scheme = make_id_scheme("content", codes)
+tok = make_tokenizer(scheme, items, queries, TINY)
+ex = scheme_examples(scheme, items, inter, queries, TINY, seed=0, case_seed=0)
+data = encode_examples(ex.train, tok, {t: item_token_ids(tok, scheme, t) for t in ("search", "rec")}, 32)
+model = build_model(tok, TINY)
+opt = torch.optim.AdamW(model.parameters(), lr=TINY.lr)
+collate = PromptCollator(tok.pad_token_id)
+for start in range(0, len(data), 32):
+    model(**collate([data[i] for i in range(start, min(start + 32, len(data)))])).loss.backward()
+    opt.step()
+    opt.zero_grad()
+state = model.state_dict()
+print(hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest())
+"""
+
+
+def test_run_all_malloc_settings_train_the_same_bytes():
+    """glibc's malloc thresholds (exported by run_all.sh) move where memory comes from, never a number."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_malloc_faults import MALLOC_VARIABLES, run_all_malloc_settings
+
+    tests_dir = str(Path(__file__).resolve().parent)
+    plain = {k: v for k, v in os.environ.items() if k not in MALLOC_VARIABLES} | {"OMP_NUM_THREADS": "1"}
+    digests = {subprocess.run([sys.executable, "-c", MALLOC_TRAINING, tests_dir], env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+               for env in (plain, plain | run_all_malloc_settings())}
+    assert len(digests) == 1 and len(digests.pop()) == 64
