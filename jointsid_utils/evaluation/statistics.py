@@ -16,11 +16,12 @@ from two margins of the table and added:
   search (the cluster-robust "sandwich" variance, Liang and Zeger 1986, the analytic counterpart of
   resampling items rather than cases) with G - 1 df for G items; for rec every case is its own cluster.
   Seed-averaging removes the seed effect from this term.
-* The two are added into one standard error, read with a t of S - 1 degrees of freedom whenever the seed
-  term is non-zero (``variance.degrees_of_freedom``): Welch-Satterthwaite df (Satterthwaite 1946), the
-  rule before, move with the 2-df seed estimate at three seeds and put the type I error at a Holm level at
-  several times nominal (docs/STATISTICS.md, measured by ``evaluation.type_one_error``). Intervals are t
-  intervals and p-values analytic, with no resampling floor.
+* The two are added into one standard error, read with a t whose df are Welch-Satterthwaite's
+  (Satterthwaite 1946) with the seed term at its one-sided 98% upper confidence bound
+  (``variance.degrees_of_freedom``): plain Satterthwaite df, the rule before, move with the 2-df seed
+  estimate at three seeds and put the type I error at a Holm level at several times nominal
+  (docs/STATISTICS.md, measured by ``evaluation.type_one_error``). Intervals are t intervals and p-values
+  analytic, with no resampling floor.
 
 Double counting: the seed-by-case interaction (a case that one seed finds and another misses) enters both
 margins, as sigma2_e / (n S) each, where it belongs once. It is subtracted once, with the residual mean
@@ -209,7 +210,8 @@ def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, leve
 def variance_table(hits: pd.DataFrame) -> pd.DataFrame:
     """``results/variance.csv``: per (scheme, task, protocol, decoding) the seed SD (of the seed means), the case SD
     (of the seed-averaged hits), the item-cluster design effect, the seed and case terms of the standard error,
-    the Satterthwaite df and the design's size, so the next run can choose between more seeds and more cases."""
+    the df (``variance.degrees_of_freedom``) and the design's size, so the next run can choose between more seeds
+    and more cases."""
     rows = []
     groups = ["embedding", "quantizer", "task", "protocol", "decoding"]
     for (emb, quant, task, protocol, decoding), g in hits.groupby(groups, sort=False):
@@ -336,7 +338,7 @@ def power_statement(tests: pd.DataFrame, *, alpha: float = EVAL.alpha, power: fl
                      f"{100 * loose:.1f} points ({100 * strict:.1f} at Holm's strictest alpha {alpha:g}/{m})")
     text = ("Differences in Recall@30 under " + "; ".join(parts) + f" cannot be detected with {power:.0%} power "
             f"by a two-sided paired t test at alpha {alpha:g} (median standard error and df of the pairs: seed and "
-            "item-clustered case terms, seeds - 1 df).")
+            "item-clustered case terms, df with the seed term at its upper bound).")
     return text, numbers
 
 
