@@ -372,9 +372,12 @@ def test_rec_findings_get_a_family_per_protocol():
                                                                             ("rec", "exclude_history")]
     f8 = table[table.finding == "F8"]
     assert f8.family.tolist() == ["F8", "F8, excl. history"] and (f8.task == "both").all()
-    from jointsid_utils.evaluation.markdown import verdicts_markdown
+    from jointsid_utils.evaluation.markdown import pairs_markdown, verdicts_markdown
     text = verdicts_markdown(table)
     assert "**F1** (rec, history excluded)" in text and "one-sided Holm p" in text
+    shown = pairs_markdown(f1)
+    assert shown.count("| search |") == 2 and shown.count("| rec, excl. history |") == 2  # search rows once
+    assert "(one-sided)" in pairs_markdown(pairs["F8"]) and "(one-sided)" not in shown
 
 
 def test_f7_rec_is_unpaired_against_sasrec_and_includes_dense_rec():

@@ -88,12 +88,21 @@ def pairs_markdown(pairs: pd.DataFrame) -> str:
     """Paired tests: a - b over (case, seed) with its interval, Holm p within the family and the MDE."""
     if pairs.empty:
         return "*No pairs.*"
+    if "rec_protocol" in pairs:  # search rows repeat in the "exclude_history" family: show them once
+        pairs = pairs[~((pairs.task == "search") & (pairs.rec_protocol == "exclude_history"))]
+
     def name(r: pd.Series) -> str:
         weight = f"{r.weight:g} x " if "weight" in r and r.weight != 1 else ""
         return f"{r.a} vs {weight}{r.b}"
 
-    rows = [[name(r), r.task, f"{r.recall_a:.3f} / {r.recall_b:.3f}",
-             f"{r['diff']:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", _p(r.p_holm),
+    def task(r: pd.Series) -> str:  # the "exclude_history" family's rec rows, where the pairs file has them
+        return f"{r.task}, excl. history" if r.task == "rec" and r.get("rec_protocol") == "exclude_history" else r.task
+
+    def holm_p(r: pd.Series) -> str:
+        return f"{_p(r.p_holm)} (one-sided)" if r.get("sided") == "one" else _p(r.p_holm)
+
+    rows = [[name(r), task(r), f"{r.recall_a:.3f} / {r.recall_b:.3f}",
+             f"{r['diff']:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", holm_p(r),
              "yes" if r.significant else "no", f"{r.detectable:.3f}"] for _, r in pairs.iterrows()]
     return _markdown(["comparison", "task", "recall a / b", "a - b [95% CI]", "Holm p", "significant",
                       "detectable (80%, Holm level)"], rows)
