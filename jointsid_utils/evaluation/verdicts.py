@@ -2,9 +2,9 @@
 
 Each finding is a Holm family (Holm 1979) per rec protocol: the comparisons it declares
 (``declared_comparisons``), over both tasks, tested by ``statistics.family_tests`` (seed and item-clustered
-case variance, seeds - 1 df), with rec read under "all" (the paper's protocol, family ``F1``) and again under
-"exclude_history" (family ``F1, excl. history``; search is read under "all" in both, so both families have
-the same m). A comparison a vs b expects a above b; ``weight`` w tests a - w x b > 0 (F4's "fixed reaches
+case variance, seed-bounded df), with rec read under "all" (the paper's protocol, family ``F1``) and again
+under "exclude_history" (family ``F1, excl. history``; search is read under "all" in both, so both families
+have the same m). A comparison a vs b expects a above b; ``weight`` w tests a - w x b > 0 (F4's "fixed reaches
 0.8 x RQ-KMeans", the non-inferiority margins).
 
 A finding is decided per task (F5 and F8 over both tasks at once) from its *candidates*: one for F1-F4 (every
