@@ -181,12 +181,18 @@ def id_token_init(words: torch.Tensor, tokenizer, scheme: IdScheme, items: pd.Da
     """token id -> initial embedding of each ID token: the mean, over the items whose code at that level is
     the token's, of the mean embedding of the item's title tokens; plus ``noise`` x the embeddings' SD of
     seeded Gaussian noise, so that tokens with the same items (a dedup counter) still differ. A code no item
-    uses starts at the mean of all titles, plus noise."""
+    uses starts at the mean of all titles, plus noise.
+
+    Averaging over a code's items pulls the means together (on default they lay 4x closer to their centre
+    than the word rows do), and the tied output layer then scores every ID token almost alike; so each
+    level's means are spread about the vocabulary's centre to the word rows' mean distance from it."""
     titles = items.set_index("item_id")["title"].astype(str).reindex(range(scheme.n_items), fill_value="")
     pieces = tokenizer(list(titles), add_special_tokens=False)["input_ids"]
     item_vecs = torch.stack([words[p].mean(0) if p else words.mean(0) for p in pieces])
     gen = torch.Generator().manual_seed(int(seed))
     scale = noise * float(words.std())
+    centre = words.mean(0)
+    word_spread = (words - centre).norm(dim=1).mean()
     out: dict[int, torch.Tensor] = {}
     for task in TASKS:
         for level in range(scheme.levels):
@@ -194,7 +200,9 @@ def id_token_init(words: torch.Tensor, tokenizer, scheme: IdScheme, items: pd.Da
             codes = torch.as_tensor(np.asarray(scheme.codes[task][:, level]), dtype=torch.long)
             sums = torch.zeros(len(tokens), words.shape[1]).index_add_(0, codes, item_vecs)
             counts = torch.bincount(codes, minlength=len(tokens)).unsqueeze(1)
-            means = torch.where(counts > 0, sums / counts.clamp(min=1), item_vecs.mean(0))
+            means = torch.where(counts > 0, sums / counts.clamp(min=1), item_vecs.mean(0)) - centre
+            spread = means.norm(dim=1).mean()
+            means = centre + (means * (word_spread / spread) if spread > 0 else means)
             rows = means + scale * torch.randn(means.shape, generator=gen)
             out.update({int(t): r for t, r in zip(tokens, rows) if int(t) not in out})
     return out
