@@ -1,6 +1,9 @@
 """The tuned baselines: SASRec learns, is deterministic and chooses on validation only; BM25's
 k1/b are chosen on validation queries only; the rec predictions carry both protocols and every seed."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,6 +138,18 @@ def test_bm25_tuning_without_validation_queries_fails_with_one_sentence():
     old_style = queries.assign(split=queries["split"].replace({"validation": "train"}))
     with pytest.raises(StudyInputError, match="validation"):
         tune_bm25(items, old_style, (1.5,), (0.75,), seed=0)
+
+
+def test_default_grid_puts_the_bench_best_inside_it_and_drops_bce():
+    """The grid extends past the validation curve's best point on both axes (bench/bench_sasrec_grid.py measured
+    the curve to its plateau), so the chosen setting is not a corner; BCE stays in the paper's grid only."""
+    record = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results" / "bench_sasrec_grid.json").read_text())
+    score, dim, epochs = max((value, run["dim"], epoch) for run in record["runs"]
+                             for epoch, value in zip(run["epochs"], run["recall_at_30"]))
+    grid = load_config("default").baselines
+    assert min(grid.sasrec_dims) < dim < max(grid.sasrec_dims), (score, dim)
+    assert min(grid.sasrec_epochs) < epochs < max(grid.sasrec_epochs), (score, epochs)
+    assert grid.sasrec_losses == ("ce",) and "bce" in load_config("paper").baselines.sasrec_losses
 
 
 def test_smoke_profile_has_a_small_grid():

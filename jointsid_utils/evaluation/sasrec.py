@@ -189,11 +189,12 @@ def grid_settings(bcfg: BaselineConfig) -> list[tuple[int, int, str]]:
     return [(d, b, loss) for loss in bcfg.sasrec_losses for d in bcfg.sasrec_dims for b in bcfg.sasrec_blocks]
 
 
-def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineConfig, *,
-                      seed: int) -> tuple[pd.DataFrame, SasrecSetting]:
+def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineConfig, *, seed: int,
+                      on_row: Callable[[dict], None] | None = None) -> tuple[pd.DataFrame, SasrecSetting]:
     """The validation grid (one row per setting: Recall@30 of each user's validation item given the train
     history, protocol "all") and the chosen setting (the best; ties go to the earlier row). Test rows
-    are dropped before anything is read."""
+    are dropped before anything is read. ``on_row(row)`` sees each row as it is scored (a bench's partial
+    curve survives a stop)."""
     if not bcfg.sasrec_epochs:
         raise StudyInputError("baselines.sasrec_epochs is empty; give the epoch counts to try, e.g. [20, 40].")
     view = interactions[interactions["split"].isin(("train", "validation")).to_numpy()]
@@ -210,6 +211,8 @@ def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineCo
             if epoch in bcfg.sasrec_epochs:
                 rows.append({**asdict(SasrecSetting(dim, blocks, epoch, loss)), "n_cases": len(users),
                              "recall_at_30": recall_at_k(recommend(model, hist), target)})
+                if on_row is not None:
+                    on_row(rows[-1])
 
         train_sasrec(list(train.values()), n_items, top, bcfg, seed=seed, on_epoch=score, desc=f"sasrec {top.text()}")
         log.info("sasrec validation %s: Recall@30 %s after %s epochs (%.0f s)", top.text(),
