@@ -12,7 +12,7 @@ import pytest
 
 from generator_fixtures import N_USERS, TINY, toy_data
 from jointsid_utils import explore
-from jointsid_utils.config import load_config
+from jointsid_utils.config import as_dict, load_config
 from jointsid_utils.data.dataset import save_dataset
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.explore.__main__ import main as cli
@@ -87,7 +87,7 @@ def test_what_was_not_trained_is_one_sentence(trained_run, monkeypatch, capsys):
             call()
         assert needle in str(err.value) and "\n" not in str(err.value) and str(err.value).endswith(".")
     run = runs / cfg.folder
-    (run / "run.json").write_text(json.dumps({"profile": "smoke", "overrides": {}}))
+    (run / "config.json").write_text(json.dumps(as_dict(cfg)))
     assert cli(["recommend", "--user", "999", "--scheme", "multitask", "--run", str(run)]) == 2
     assert capsys.readouterr().err.startswith("error: User 999 is not in this run's data")
 

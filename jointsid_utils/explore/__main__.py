@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with the tables
     pd.set_option("display.width", 200)
     pd.set_option("display.max_colwidth", 60)
     try:

@@ -93,13 +93,13 @@ def collided_mask(codes: np.ndarray) -> np.ndarray:
     return counts[inverse.reshape(-1)] > 1
 
 
-def collisions(items: pd.DataFrame, codes: np.ndarray, limit: int | None = 20) -> pd.DataFrame:
+def collisions(items: pd.DataFrame, codes: np.ndarray, limit: int | None = 20, titles: int = 6) -> pd.DataFrame:
     """The IDs before the dedup level that several items share, largest first: the ID, its number of items
-    and their titles (the dedup level is what tells them apart)."""
+    and their first ``titles`` titles (the dedup level is what tells them apart)."""
     prefix = prefixes(codes, codes.shape[1] - 1)
     collided = np.flatnonzero(collided_mask(codes))
     frame = pd.DataFrame({"id_before_dedup": prefix[collided], "title": items["title"].iloc[collided].astype(str)})
-    table = (frame.groupby("id_before_dedup", sort=False)["title"].agg(["size", lambda t: " | ".join(t)])
+    table = (frame.groupby("id_before_dedup", sort=False)["title"].agg(["size", lambda t: _first(t, titles)])
              .set_axis(["items", "titles"], axis=1).reset_index()
              .sort_values(["items", "id_before_dedup"], ascending=[False, True], ignore_index=True))
     return table if limit is None else table.head(limit)
@@ -108,3 +108,8 @@ def collisions(items: pd.DataFrame, codes: np.ndarray, limit: int | None = 20) -
 def _median_year(years: pd.Series) -> int | None:
     known = years.dropna()
     return int(known.median()) if len(known) else None
+
+
+def _first(titles: pd.Series, n: int) -> str:
+    more = len(titles) - n
+    return " | ".join(titles.iloc[:n]) + (f" | (+{more} more)" if more > 0 else "")

@@ -57,19 +57,27 @@ class TrainedGenerator:
 
 
 def config_of_run(folder: Path | str) -> StudyConfig:
-    """The study config a run folder was made with (its ``run.json``: profile and overrides), with the runs
+    """The study config a run folder was made with (the ``config.json`` its notebooks wrote), with the runs
     root set to the folder's parent for this process, so every path below resolves inside that folder."""
     import os
 
+    from jointsid_utils.config import as_dict, valid_keys
+
     folder = Path(folder).expanduser().resolve()
-    record = folder / "run.json"
+    record = folder / "config.json"
     if not record.exists():
-        raise StudyInputError(f"{folder} is not a run folder (it has no run.json); pass a folder that "
+        raise StudyInputError(f"{folder} is not a run folder (it has no config.json); pass a folder that "
                               "./run_all.sh made, e.g. runs/smoke.")
-    run = json.loads(record.read_text())
+    saved = json.loads(record.read_text())
+    base = as_dict(load_config(saved["name"]))
+    overrides = {}
+    for key in valid_keys():
+        section, _, leaf = key.partition(".")
+        value, default = (saved.get(section, {}).get(leaf), base[section][leaf]) if leaf else (saved.get(key), base[key])
+        if value != default and key != "run_name":
+            overrides[key] = value
     os.environ["JOINTSID_RUNS_DIR"] = str(folder.parent)
-    cfg = load_config(run["profile"], {**run.get("overrides", {}), "run_name": folder.name})
-    return cfg
+    return load_config(saved["name"], {**overrides, "run_name": folder.name})
 
 
 def study_scheme_names(cfg: StudyConfig) -> list[str]:
