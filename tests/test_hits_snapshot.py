@@ -100,6 +100,7 @@ def test_cutoffs_block_waits_for_a_run_that_wrote_them(tmp_path):
     assert "Pending the next reference run" in cutoffs_markdown(tmp_path)
 
 
+@pytest.mark.slow
 def test_smoke_run_hits_recompute_its_verdicts_and_pairs(smoke_run):
     results = smoke_run[0] / "results"
     assert_recomputed(results)
@@ -109,6 +110,7 @@ def test_smoke_run_hits_recompute_its_verdicts_and_pairs(smoke_run):
     assert size < 40 * rows + 20_000  # compact: well under a byte per column per row
 
 
+@pytest.mark.slow
 def test_smoke_run_cutoffs_agree_with_recall_at_30(smoke_run):
     results = smoke_run[0] / "results"
     table = pd.read_csv(results / "metrics_by_cutoff.csv")
