@@ -321,3 +321,21 @@ def test_finetune_smoke_runs_changes_the_vectors_and_is_reused(tiny, runs_dir):
     mtime = (path / "model.safetensors").stat().st_mtime_ns
     load_or_build("search", cfg, data)  # same config and code: reused, not retrained
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_a_fusion_rebuilds_when_a_matrix_it_combines_changes(tiny, runs_dir, monkeypatch):
+    import json
+
+    items, interactions, queries = tiny
+    rec_seeds = iter([1, 2])
+    monkeypatch.setattr(registry, "MODEL_METHODS", ())
+    monkeypatch.setitem(registry.EMBEDDING_METHODS, "search", lambda data, cfg: np.ones((data.n_items, 4), np.float32))
+    monkeypatch.setitem(registry.EMBEDDING_METHODS, "rec",
+                        lambda data, cfg: np.random.default_rng(next(rec_seeds)).normal(size=(data.n_items, 3)))
+    cfg = load_config("smoke")
+    first = registry.prepare_embeddings(cfg, items, interactions, queries, methods=["fused_concat"])["fused_concat"]
+    (rec_entry,) = [m.parents[1] for m in (runs_dir / ".store" / "embeddings").glob("*/out/stage.json")
+                    if "rec.npy" in json.loads(m.read_text())["sizes"]]
+    shutil.rmtree(rec_entry)  # rec is built again and comes out different: the fusion must follow
+    again = registry.prepare_embeddings(cfg, items, interactions, queries, methods=["fused_concat"])["fused_concat"]
+    assert not np.array_equal(first, again)

@@ -92,7 +92,7 @@ class ValidationEvaluator(_base_evaluator()):
 def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataFrame],
              evaluator: ValidationEvaluator, key: Mapping[str, Any], out: Path, checkpoints: Path,
              stage_key: str | None = None) -> Path:
-    """Train (or reuse) ``method``'s encoder on MNRL over ``train_sets`` (name -> anchor/positive frame).
+    """Train ``method``'s encoder on MNRL over ``train_sets`` (name -> anchor/positive frame).
 
     Several sets are trained jointly, one set per batch in round-robin order (the multi-task objective
     is then the sum of the per-set MNRL losses over an epoch). The model is saved to ``out`` and the

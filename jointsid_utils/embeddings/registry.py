@@ -22,7 +22,7 @@ from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.inputs import MODEL, EmbeddingData
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.stages import MANIFEST, Stage, Workspace, produce
-from jointsid_utils.store import link
+from jointsid_utils.store import array_sha256, link
 
 Builder = Callable[[EmbeddingData, StudyConfig], np.ndarray]
 
@@ -62,8 +62,12 @@ READS: dict[str, tuple[str, ...]] = {
     "fused_concat": ("items", "queries", "interactions"), "fused_svd": ("items", "queries", "interactions"),
     "multitask": ("items", "queries", "interactions"),
 }
+# The matrices each fusion combines (``data.resolve``): their content hashes are its stage's inputs, so a
+# rebuilt input rebuilds the fusion.
+FUSES: dict[str, tuple[str, ...]] = {"fused_concat": ("search", "rec"), "fused_svd": ("search", "rec")}
 # Methods that train a model and save it (``inputs.model_output``) beside their matrix.
 MODEL_METHODS = ("search", "rec", "multitask")
+FINETUNED = ("search", "multitask")  # their key also names the precision "auto" resolved to on this machine
 
 
 def embeddings_dir(cfg: StudyConfig) -> Path:
@@ -94,8 +98,13 @@ def check_matrix(method: str, matrix: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def cache_key(method: str, cfg: StudyConfig, data: EmbeddingData) -> dict:
-    return {"method": method, "embeddings": as_dict(cfg.embeddings),
-            "data": {part: data.fingerprint(part) for part in READS[method]}}
+    key = {"method": method, "embeddings": as_dict(cfg.embeddings),
+           "data": {part: data.fingerprint(part) for part in READS[method]}}
+    if method in FINETUNED:
+        from jointsid_utils.embeddings.finetune import finetune_bf16
+
+        key["finetune_bf16"] = finetune_bf16(cfg.embeddings)
+    return key
 
 
 def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.DataFrame, queries: pd.DataFrame,
@@ -128,6 +137,7 @@ def load_or_build(method: str, cfg: StudyConfig, data: EmbeddingData) -> np.ndar
     stage = Stage("embeddings", functools.partial(_build_method, method, cfg, data, matrix_name),
                   outputs=(matrix_name, MODEL) if method in MODEL_METHODS else (matrix_name,),
                   config=cache_key(method, cfg, data), seed=cfg.seed,
+                  inputs={m: array_sha256(data.resolve(m)) for m in FUSES.get(method, ()) if data.resolve},
                   code=(builder_function(EMBEDDING_METHODS[method]),))
     links = {matrix_name: embedding_path(cfg, method)}
     if method in MODEL_METHODS:
