@@ -111,17 +111,18 @@ def _intact(path: Path, size: int | None) -> bool:
     return False
 
 
-def materialize(stage: Stage) -> Path:
-    """The stage's published ``out/`` folder: loaded when it exists, else built under the entry's lock."""
-    if (out := published(stage)) is not None:
+def materialize(stage: Stage, *, rebuild: bool = False) -> Path:
+    """The stage's published ``out/`` folder: loaded when it exists, else built under the entry's lock.
+    ``rebuild=True`` builds it again even so (a user's explicit retrain), replacing what was published."""
+    if not rebuild and (out := published(stage)) is not None:
         return out
     with store.locked(stage.name, stage.key):
-        if (out := published(stage)) is not None:  # another process built it while this one waited
+        if not rebuild and (out := published(stage)) is not None:  # another process built it meanwhile
             return out
         return _build(stage)
 
 
-def produce(stage: Stage, links: Mapping[str, Path | str] | None = None) -> Path:
+def produce(stage: Stage, links: Mapping[str, Path | str] | None = None, *, rebuild: bool = False) -> Path:
     """Materialize the stage and link outputs into a run folder (output name -> path there); returns ``out/``.
 
     The run folder lists the entry before the build starts, so ``store prune`` leaves a build in progress be.
@@ -133,7 +134,7 @@ def produce(stage: Stage, links: Mapping[str, Path | str] | None = None) -> Path
         if (folder := store.run_folder_of(dest)) is not None:
             where = dest.resolve().relative_to((store.runs_root() / folder).resolve())
             store.record(folder, stage.name, stage.key, str(where))
-    out = materialize(stage)
+    out = materialize(stage, rebuild=rebuild)
     for name, dest in links.items():
         store.link(out / name, dest)
     return out

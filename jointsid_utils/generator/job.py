@@ -2,15 +2,17 @@
 
     preds = train_and_predict("multitask__rq_kmeans", codes, items, interactions, queries, cfg, seed)
 
-The job key (``job_key``) names everything that decides the lists; it keys the trained model and its
-decoded lists (the store's ``generator/<key>/``, linked at ``runs/<folder>/models/generator/<scheme>__seed<k>``)
-and the scored job's marker that ``orchestration`` writes under ``results/generator_runs/``. Every setting comes from ``GeneratorConfig``;
+The job key (``job_key``) names everything that decides the lists; it keys the trained model (the store's
+``generator/<key>/``, linked at ``runs/<folder>/models/generator/<scheme>__seed<k>``), the ``predictions``
+stage that decodes it (``jointsid_utils.stages``; linked under ``models/generator/decoded/``) and the scored
+job's marker that ``orchestration`` writes under ``results/generator_runs/``. Every setting comes from ``GeneratorConfig``;
 another value is another config (``dataclasses.replace`` or ``config.load_config`` overrides).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ import torch
 
 from jointsid_utils import distributed, store
 from jointsid_utils.store import array_sha256
-from jointsid_utils.cache import save_parquet, write_json
+from jointsid_utils.cache import run_dir, save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.fingerprint import code_fingerprint
 from jointsid_utils.generator.examples import scheme_examples
@@ -34,6 +36,7 @@ from jointsid_utils.generator.predict import predict, predict_validation, search
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
 from jointsid_utils.generator.training import load_or_train, model_dir
 from jointsid_utils.reproducibility import seed_everything
+from jointsid_utils.stages import Stage, Workspace, produce
 
 # Settings left out of the job key. ``decoding`` and ``decode_batch_size`` change only how the saved model
 # is decoded, so a job that differs in them reuses the model (notebook 06 decodes one model both ways;
@@ -41,6 +44,7 @@ from jointsid_utils.reproducibility import seed_everything
 # in the key. ``workers`` only sets how many jobs run side by side: every CPU job runs one torch thread
 # whatever their number (``workers.plan_workers``), so it moves no number.
 NOT_IN_KEY = ("decoding", "decode_batch_size", "seeds", "workers")
+PREDICTIONS, DECODE_INFO = "predictions.parquet", "decode.json"  # the predictions stage's outputs
 ITEM_COLUMNS = ("item_id", "title", "year", "text")  # what the tokenizer corpus and item-text examples read
 INTERACTION_COLUMNS = ("user_id", "item_id", "split")
 QUERY_COLUMNS = ("query_id", "item_id", "query", "split")
@@ -84,9 +88,9 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     """Train (or reload) the scheme's generator and return the ranked lists of every test case.
 
     ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
-    model, tokenizer, ``train_info.json`` (examples, times, loss curve) and the decoded lists go to the job
-    key's store entry (linked at ``training.model_dir``); a model or lists saved there for the same job key
-    are reloaded instead of recomputed (``retrain=True`` forces both). Under ``torchrun`` every process trains its shard and only the main one decodes (the
+    model, tokenizer and ``train_info.json`` (examples, times, loss curve) go to the job key's store entry
+    (linked at ``training.model_dir``), the decoded lists to the ``predictions`` stage keyed on the job key and
+    the decoding; a saved model or lists are reloaded instead of recomputed (``retrain=True`` forces both). Under ``torchrun`` every process trains its shard and only the main one decodes (the
     others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
     task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
     With ``generator.warm_start`` the job fine-tunes seed ``seed``'s pretrained checkpoint (``warm_start``,
@@ -121,20 +125,15 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         store.record(profile, "generator", key, f"models/generator/{scheme_name}__seed{seed}")
         if warm_start is not None:  # listed, so that pruning the store keeps the checkpoint this run uses
             store.record(profile, "pretrain", warm_start.name, f"pretrain/seed{seed}")
-        preds, extra = (None, {}) if retrain else stored_predictions(out, gcfg.decoding)
-        # Decoding reads the saved model, so a first run and a rerun give the same lists: after
-        # load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
-        # checkpoint on an H200, 26 of 64 lists differing.
-        if preds is None or (validate and "validation" not in extra):
-            tokenizer, model = load_saved(out)
-            if preds is None:
-                started = time.time()
-                preds = predict(model, tokenizer, scheme, examples, gcfg)
-                preds["seed"] = seed
-                extra = {"decode_seconds": round(time.time() - started, 1)}
-            if validate:
-                extra["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg))
-            store_predictions(out, gcfg.decoding, preds, extra)
+        decoded = Stage("predictions", functools.partial(_decode, out, scheme, examples, gcfg, seed, validate),
+                        outputs=(PREDICTIONS, DECODE_INFO), inputs={"model": key}, seed=seed,
+                        config={"decoding": gcfg.decoding, "decode_batch_size": gcfg.decode_batch_size,
+                                "validate": validate})
+        lists = run_dir(profile, "models", "generator", "decoded") / f"{scheme_name}__seed{seed}__{gcfg.decoding}"
+        found = produce(decoded, {PREDICTIONS: lists.with_suffix(".parquet"), DECODE_INFO: lists.with_suffix(".json")},
+                        rebuild=retrain)
+        preds = pd.read_parquet(found / PREDICTIONS)
+        extra = json.loads((found / DECODE_INFO).read_text())
     preds.attrs["train_info"] = {k: v for k, v in info.items() if k != "log_history"}
     preds.attrs["decode_seconds"] = extra.get("decode_seconds")
     if validate:
@@ -142,19 +141,22 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     return preds
 
 
-def stored_predictions(entry: Path, decoding: str) -> tuple[pd.DataFrame | None, dict]:
-    """A job's decoded test lists for ``decoding`` and their ``extra`` (decode time, validation scores), as
-    ``store_predictions`` left them in the job's store entry, or (None, {})."""
-    meta = entry / f"predictions__{decoding}.json"
-    if not meta.exists():
-        return None, {}
-    return pd.read_parquet(entry / f"predictions__{decoding}.parquet"), json.loads(meta.read_text())
+def _decode(model_entry: Path, scheme: IdScheme, examples, gcfg: GeneratorConfig, seed: int, validate: bool,
+            ws: Workspace) -> None:
+    """The ``predictions`` stage: the test lists of the saved model (and its validation scores when asked).
 
-
-def store_predictions(entry: Path, decoding: str, preds: pd.DataFrame, extra: dict) -> None:
-    """The lists first, then the JSON that marks them complete (both written atomically)."""
-    save_parquet(entry / f"predictions__{decoding}.parquet", preds.reset_index(drop=True))
-    write_json(entry / f"predictions__{decoding}.json", extra)
+    Decoding reads the saved model, so a first run and a rerun give the same lists: after
+    load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
+    checkpoint on an H200, 26 of 64 lists differing."""
+    tokenizer, model = load_saved(model_entry)
+    started = time.time()
+    preds = predict(model, tokenizer, scheme, examples, gcfg)
+    preds["seed"] = seed
+    extra: dict = {"decode_seconds": round(time.time() - started, 1)}
+    if validate:
+        extra["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg))
+    save_parquet(ws.out / PREDICTIONS, preds.reset_index(drop=True))
+    write_json(ws.out / DECODE_INFO, extra)
 
 
 def validation_recall(preds: pd.DataFrame) -> dict[str, dict[str, float]]:
