@@ -262,3 +262,12 @@ def test_cached_follows_the_callers_code_two_calls_down(tiny, runs_dir):
     assert make() == ["d"] and make() == []
     tiny.edit("low.py", "return 1", "return 2")
     assert make() == ["d"] and (runs_dir / "smoke" / "results" / "d.txt").read_text() == "3"
+
+
+def test_rebuild_builds_a_published_stage_again(runs_dir, tmp_path):
+    log = tmp_path / "log"
+    stage = Stage("again", functools.partial(_slow_build, log=log), outputs=("slow.txt",))
+    materialize(stage)
+    materialize(stage)
+    materialize(stage, rebuild=True)
+    assert log.read_text() == "built\nbuilt\n" and published(stage) is not None
