@@ -22,7 +22,7 @@ import pandas as pd
 from jointsid_utils.cache import REPO_ROOT, atomic_path, run_dir, write_json
 from jointsid_utils.config import stable_hash
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import current_commit
+from jointsid_utils.runtime.reproducibility import current_commit
 
 SNAPSHOT = REPO_ROOT / "docs" / "results"
 # What a snapshot holds: the tables notebooks 02-06 write (a missing one is left out) and the hits behind the
@@ -68,7 +68,7 @@ def recompute(folder: Path) -> dict[str, pd.DataFrame]:
 
     hits, known, joint, evaluation = read_hits(Path(folder) / HITS_FILE)
     files = dict(inference(hits, known_item_cases=known, joint=joint, evaluation=evaluation)["files"])
-    pairs = study_pair_tests(hits, candidates=joint)
+    pairs = study_pair_tests(hits, candidates=joint, evaluation=evaluation)
     files.update({f"pairs_{family}.csv": pairs[family] for family in ("joint", "beyond")})
     return files
 
