@@ -60,7 +60,7 @@ def train_one(method: str, args, threads: int, bf16: bool) -> float:
     import torch
 
     from jointsid_utils.embeddings.inputs import EmbeddingData
-    from jointsid_utils.reproducibility import seed_everything
+    from jointsid_utils.runtime.reproducibility import seed_everything
 
     torch.set_num_threads(threads)
     cfg = config(args)

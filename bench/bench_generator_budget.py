@@ -50,7 +50,7 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.training import load_or_train
     from jointsid_utils.metrics import bootstrap_ci, per_case_recall
-    from jointsid_utils.reproducibility import seed_everything
+    from jointsid_utils.runtime.reproducibility import seed_everything
 
     gcfg, seed = cfg.generator, int(cfg.generator.seeds[0])
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)

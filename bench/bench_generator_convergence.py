@@ -94,7 +94,7 @@ def run_job(profile: str, job: dict, warm: dict | None) -> dict:
     from jointsid_utils.generator.training import load_or_train
     from jointsid_utils.ids.schemes import load_ids
     from jointsid_utils.metrics import per_case_recall
-    from jointsid_utils.reproducibility import seed_everything
+    from jointsid_utils.runtime.reproducibility import seed_everything
 
     cfg = load_config(profile)
     seed, pair = job["seed"], tuple(job["scheme"].split("/"))

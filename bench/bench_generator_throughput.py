@@ -100,7 +100,7 @@ class StepTimer:
         from jointsid_utils.generator.examples import encode_examples
         from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
         from jointsid_utils.generator.model import build_model, make_tokenizer
-        from jointsid_utils.precision import resolve_precision
+        from jointsid_utils.runtime.precision import resolve_precision
         from jointsid_utils.generator.tokenization import item_token_ids
         from jointsid_utils.generator.training import output_tokens
 
@@ -178,7 +178,7 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, 
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.training import load_or_train
-    from jointsid_utils.reproducibility import seed_everything
+    from jointsid_utils.runtime.reproducibility import seed_everything
 
     cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme,
                                                                          {**VARIANTS[name], "seeds": (seed,)})
@@ -292,7 +292,7 @@ def main() -> None:
     schemes = [tuple(s.split("/")) for s in args.scheme]
     scheme = schemes[0]
     from jointsid_utils.generator.orchestration import worker_init
-    from jointsid_utils.precision import cpu_has_native_bf16
+    from jointsid_utils.runtime.precision import cpu_has_native_bf16
 
     started = time.time()
     earlier = json.load(open(args.out)) if os.path.exists(args.out) else {"throughput": [], "validation": []}

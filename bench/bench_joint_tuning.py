@@ -107,7 +107,7 @@ def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.training import load_or_train
     from jointsid_utils.metrics import per_case_recall
-    from jointsid_utils.reproducibility import seed_everything
+    from jointsid_utils.runtime.reproducibility import seed_everything
 
     from jointsid_utils.config import load_config
 

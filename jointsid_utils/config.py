@@ -231,7 +231,7 @@ class GeneratorConfig:
     # "mixed": one shuffled stream of both tasks (the paper); "per_task": each batch holds one task
     # (faster, slightly worse on both tasks: docs/DECISIONS.md, "Task batching").
     task_batching: str = "mixed"
-    workers: int = 0  # schemes side by side, 1 thread each on a CPU; 0 = one per idle core, 1 on a GPU (workers.py)
+    workers: int = 0  # schemes side by side, 1 thread each on a CPU; 0 = one per idle core, 1 on a GPU (runtime/workers.py)
     # Throughput options (bench/bench_generator_throughput.py, docs/PERFORMANCE.md), all off = the paper's setup:
     rec_item_positions: bool = False  # one encoder position per history item (its ID tokens' embeddings summed)
     id_output_only: bool = False  # the output layer scores only ID tokens + EOS, the only tokens decoded
@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args[0], overrides)
         check_data_section(cfg.data)
-        from jointsid_utils.precision import resolve_precision  # imports torch: only here
+        from jointsid_utils.runtime.precision import resolve_precision  # imports torch: only here
 
         resolve_precision(cfg.generator.precision)
         resolve_precision(cfg.embeddings.finetune_precision, "embeddings.finetune_precision")

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_json
 from jointsid_utils.config import StudyConfig, as_dict, load_config
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import seed_everything
+from jointsid_utils.runtime.reproducibility import seed_everything
 
 FIGURES = REPO_ROOT / "figures"
 
@@ -24,7 +24,7 @@ def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: 
     seed_everything(cfg.seed)
     import torch
 
-    from jointsid_utils.workers import machine_cores
+    from jointsid_utils.runtime.workers import machine_cores
 
     torch.set_num_threads(threads or machine_cores())  # the fine-tunes and encodings use the whole machine
     from transformers.utils import logging as hf_logging

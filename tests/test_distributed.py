@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, os, sys
 from generator_fixtures import TINY, toy_data
-from jointsid_utils import distributed
+from jointsid_utils.runtime import distributed
 from jointsid_utils.generator.job import train_and_predict
 items, inter, queries, codes = toy_data()
 preds = train_and_predict("content", codes, items, inter, queries, TINY, 0, profile="smoke")

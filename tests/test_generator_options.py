@@ -14,7 +14,7 @@ from jointsid_utils.generator.item_positions import (PromptCollator, group_item_
                                                      prompt_embeddings, tokenize_prompts)
 from jointsid_utils.generator.job import train_and_predict
 from jointsid_utils.generator.model import MASKED_LOGIT, RestrictedHead, build_model, load_saved, make_tokenizer
-from jointsid_utils.precision import cpu_has_native_bf16, resolve_precision
+from jointsid_utils.runtime.precision import cpu_has_native_bf16, resolve_precision
 from jointsid_utils.generator.tokenization import item_token_ids, make_id_scheme, rec_prompt, search_prompt
 from jointsid_utils.generator.training import output_tokens
 

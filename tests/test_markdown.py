@@ -94,7 +94,7 @@ def test_readme_and_results_doc_match_the_committed_snapshot():
 def test_the_snapshot_credits_the_commit_the_run_started_from(runs_dir):
     """A commit made while a two-hour run goes on must not be named as the code behind its numbers."""
     from jointsid_utils.evaluation.snapshot import provenance
-    from jointsid_utils.reproducibility import current_commit
+    from jointsid_utils.runtime.reproducibility import current_commit
 
     folder = runs_dir / "smoke"
     folder.mkdir(parents=True)

@@ -10,7 +10,7 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids import rqvae_diagnosis as rd
 from jointsid_utils.ids import rqvae_tables as rt
 from jointsid_utils.quantizers import QUANTIZERS, RQVAE, make_quantizer
-from jointsid_utils.workers import machine_cores, plan_workers
+from jointsid_utils.runtime.workers import machine_cores, plan_workers
 
 TINY = dict(levels=2, codebook_size=8, steps=40, batch_size=128, hidden_dims=(64, 32), latent_dim=16, log_every=10)
 

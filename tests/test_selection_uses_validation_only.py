@@ -179,7 +179,7 @@ def test_the_generator_chooses_the_same_checkpoint_and_decodes_validation_alike(
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.tokenization import make_id_scheme
     from jointsid_utils.generator.training import train_scheme
-    from jointsid_utils.reproducibility import seed_everything
+    from jointsid_utils.runtime.reproducibility import seed_everything
 
     items, interactions, queries, codes = toy_data()
     frames = {"clean": (interactions, queries), "poisoned": poison(interactions, queries, len(items))}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from jointsid_utils.config import load_config
 from jointsid_utils.driver.progress import ProgressRelay
-from jointsid_utils.trainer_lines import evaluation_line
+from jointsid_utils.runtime.trainer_lines import evaluation_line
 
 RAW_DICT = re.compile(r"^\s*\{'\w+': ")
 

@@ -1,10 +1,10 @@
-"""The worker plan (``jointsid_utils.workers``): how many jobs side by side, with how many torch threads each."""
+"""The worker plan (``jointsid_utils.runtime.workers``): how many jobs side by side, with how many torch threads each."""
 
 from __future__ import annotations
 
 import pytest
 
-from jointsid_utils.workers import WorkerPlan, machine_cores, plan_workers
+from jointsid_utils.runtime.workers import WorkerPlan, machine_cores, plan_workers
 
 JOBS = 36  # the default profile's 12 schemes x 3 seeds
 

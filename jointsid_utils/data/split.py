@@ -10,7 +10,7 @@ import pandas as pd
 
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "split"]
 # The split labels each frame may carry, and those a step that chooses something may read (STUDY.md §2,

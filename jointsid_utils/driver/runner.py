@@ -34,7 +34,7 @@ from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import check_source
 from jointsid_utils.data.size import check_study_size
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import current_commit
+from jointsid_utils.runtime.reproducibility import current_commit
 from jointsid_utils.driver.progress import KERNEL_ARGUMENTS, ProgressRelay
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"

@@ -29,7 +29,7 @@ from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
-from jointsid_utils.precision import resolve_precision
+from jointsid_utils.runtime.precision import resolve_precision
 
 INFO = "jointsid_model.json"
 LOG = "training_log.json"
@@ -102,7 +102,7 @@ def finetune(*, method: str, cfg: StudyConfig, train_sets: Mapping[str, pd.DataF
     """
     from sentence_transformers import SentenceTransformerTrainer
 
-    from jointsid_utils.trainer_lines import progress_lines
+    from jointsid_utils.runtime.trainer_lines import progress_lines
 
     emb = cfg.embeddings
     bf16 = {"precision": "bf16"} if finetune_bf16(emb) else {}

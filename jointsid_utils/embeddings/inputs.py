@@ -20,7 +20,7 @@ from jointsid_utils.cache import run_dir
 from jointsid_utils.config import StudyConfig, stable_hash
 from jointsid_utils.data.split import selection_view, validation_queries
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 from jointsid_utils.stages import Workspace
 
 

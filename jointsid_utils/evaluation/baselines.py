@@ -15,7 +15,7 @@ import pandas as pd
 from jointsid_utils.embeddings.retrieval import history_mean, top_k
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.metrics import K
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 
 def _with_protocols(cases: pd.DataFrame, task: str, rank_fn) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from jointsid_utils.embeddings.retrieval import recall_at_k, top_k_of_scores
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation.baselines import _with_protocols
 from jointsid_utils.metrics import K
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 LOSSES = ("ce", "bce")
 FINAL_FIT_SPLITS = ("train",)  # what the test model learns from: the generator's training targets, no more

@@ -27,7 +27,7 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.item_positions import ItemGrouping, tokenize_prompts
 from jointsid_utils.generator.tokenization import IdScheme, make_id_scheme, rec_prompt, search_prompt
 from jointsid_utils.queries.test_cases import search_test_queries
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 
 @dataclass

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jointsid_utils import distributed, store
+from jointsid_utils import store
+from jointsid_utils.runtime import distributed
 from jointsid_utils.store import array_sha256
 from jointsid_utils.cache import run_dir, save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
@@ -31,11 +32,11 @@ from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.model import load_saved
 from jointsid_utils.generator.pretrain import WARM_START_SETTINGS, checkpoint_sha256, pretrain
-from jointsid_utils.precision import resolve_precision
+from jointsid_utils.runtime.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
 from jointsid_utils.generator.training import load_or_train, model_dir
-from jointsid_utils.reproducibility import seed_everything
+from jointsid_utils.runtime.reproducibility import seed_everything
 from jointsid_utils.stages import Stage, Workspace, produce
 
 # Settings left out of the job key. ``decoding`` and ``decode_batch_size`` change only how the saved model

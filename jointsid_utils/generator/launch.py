@@ -40,7 +40,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
-    from jointsid_utils import distributed
+    from jointsid_utils.runtime import distributed
     from jointsid_utils.generator import orchestration as study
     from jointsid_utils.config import load_config
 

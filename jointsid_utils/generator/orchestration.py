@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pandas as pd
 
-from jointsid_utils import distributed
+from jointsid_utils.runtime import distributed
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.job import data_hash, job_key
 from jointsid_utils.generator.tokenization import make_id_scheme
-from jointsid_utils.workers import machine_cores, plan_workers
+from jointsid_utils.runtime.workers import machine_cores, plan_workers
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme

@@ -37,7 +37,7 @@ from jointsid_utils.cache import write_json
 from jointsid_utils.config import GeneratorConfig, as_dict, stable_hash
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.tokenization import TASK_TOKENS, TASKS, IdScheme, build_tokenizer, search_prompt
-from jointsid_utils.reproducibility import seed_everything, rng
+from jointsid_utils.runtime.reproducibility import seed_everything, rng
 
 INFO_FILE = "pretrain_info.json"  # written last: marks a complete checkpoint
 CONTENT_FILES = ("model.safetensors", "config.json", "tokenizer.json")  # what ``checkpoint_sha256`` reads
@@ -123,7 +123,7 @@ def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
     stage protocol's fingerprint): never a scheme, so all share it."""
     from jointsid_utils.fingerprint import code_fingerprint
     from jointsid_utils.store import array_sha256
-    from jointsid_utils.precision import resolve_precision
+    from jointsid_utils.runtime.precision import resolve_precision
 
     items, interactions, queries = data
     settings = {k: v for k, v in as_dict(gcfg).items() if k in PRETRAIN_SETTINGS}

@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jointsid_utils import distributed
+from jointsid_utils.runtime import distributed
 from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import GeneratorConfig, as_dict
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.examples import Examples, RecWindowSampler, TaskBlockSampler, encode_examples
 from jointsid_utils.generator.item_positions import PromptCollator, item_grouping
 from jointsid_utils.generator.model import build_model, make_tokenizer, warm_started_model
-from jointsid_utils.precision import resolve_precision
+from jointsid_utils.runtime.precision import resolve_precision
 from jointsid_utils.generator.tokenization import (IdScheme, check_tokenizer, item_token_ids,
                                                    memoized_tokenizer, tokenizer_key)
 
@@ -216,7 +216,7 @@ def train_generator(model, tokenizer, train_ds, val_ds, gcfg: GeneratorConfig, o
     trainer = Trainer(model=model, args=training_arguments(gcfg, out_dir, seed), train_dataset=train_ds,
                       eval_dataset=val_ds, processing_class=tokenizer,
                       data_collator=PromptCollator(tokenizer.pad_token_id))
-    from jointsid_utils.trainer_lines import progress_lines
+    from jointsid_utils.runtime.trainer_lines import progress_lines
 
     progress_lines(trainer, "generator")  # bars (if shown) and one line per evaluation, no raw log dicts
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None

@@ -34,7 +34,7 @@ from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.stages import Stage, Workspace, produce
-from jointsid_utils.workers import machine_cores, plan_workers
+from jointsid_utils.runtime.workers import machine_cores, plan_workers
 
 RECORD = "record.json"
 

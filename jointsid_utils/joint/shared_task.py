@@ -25,7 +25,7 @@ import numpy as np
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 
 def check_codes(codes: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from jointsid_utils.queries.matching import normalise_query
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 log = logging.getLogger(__name__)
 

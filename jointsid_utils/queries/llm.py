@@ -28,7 +28,7 @@ from jointsid_utils.queries.common import (as_list, check_items, check_split_siz
                                            finish_queries, is_known)
 from jointsid_utils.queries.distinct import distinct_pool
 from jointsid_utils.queries.splits import split_pool
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 BASE_DELAY_S = 1.0  # first backoff; doubles per retry (tests set it near zero)
 MAX_DELAY_S = 60.0

@@ -20,7 +20,7 @@ import pandas as pd
 
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.queries.common import conform_queries
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 SPLITS = ("train", "validation", "test")
 MAX_SWAPS_PER_CELL = 50  # the greedy pass leaves few cells off target; this bounds the repair loop

@@ -43,7 +43,7 @@ from jointsid_utils.queries.item_meta import ItemMeta
 from jointsid_utils.queries.matching import Catalogue, Constraint, normalise_query, words
 from jointsid_utils.queries.splits import split_pool
 from jointsid_utils.queries.vocabulary import GENRE_WORDS, STOPWORDS
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 log = logging.getLogger(__name__)
 

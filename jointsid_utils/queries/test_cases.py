@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.reproducibility import rng
+from jointsid_utils.runtime.reproducibility import rng
 
 
 def search_test_queries(queries: pd.DataFrame, n_cases: int | None, case_seed: int) -> pd.DataFrame:

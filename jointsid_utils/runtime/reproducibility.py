@@ -39,7 +39,7 @@ def rng(seed: int, *salt: object) -> np.random.Generator:
 def current_commit(repo: Path | None = None) -> str | None:
     """The short commit hash checked out in ``repo`` (the package's repository by default), or None outside git.
     A run reads it when it starts, so a commit made while it runs is not credited with its results."""
-    repo = repo or Path(__file__).resolve().parent.parent
+    repo = repo or Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, check=True, timeout=10)
