@@ -37,11 +37,11 @@ def designs() -> list[Design]:
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
-    """The worst ratio to nominal per (test, seeds, rule, m) over the seed shares, and the mean detectable
+    """The worst ratio to nominal per (comparison, seeds, rule, m) over the seed shares, and the mean detectable
     difference: the before/after table of docs/STATISTICS.md."""
-    g = table.groupby(["test", "n_seeds", "rule", "m"], sort=False).agg(
+    g = table.groupby(["comparison", "n_seeds", "rule", "m"], sort=False).agg(
         worst_ratio=("ratio", "max"), mean_ratio=("ratio", "mean"), detectable=("detectable_in_sd", "mean"))
-    lines = ["| test | seeds | rule | m | worst ratio to nominal | mean ratio | detectable (SDs) |",
+    lines = ["| comparison | seeds | rule | m | worst ratio to nominal | mean ratio | detectable (SDs) |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {t} | {s} | {r} | {m} | {row.worst_ratio:.2f} | {row.mean_ratio:.2f} | {row.detectable:.2f} |"
               for (t, s, r, m), row in g.iterrows()]

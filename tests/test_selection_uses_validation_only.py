@@ -217,7 +217,8 @@ TEST_READERS = {"train_and_predict", "predict", "generator_test_cases", "search_
 # Benches that report test numbers once every choice was made on validation by a chooser with its own
 # poison test; each is named with that test, so a new one is a decision, not an accident.
 REPORTS_TEST_AFTER_CHOOSING = {
-    "bench_baselines.py": "tune_bm25 and sasrec_grid choose on validation (tests/test_sasrec.py)"}
+    "bench_baselines.py": "tune_bm25 and sasrec_grid choose on validation (tests/test_sasrec.py)",
+    "bench_snapshot_verdicts.py": "re-scores the committed snapshot's pairs rows under the declared rules; chooses nothing"}
 
 
 def test_split_reads_in(path: Path) -> list[str]:

@@ -129,7 +129,7 @@ def error_table(designs: list[Design], reps: int, *, alpha: float = 0.05, famili
         for (rule, m), rate in out["rates"].items():
             detectable = out["detectable"][(rule, m)]
             nominal = alpha / m
-            rows.append({"task": design.task, "test": "unpaired" if design.baseline_seeds else "paired",
+            rows.append({"task": design.task, "comparison": "unpaired" if design.baseline_seeds else "paired",
                          "n_seeds": design.n_seeds, "baseline_seeds": design.baseline_seeds,
                          "recall": design.recall, "seed_sd": design.seed_sd, "seed_share": round(out["seed_share"], 3),
                          "rule": rule, "m": m, "nominal": nominal, "type_one_error": rate,
