@@ -65,11 +65,9 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
-# Two cores: keep BLAS/OpenMP from spinning against each other (docs/FEASIBILITY.md: 17x slower otherwise).
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
-export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
-export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
+# Threads and the libraries' environment are set in Python, by jointsid_utils.runtime.configure_runtime,
+# which every entry point calls. Only what must exist before Python starts stays here: glibc reads its
+# MALLOC_*_ settings once, when the interpreter starts.
 # glibc's malloc: a training step frees and reallocates the same few MB of tensors; by default the large
 # ones are mmap'd and unmapped every step and the heap top is trimmed, so each step faults its pages in
 # again. A fixed mmap threshold (32 MiB, glibc's maximum), a high trim threshold and a top pad keep those

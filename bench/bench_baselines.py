@@ -22,6 +22,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
     args = parser.parse_args()
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime()  # idle OpenMP threads sleep, the hub stays offline; workers inherit both
     logging.basicConfig(format="%(message)s")
     logging.getLogger("jointsid_utils").setLevel(logging.INFO)  # one line per SASRec grid run, with its seconds
 

@@ -41,7 +41,6 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="each arm's fastest of this many passes is kept")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    import torch
 
     from jointsid_utils.config import load_config
     from jointsid_utils.generator import decoding
@@ -50,8 +49,9 @@ def main() -> None:
     from jointsid_utils.generator.orchestration import load_inputs, scheme_name
     from jointsid_utils.generator.tokenization import make_id_scheme
     from jointsid_utils.ids.schemes import load_ids
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
+    configure_runtime(1)
     cfg = load_config(args.profile)
     pair = tuple(args.scheme.split("/"))
     items, interactions, queries = load_inputs(cfg)

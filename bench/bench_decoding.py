@@ -98,7 +98,9 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=4155, help="model vocabulary (the default profile's tokenizer: 4,155)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime(args.threads)
     trie_ids, id_vocab = synthetic_trie()
     vocab = max(id_vocab, args.vocab)
     model = default_model(vocab, args.device)

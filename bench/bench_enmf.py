@@ -40,9 +40,9 @@ def run_case(spec: dict) -> dict:
     import resource
 
     import numpy as np
-    import torch
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
+    configure_runtime(1)
     import jointsid_utils.embeddings.enmf as enmf
 
     hist, n_users = synthetic_histories(spec["items"])

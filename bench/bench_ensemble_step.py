@@ -40,8 +40,9 @@ def main() -> None:
     from transformers import T5Config, T5ForConditionalGeneration
 
     from jointsid_utils.config import load_config
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
+    configure_runtime(1)
     g = load_config(args.profile).generator
     batch = args.batch or g.batch_size
     config = T5Config(vocab_size=args.vocab, d_model=g.d_model, d_ff=g.d_ff, d_kv=g.d_model // g.num_heads,

@@ -61,8 +61,9 @@ def train_one(method: str, args, threads: int, bf16: bool) -> float:
 
     from jointsid_utils.embeddings.inputs import EmbeddingData
     from jointsid_utils.runtime.reproducibility import seed_everything
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(threads)
+    configure_runtime(threads)
     cfg = config(args)
     seed_everything(cfg.seed)
     data = EmbeddingData(*frames(cfg))
@@ -95,12 +96,11 @@ def run_variant(name: str, args) -> dict:
 
 
 def summarise(args) -> dict:
-    import torch
-
     from jointsid_utils.embeddings import finetune
     from jointsid_utils.embeddings.inputs import EmbeddingData
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(2)
+    configure_runtime(2)
     cfg = config(args)
     texts = EmbeddingData(*frames(cfg)).texts
     out = {"final_loss": {}, "train_loss": {}, "best_score": {}, "steps": {}}

@@ -121,6 +121,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="bench/results/bench_generator_budget_validation.json")
     args = ap.parse_args()
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime()  # idle OpenMP threads sleep, the hub stays offline; workers inherit both
     variants = parse_variants(args.variant)
     scheme = tuple(args.scheme.split("/"))
     from jointsid_utils.generator.orchestration import worker_init  # notebook 05's worker set-up: one thread per job

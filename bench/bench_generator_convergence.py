@@ -219,6 +219,9 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/bench_generator_convergence.json")
     ap.add_argument("--figure", default="bench/results/bench_generator_convergence.png")
     args = ap.parse_args()
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime()  # idle OpenMP threads sleep, the hub stays offline; workers inherit both
     unknown = [a for a in args.arms if a not in ARMS]
     if unknown:
         raise SystemExit(f"Unknown arm(s) {unknown}; choose from {', '.join(ARMS)}.")

@@ -148,8 +148,9 @@ class StepTimer:
 def throughput(profile: str, scheme: tuple[str, str], names: list[str], steps: int, rounds: int) -> list[dict]:
     """Examples/s per variant on one thread (median over interleaved rounds)."""
     import torch
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
+    configure_runtime(1)
     timers = {n: StepTimer(profile, scheme, VARIANTS[n]) for n in names}
     for t in timers.values():
         t.run(2)  # warm-up: allocator, first-call dispatch

@@ -240,6 +240,9 @@ def main() -> None:
     ap.add_argument("--plot-only", action="store_true",
                     help="train nothing: draw the finalists' figure from --out (beside it, as .png)")
     args = ap.parse_args()
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime()  # idle OpenMP threads sleep, the hub stays offline; workers inherit both
     unknown = [c for c in args.candidate if c not in CANDIDATES]
     if unknown:
         raise SystemExit(f"Unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}.")

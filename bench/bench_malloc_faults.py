@@ -53,12 +53,12 @@ def measure_steps(profile: str, scheme: tuple[str, str], steps: int, options: di
     import hashlib
     import resource
 
-    import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_generator_throughput import StepTimer
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
+    configure_runtime(1)
     timer = StepTimer(profile, scheme, options)
     timer.run(3)  # warm-up: first-call dispatch, the optimizer's state
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

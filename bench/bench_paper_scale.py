@@ -187,6 +187,9 @@ def main() -> None:
     ap.add_argument("--encoder-batches", type=int, nargs="+", default=[128, 512])
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime()  # idle OpenMP threads sleep, the hub stays offline; workers inherit both
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.tiny:
         args.cases, args.train_steps, args.encoder_steps, args.encoder_batches = 32, 3, 2, [16]

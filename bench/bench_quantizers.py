@@ -49,12 +49,10 @@ def run_case(spec: dict) -> dict:
     """Runs in the child process: build data, fit, encode, measure."""
     import resource
 
-    import faiss
     import numpy as np
-    import torch
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
+    configure_runtime(1)
     from jointsid_utils.quantizers import collision_rate, make_quantizer
 
     import sklearn.decomposition  # noqa: F401 - imported before the baseline so RSS growth is the fit's

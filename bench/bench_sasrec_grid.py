@@ -42,13 +42,13 @@ def main() -> None:
         merge(args.merge, args.out)
         return
 
-    import torch
 
     from jointsid_utils.config import load_config
     from jointsid_utils.data.dataset import prepare_data
     from jointsid_utils.evaluation.sasrec import sasrec_validation
+    from jointsid_utils.runtime.environment import configure_runtime
 
-    torch.set_num_threads(1)
+    configure_runtime(1)
     cfg = load_config(args.profile)
     items, interactions = prepare_data(cfg)  # notebook 01's data stage, cached in the runs folder
     epochs = tuple(range(args.every, args.max_epochs + 1, args.every))

@@ -10,23 +10,18 @@ from typing import Any, Mapping
 from jointsid_utils.cache import REPO_ROOT, run_dir, write_json
 from jointsid_utils.config import StudyConfig, as_dict, load_config
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.reproducibility import seed_everything
 
 FIGURES = REPO_ROOT / "figures"
 
 
 def setup(profile: str, overrides: Mapping[str, Any] | None = None, *, threads: int | None = None) -> StudyConfig:
-    """Resolve the profile, seed everything, give torch the machine's cores and style the plots."""
+    """Resolve the profile, set the runtime, seed everything and style the plots. The kernel gets every core
+    (``threads`` None or 0): the fine-tunes and encodings use the whole machine."""
+    configure_runtime(0 if threads is None else threads)
     cfg = load_config(profile, overrides)
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
-        raise StudyInputError(f"threads must be a non-negative int (0 or None: every core this process may use), "
-                              f"not {threads!r}.")
     seed_everything(cfg.seed)
-    import torch
-
-    from jointsid_utils.runtime.workers import machine_cores
-
-    torch.set_num_threads(threads or machine_cores())  # the fine-tunes and encodings use the whole machine
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards": one bar per checkpoint

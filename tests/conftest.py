@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from jointsid_utils.runtime.environment import configure_runtime
+
 # Keep tests on one thread each: the machine has two cores and papermill runs a kernel beside pytest.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+configure_runtime(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 

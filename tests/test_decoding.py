@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from jointsid_utils.generator.decoding import IdTrie, constrained_beam_search, generate_with_trie
 from jointsid_utils.generator.tokenization import build_tokenizer, item_token_ids, make_id_scheme
 
-torch.set_num_threads(1)
 V = 120
 
 

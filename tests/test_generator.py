@@ -14,8 +14,6 @@ from jointsid_utils.generator.job import train_and_predict
 from jointsid_utils.generator.tokenization import (build_tokenizer, check_tokenizer, item_token_ids, make_id_scheme,
                                                    rec_prompt)
 
-torch.set_num_threads(1)
-
 
 def test_tokenizer_round_trip(tmp_path):
     from transformers import AutoTokenizer
@@ -105,7 +103,6 @@ def test_examples_use_train_history_only():
         assert val_targets[row.user_id] in row.history and row.target not in row.history
     assert not (ex.train["task"] == "rec").sum() == 0 and set(ex.validation["task"]) == {"search", "rec"}
     assert test_items  # the toy data has test items
-
 
 
 def test_search_validation_is_the_validation_split_for_every_training_seed():

@@ -18,8 +18,6 @@ from jointsid_utils.runtime.precision import cpu_has_native_bf16, resolve_precis
 from jointsid_utils.generator.tokenization import item_token_ids, make_id_scheme, rec_prompt, search_prompt
 from jointsid_utils.generator.training import output_tokens
 
-torch.set_num_threads(1)
-
 
 def eval_losses(runs_dir, profile: str) -> np.ndarray:
     info = json.loads((runs_dir / profile / "models/generator/content__seed0/train_info.json").read_text())
@@ -162,7 +160,6 @@ def test_finetune_precision_follows_the_option_and_names_it_when_wrong():
     assert main(["smoke", "embeddings.finetune_precision", "half"]) == 2  # refused before any notebook runs
 
 
-
 @pytest.mark.parametrize("grouped", [False, True])
 def test_array_examples_collate_to_the_list_padding(toy, grouped):
     """The array-backed dataset and numpy collator give the batches the per-row list padding gave."""
@@ -228,7 +225,6 @@ from jointsid_utils.generator.examples import encode_examples, scheme_examples
 from jointsid_utils.generator.item_positions import PromptCollator
 from jointsid_utils.generator.model import build_model, make_tokenizer
 from jointsid_utils.generator.tokenization import item_token_ids, make_id_scheme
-torch.set_num_threads(1)
 torch.manual_seed(0)
 items, inter, queries, codes = toy_data()
 scheme = make_id_scheme("content", codes)

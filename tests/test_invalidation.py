@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from jointsid_utils.generator import orchestration as study
 from jointsid_utils.cache import run_dir
@@ -24,7 +23,6 @@ from jointsid_utils.embeddings import prepare_embeddings
 from jointsid_utils.queries.stage import prepare_queries
 from jointsid_utils.ids.schemes import load_ids, prepare_ids
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.slow  # trains a generator several times
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import time
 
-import faiss
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import adjusted_rand_score
 
 from jointsid_utils.errors import StudyInputError
@@ -22,8 +20,6 @@ from jointsid_utils.quantizers import (QUANTIZERS, collision_rate, deduplicate, 
                                        make_quantizer, max_items_per_prefix, perplexity, prefix_share_ids,
                                        scheme_diagnostics, separate_ids)
 
-torch.set_num_threads(1)
-faiss.omp_set_num_threads(1)
 
 K, L = 8, 2
 # small, fast configs: the default MLP (512-256-128) and 3000 steps are for real embeddings

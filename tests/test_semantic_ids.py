@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from jointsid_utils.ids import schemes as sid
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers import QUANTIZERS, RQVAE, deduplicate
 
-torch.set_num_threads(1)
 
 # small budgets: the stage logic is under test, not the quantizers (tests/test_quantizers.py)
 FAST = {"ids.codebook_size": 4, "ids.rq_vae_steps": 10, "ids.rq_vae_log_every": 5, "ids.lfq_steps": 10,

@@ -17,7 +17,6 @@ from jointsid_utils.generator import pretrain as pt
 from jointsid_utils.generator.job import data_hash, job_key, train_and_predict
 from jointsid_utils.generator.tokenization import make_id_scheme
 
-torch.set_num_threads(1)
 
 # The smoke profile's generator (its FAST_CPU options: restricted output, grouped rec prompts) warm-started,
 # on the toy data: one pretraining epoch and one fine-tune epoch keep this test at seconds.

@@ -34,6 +34,7 @@ from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import check_source
 from jointsid_utils.data.size import check_study_size
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.reproducibility import current_commit
 from jointsid_utils.driver.progress import KERNEL_ARGUMENTS, ProgressRelay
 
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="parameter override (repeatable), e.g. -p ids.codebook_size 32")
     args = parser.parse_args(argv)
+    configure_runtime()  # before any kernel starts: every notebook's kernel inherits this environment
     overrides = {key: yaml.safe_load(value) for key, value in args.p}
     if args.name:
         overrides["run_name"] = args.name

@@ -18,6 +18,7 @@ import yaml
 
 from jointsid_utils.config import StudyConfig, load_config
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.runtime.environment import configure_runtime
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_runtime()  # before transformers is imported: the hub stays offline
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with the tables

@@ -32,6 +32,7 @@ from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.model import load_saved
 from jointsid_utils.generator.pretrain import WARM_START_SETTINGS, checkpoint_sha256, pretrain
+from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
@@ -102,7 +103,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     case_seed = cfg.seed if isinstance(cfg, StudyConfig) else 0
     search_settings(gcfg)  # an unknown decoding fails before any training
     if threads is not None:
-        torch.set_num_threads(threads)
+        configure_runtime(threads)
     seed_everything(seed)
     scheme = make_id_scheme(scheme_name, codes)
     examples = scheme_examples(scheme, items, interactions, queries, gcfg, seed=seed, case_seed=case_seed)

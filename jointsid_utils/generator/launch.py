@@ -40,6 +40,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
+    from jointsid_utils.runtime.environment import configure_runtime
+
+    configure_runtime()  # before torch is imported: OpenMP reads its variables when it loads
     from jointsid_utils.runtime import distributed
     from jointsid_utils.generator import orchestration as study
     from jointsid_utils.config import load_config

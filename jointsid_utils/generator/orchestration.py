@@ -9,8 +9,9 @@ process scores it with ``metrics.score_and_save`` (``results/recall_at_30.csv`` 
 directory is checked against; a rerun with the same key skips the job without loading the model.
 
 Parallelism: ``workers`` jobs run in spawned processes (``workers.plan_workers``: one per free core on a CPU,
-one on a GPU), one torch thread each on a CPU, with ``OMP_WAIT_POLICY=PASSIVE`` (busy-waiting OpenMP
-threads slow a step many times over); the measurements behind this are in docs/DECISIONS.md ("Workers").
+one on a GPU), one torch thread each on a CPU, set by ``runtime.configure_runtime`` with
+``OMP_WAIT_POLICY=PASSIVE`` (busy-waiting OpenMP threads slow a step many times over); the measurements
+behind this are in docs/DECISIONS.md ("Workers").
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.job import data_hash, job_key
 from jointsid_utils.generator.tokenization import make_id_scheme
+from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.workers import machine_cores, plan_workers
 
 if TYPE_CHECKING:
@@ -137,14 +139,9 @@ def load_inputs(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
 def worker_init() -> None:
     """Set-up of a spawned job process: one torch / OpenMP thread, OpenMP threads that sleep when idle, and
     no trainer bars (they would reach the terminal unrelayed; the notebook's bar of jobs shows progress)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
-
+    configure_runtime(1)
     from jointsid_utils.generator import training
 
-    torch.set_num_threads(1)
     training.SHOW_TRAINER_PROGRESS = False
     from transformers.utils import logging as hf_logging
 
@@ -294,9 +291,9 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int, finish: Callable[..., No
                 bar.set_postfix_str(f"{scheme_name(job['scheme'])} seed {job['seed']}")
                 finish(job, *_run_job(job))
         finally:
-            torch.set_num_threads(kernel_threads)  # inline jobs ran with their plan's threads; the kernel keeps its own
+            configure_runtime(kernel_threads)  # inline jobs ran with their plan's threads; the kernel keeps its own
     elif jobs:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spawned workers inherit the environment
+        configure_runtime()  # spawned workers inherit the environment: it must be set before they import torch
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
             futures = {pool.submit(_run_job, {k: v for k, v in job.items() if k != "marker"}): job for job in jobs}
             for fut in as_completed(futures):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -34,6 +33,7 @@ from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.stages import Stage, Workspace, produce
+from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.workers import machine_cores, plan_workers
 
 RECORD = "record.json"
@@ -174,9 +174,7 @@ def scale_probe(q: Any, X: np.ndarray, *, initial: bool) -> dict[str, Any]:
 
 
 def _worker(args: tuple) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
+    configure_runtime(1)  # one thread per run, inline or in a worker: its numbers do not depend on the machine
     return run_one(*args)
 
 
@@ -213,9 +211,9 @@ def run_grid(vectors: Mapping[str, np.ndarray], base: Mapping[str, Any], cache_d
                 records.append(_worker(t))
                 bar.update()
         finally:
-            torch.set_num_threads(kernel_threads)  # each run had one thread; the kernel keeps its own
+            configure_runtime(kernel_threads)  # each run had one thread; the kernel keeps its own
     else:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        configure_runtime()  # spawned workers inherit the environment: it must be set before they import torch
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(_worker, t) for t in tasks]
             for fut in as_completed(futures):
