@@ -109,3 +109,21 @@ def test_code_table_names_what_sets_a_code_apart():
     assert collided.iloc[0]["titles"] == " | ".join(items["title"].iloc[[0, 20]])
     with pytest.raises(StudyInputError, match="Level 3 is outside this scheme's levels 1..2"):
         explore.code_table(items, full, level=3)
+
+
+def test_the_widgets_answer_a_typed_query_and_a_picked_user(trained_run, monkeypatch):
+    from jointsid_utils.explore.widgets import Explorer
+
+    cfg, preds, runs = trained_run
+    monkeypatch.setenv("JOINTSID_RUNS_DIR", str(runs))
+    cat = explore.load_catalogue(cfg)
+    view = Explorer(cfg, cat, ("multitask__rq_kmeans", "multitask__rq_kmeans"), "alien space", 0)
+    assert view.out["search"].value.count("'alien space'") == 2 and "&lt;L0_" in view.out["search"].value
+    case = preds[preds["task"] == "search"].iloc[0]
+    view.query.value = case["query"]  # what typing and Enter do
+    assert f"{case['query']!r}; a test query: its target ranks" in view.out["search"].value
+    view.user.value = N_USERS - 1
+    assert f"user {N_USERS - 1}: recent history" in view.out["recommend"].value
+    assert "&lt;- held out" in view.out["recommend"].value
+    view.level.value = 3  # the toy codes have 2 levels before the dedup column
+    assert view.out["codes"].value.startswith("<p><b>error:</b> Level 3 is outside")

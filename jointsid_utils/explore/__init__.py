@@ -11,8 +11,8 @@ from jointsid_utils.explore.codes import code_table, collisions
 from jointsid_utils.explore.recommend import recommend, sasrec_list, user_history
 from jointsid_utils.explore.search import search
 from jointsid_utils.explore.trained import (Catalogue, TrainedGenerator, config_of_run, load_catalogue,
-                                            load_generator, parse_scheme, trained_seeds)
+                                            load_generator, parse_scheme, trained_schemes, trained_seeds)
 
 __all__ = ["Catalogue", "TrainedGenerator", "code_table", "collisions", "config_of_run", "load_catalogue",
-           "load_generator", "parse_scheme", "recommend", "sasrec_list", "search", "trained_seeds",
+           "load_generator", "parse_scheme", "recommend", "sasrec_list", "search", "trained_schemes", "trained_seeds",
            "user_history"]
