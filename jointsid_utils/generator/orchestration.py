@@ -227,13 +227,13 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
                warm: dict[int, Path] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(summaries of the jobs whose marker holds their key, the jobs to run); ``warm``: ``warm_starts``."""
     from jointsid_utils.generator.pretrain import checkpoint_sha256
-    from jointsid_utils.ids.schemes import load_ids
 
     warm = warm or {}
     warm_sha = {seed: checkpoint_sha256(path) for seed, path in warm.items()}
 
-    # every seed's IDs, so a missing scheme or seed fails before any training
-    codes = {(s, seed): load_ids(cfg, *s, seed=seed).codes for s in schemes for seed in seeds}
+    # every seed's IDs (another seed's refit built here when notebook 05 has not), before any training
+    seed_codes = prepare_scheme_ids(cfg, schemes, seeds)
+    codes = {(s, seed): seed_codes[seed][s] for s in schemes for seed in seeds}
     data = data_hash(items, interactions, queries)
     out = runs_dir(cfg.folder)
     out.mkdir(parents=True, exist_ok=True)
