@@ -73,13 +73,20 @@ def cutoff_metrics(k: int, extra_k: Sequence[int]) -> list[str]:
     return [f"recall@{k}"] + [f"{name}@{c}" for c in extra_k for name in ("recall", "ndcg")]
 
 
-def cutoff_rows(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """One row per (task, protocol, decoding, seed) of a predictions frame: the mean of each metric over its
-    cases (columns ``metric_column``) and ``n_cases``."""
+def with_run_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a predictions frame with the columns that tell its runs apart, filled where a caller's frame has
+    none: one protocol ("all"), beam decoding and seed 0."""
     frame = frame.copy()
     for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
         if col not in frame:
             frame[col] = default
+    return frame
+
+
+def cutoff_rows(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per (task, protocol, decoding, seed) of a predictions frame: the mean of each metric over its
+    cases (columns ``metric_column``) and ``n_cases``."""
+    frame = with_run_columns(frame)
     rows = []
     for (task, protocol, decoding, seed), g in frame.groupby(["task", "protocol", "decoding", "seed"], sort=True):
         scores = per_case_scores(g, metrics)
@@ -140,10 +147,7 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
     ``torso`` (the rest), as the paper's Table 2. With ``segments_of_query`` (``query_segments``), search
     cases are also scored per query kind and on the known-item subset.
     """
-    frame = frame.copy()
-    for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
-        if col not in frame:
-            frame[col] = default
+    frame = with_run_columns(frame)
     rows = []
     for (task, protocol, decoding, seed), g in frame.groupby(["task", "protocol", "decoding", "seed"], sort=True):
         values = per_case_recall(g, k)

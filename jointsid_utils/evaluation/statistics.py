@@ -52,7 +52,7 @@ import pandas as pd
 
 from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.metrics import K, per_case_recall
+from jointsid_utils.metrics import K, per_case_recall, with_run_columns
 from jointsid_utils.variance import (_t_quantile, _t_two_sided_p, _t_upper_p, interval, unpaired_parts,
                                      variance_parts)
 
@@ -145,10 +145,7 @@ def case_clusters(hits: pd.DataFrame, cases: Sequence[str]) -> np.ndarray | None
 def hit_rows(predictions: pd.DataFrame, *, embedding: str, quantizer: str, k: int = K) -> pd.DataFrame:
     """One row per (task, protocol, decoding, seed, case) of a predictions frame: ``hit`` in {0, 1} (ranx) and
     ``list_length``, the distinct items among the first ``k`` (below ``k`` when diverse beam groups collide)."""
-    f = predictions.copy()
-    for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
-        if col not in f:
-            f[col] = default
+    f = with_run_columns(predictions)
     if "query_id" not in f:
         f["query_id"] = np.nan
     parts = []
@@ -389,10 +386,7 @@ def set_relevance_hits(predictions: pd.DataFrame, matching: pd.Series, *, embedd
     ``matching`` is ``queries.matching.matching_item_sets``."""
     from jointsid_utils.metrics import set_relevance_recall
 
-    f = predictions[predictions.task == "search"].copy()
-    for col, default in (("protocol", "all"), ("decoding", "beam"), ("seed", 0)):
-        if col not in f:
-            f[col] = default
+    f = with_run_columns(predictions[predictions.task == "search"])
     sets = matching.reindex(f["query_id"].astype("int64").to_numpy()).to_numpy()
     broad = np.array([s is not None and not (isinstance(s, float)) and len(s) > 1 for s in sets])
     f, sets = f[broad], sets[broad]
