@@ -28,6 +28,7 @@ from jointsid_utils.embeddings import prepare_embeddings
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids.build import build_ids
 from jointsid_utils.queries.stage import generate_queries, prepare_queries
+from run_outputs import nothing_published
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"
@@ -48,10 +49,6 @@ def one_sentence(excinfo: pytest.ExceptionInfo, *needles: str) -> str:
     return msg
 
 
-def nothing_written(runs: Path) -> bool:
-    return not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))
-
-
 def csv_dir(tmp_path: Path, movies: str = MOVIES, ratings: str = RATINGS) -> Path:
     out = tmp_path / "ml"
     out.mkdir()
@@ -68,7 +65,7 @@ def csv_cfg(path: Path, **extra):
 def prepare_data_fails(cfg, runs: Path, *needles: str) -> str:
     with pytest.raises(StudyInputError) as err:
         data.prepare_data(cfg)
-    assert nothing_written(runs)
+    assert nothing_published(runs)
     return one_sentence(err, *needles)
 
 
@@ -112,7 +109,7 @@ def test_empty_items_frame_at_the_later_entry_points(frames, runs_dir):
     with pytest.raises(StudyInputError) as err:
         prepare_embeddings(load_config("smoke"), items.iloc[:0], inter.iloc[:0], queries.iloc[:0], methods=["content"])
     one_sentence(err, "0 item", "at least 2")
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 def test_one_item_catalogue(tmp_path, runs_dir, frames):
@@ -128,7 +125,7 @@ def test_one_item_catalogue(tmp_path, runs_dir, frames):
     with pytest.raises(StudyInputError) as err:  # one vector: any codebook of 2+ codes is too large
         sid.prepare_ids(load_config("smoke", IDS), vectors(n=1), [("content", "rq_kmeans")], progress=False)
     one_sentence(err, r"ids\.codebook_size=4 is larger than the 1 items")
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 # ---------------------------------------------------------------------------------- item text
@@ -148,7 +145,7 @@ def test_items_without_text(tmp_path, runs_dir, frames):
         with pytest.raises(StudyInputError) as err:
             prepare_queries(bad, load_config("smoke"), runs_dir)
         one_sentence(err, "no title", "item_id 3")
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 # ---------------------------------------------------------------------------------- users
@@ -187,7 +184,7 @@ def test_duplicate_item_ids(tmp_path, runs_dir, frames):
     with pytest.raises(StudyInputError) as err:
         prepare_embeddings(load_config("smoke"), dup, inter, queries, methods=["content"])
     one_sentence(err, r"item_id must be 0\.\.n-1")
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 # ---------------------------------------------------------------------------------- codebook size
@@ -204,7 +201,7 @@ def test_codebook_larger_than_catalogue(runs_dir, scheme, overrides, key):
         # a valid scheme first: the check runs for every scheme before the first fit
         sid.prepare_ids(cfg, vectors(), [("content", "dict_learning"), scheme], progress=False)
     one_sentence(err, rf"{re.escape(key)}=\d+ is larger than the 20 items", rf"pass -p {re.escape(key)} 2")
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 def test_codebook_larger_than_catalogue_in_build_ids(tmp_path):
@@ -227,7 +224,7 @@ def test_non_finite_embeddings_into_semantic_ids(runs_dir, bad_value, scheme, ba
     with pytest.raises(StudyInputError) as err:
         sid.prepare_ids(load_config("smoke", IDS), vecs, [scheme], progress=False)
     one_sentence(err, f"The '{bad_matrix}' embedding has NaN or infinite values in 2 row", "notebook 02")
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 @pytest.mark.parametrize("embedding", ["content", "separate"])
@@ -259,7 +256,7 @@ def test_notebook_setup_rejects_wrong_parameter_types(runs_dir, args, kwargs, ne
     with pytest.raises(StudyInputError) as err:
         notebook.setup(*args, **kwargs)
     one_sentence(err, *needles)
-    assert nothing_written(runs_dir)  # not even config.json
+    assert nothing_published(runs_dir)  # not even config.json
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -274,7 +271,7 @@ def test_cli_rejects_wrong_parameter_types(runs_dir, argv, needle):
     assert result.returncode != 0
     assert needle in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr  # one line
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
 
 
 # ---------------------------------------------------------------------------------- generic catalogue (issue 17)
@@ -379,7 +376,7 @@ def test_runner_checks_the_data_before_any_notebook(tmp_path, runs_dir, args, ne
     assert result.returncode == 1 and needle in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "No notebooks found" not in result.stderr  # refused before the notebooks were even listed
-    assert nothing_written(runs_dir)
+    assert nothing_published(runs_dir)
     if "paper" in args:
         cli = subprocess.run([sys.executable, "-m", "jointsid_utils.config", "paper"], capture_output=True, text=True,
                              cwd=ROOT)

@@ -15,6 +15,7 @@ from jointsid_utils.data import dataset as data
 from jointsid_utils.data.split import INTERACTION_COLUMNS, split_leave_last_out
 from jointsid_utils.data.titles import move_article, normalise_title, split_title_year
 from jointsid_utils.errors import StudyInputError
+from run_outputs import nothing_published
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ml_csv"
 
@@ -202,12 +203,6 @@ def _copy(tmp_path):
     return dst
 
 
-def _no_outputs(runs: Path) -> bool:
-    """Nothing published: at most the store's lock files and the run folder's note of the entry it tried."""
-    return not any(p.is_file() and ".locks" not in p.parts and not p.name.startswith("store_keys.json")
-                   for p in runs.rglob("*"))
-
-
 @pytest.mark.parametrize("case, match", [
     ("missing_path", "does not exist"),
     ("no_path", "needs data.path"),
@@ -257,7 +252,7 @@ def test_bad_inputs_fail_in_one_sentence(tmp_path, monkeypatch, case, match):
     with pytest.raises(StudyInputError, match=match) as err:
         data.prepare_data(cfg)
     assert str(err.value).count(". ") == 0 or str(err.value).count("; ") >= 1  # one sentence
-    assert _no_outputs(runs)
+    assert nothing_published(runs)
 
 
 def test_title_helpers():
