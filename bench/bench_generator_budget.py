@@ -48,7 +48,7 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     from jointsid_utils.generator.job import data_hash, job_key
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
-    from jointsid_utils.generator.training import load_or_train
+    from jointsid_utils.generator.job import trained_model
     from jointsid_utils.metrics import bootstrap_ci, per_case_recall
     from jointsid_utils.runtime.reproducibility import seed_everything
 
@@ -56,8 +56,8 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
     seed_everything(seed)
-    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
-    tokenizer, model = load_saved(out)
+    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, link=out)
+    tokenizer, model = load_saved(saved)
     preds = predict_validation(model, tokenizer, ids, examples, gcfg)
     row = {"seed": seed, "train_seconds": info["train_seconds"],
            "examples_train": info["examples"]["train_search"] + info["examples"]["train_rec"],

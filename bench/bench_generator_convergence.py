@@ -91,7 +91,7 @@ def run_job(profile: str, job: dict, warm: dict | None) -> dict:
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.pretrain import checkpoint_sha256
     from jointsid_utils.generator.tokenization import make_id_scheme
-    from jointsid_utils.generator.training import load_or_train
+    from jointsid_utils.generator.job import trained_model
     from jointsid_utils.ids.schemes import load_ids
     from jointsid_utils.metrics import per_case_recall
     from jointsid_utils.runtime.reproducibility import seed_everything
@@ -108,8 +108,8 @@ def run_job(profile: str, job: dict, warm: dict | None) -> dict:
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed,
                   warm_start=checkpoint_sha256(checkpoint) if checkpoint else None)
     out = run_dir(f"{profile}_convergence", job_id(job))
-    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key, warm_start=checkpoint)
-    tokenizer, model = load_saved(out)
+    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, warm_start=checkpoint, link=out)
+    tokenizer, model = load_saved(saved)
     preds = predict_validation(model, tokenizer, ids, examples, gcfg)
     job_seconds = time.time() - started
     n_train = (len(RecWindowSampler(examples.train["user"], gcfg.rec_windows_per_user, seed))

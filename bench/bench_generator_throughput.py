@@ -178,7 +178,7 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, 
     from jointsid_utils.generator.job import data_hash, job_key, validation_recall
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
-    from jointsid_utils.generator.training import load_or_train
+    from jointsid_utils.generator.job import trained_model
     from jointsid_utils.runtime.reproducibility import seed_everything
 
     cfg, gcfg, items, interactions, queries, ids, examples = _job_inputs(profile, scheme,
@@ -187,8 +187,8 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, 
     out = run_dir(f"{profile}_throughput", _run_name(name, "/".join(scheme), seed))
     started = time.time()
     seed_everything(seed)
-    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
-    tok, model = load_saved(out)
+    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, link=out / "model")
+    tok, model = load_saved(saved)
     preds = predict_validation(model, tok, ids, examples, gcfg)
     row = {"variant": name, "options": VARIANTS[name], "scheme": "/".join(scheme), "seed": seed,
            "train_seconds": info["train_seconds"], "job_seconds": round(time.time() - started, 1),

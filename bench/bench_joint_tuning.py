@@ -105,7 +105,7 @@ def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict
     from jointsid_utils.generator.job import data_hash, job_key, validation_recall
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
-    from jointsid_utils.generator.training import load_or_train
+    from jointsid_utils.generator.job import trained_model
     from jointsid_utils.metrics import per_case_recall
     from jointsid_utils.runtime.reproducibility import seed_everything
 
@@ -120,8 +120,8 @@ def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
     out = run_dir(f"{base.folder}_joint_tuning", _job_folder(name, seed, generator))
-    info = load_or_train(ids, examples, items, queries, gcfg, out, seed, key=key)
-    tok, model = load_saved(out)
+    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, link=out / "model")
+    tok, model = load_saved(saved)
     preds = predict_validation(model, tok, ids, examples, gcfg)
     row = {"candidate": name, "scheme": CANDIDATES[name][0], "settings": CANDIDATES[name][1], "seed": seed,
            "train_seconds": info["train_seconds"], "collision_rate": diag.get("collision_rate"),

@@ -17,10 +17,16 @@ A build runs under the entry's file lock, writes into a temporary folder inside 
 and then loads. A builder that raises (or a process that is killed) publishes nothing. ``produce`` links
 the outputs into the run folder, at the paths the study's notebooks read, and lists the entry in that
 folder's ``store_keys.json`` before building, so ``store prune`` never takes it.
+
+A builder that trains with every process of a ``torchrun`` (the generator and its pretraining) is built
+``together``: the main process takes the lock and opens the workspace, every process runs the builder into
+it (the trainer shards each batch across them and writes only from the main one), and the main process
+publishes once all have returned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +42,7 @@ from jointsid_utils import store
 from jointsid_utils.config import stable_hash
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.fingerprint import code_fingerprint, reachable_modules
+from jointsid_utils.runtime import distributed
 
 MANIFEST = "stage.json"
 PUBLISHED = "out"
@@ -111,9 +118,12 @@ def _intact(path: Path, size: int | None) -> bool:
     return False
 
 
-def materialize(stage: Stage, *, rebuild: bool = False) -> Path:
+def materialize(stage: Stage, *, rebuild: bool = False, together: bool = False) -> Path:
     """The stage's published ``out/`` folder: loaded when it exists, else built under the entry's lock.
-    ``rebuild=True`` builds it again even so (a user's explicit retrain), replacing what was published."""
+    ``rebuild=True`` builds it again even so (a user's explicit retrain), replacing what was published.
+    ``together=True``: under ``torchrun`` every process runs the builder (``_materialize_together``)."""
+    if together and distributed.world_size() > 1:
+        return _materialize_together(stage, rebuild)
     if not rebuild and (out := published(stage)) is not None:
         return out
     with store.locked(stage.name, stage.key):
@@ -122,47 +132,93 @@ def materialize(stage: Stage, *, rebuild: bool = False) -> Path:
         return _build(stage)
 
 
-def produce(stage: Stage, links: Mapping[str, Path | str] | None = None, *, rebuild: bool = False) -> Path:
+def produce(stage: Stage, links: Mapping[str, Path | str] | None = None, *, rebuild: bool = False,
+            together: bool = False) -> Path:
     """Materialize the stage and link outputs into a run folder (output name -> path there); returns ``out/``.
 
     The run folder lists the entry before the build starts, so ``store prune`` leaves a build in progress be.
+    Built ``together`` under ``torchrun``, only the main process lists and links.
     """
     links = {name: Path(dest) for name, dest in (links or {}).items()}
     if unknown := sorted(set(links) - set(stage.outputs)):
         raise StudyInputError(f"Stage {stage.name!r} has no outputs {unknown}; link one of {list(stage.outputs)}.")
-    for dest in links.values():
+    writes = distributed.is_main() or not together
+    for dest in links.values() if writes else ():
         if (folder := store.run_folder_of(dest)) is not None:
             where = dest.resolve().relative_to((store.runs_root() / folder).resolve())
             store.record(folder, stage.name, stage.key, str(where))
-    out = materialize(stage, rebuild=rebuild)
-    for name, dest in links.items():
+    out = materialize(stage, rebuild=rebuild, together=together)
+    for name, dest in links.items() if writes else ():
         store.link(out / name, dest)
     return out
 
 
 def _build(stage: Stage) -> Path:
     """Run the builder into a temporary folder inside the (locked) entry, then rename it to ``out/``."""
+    tmp, started = _open_workspace(stage)
+    try:
+        stage.build(Workspace(out=tmp, scratch=stage.entry / SCRATCH, key=stage.key))
+        _publish(stage, tmp, started)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return stage.entry / PUBLISHED
+
+
+def _materialize_together(stage: Stage, rebuild: bool) -> Path:
+    """A ``torchrun`` build: the main process holds the lock and publishes; every process builds into its
+    workspace, since a trainer's collectives wait for all of them. The others learn from the main process
+    whether the entry is published already and, if not, where to build; they meet at barriers."""
+    import torch.distributed as dist
+
+    distributed.init()
+    main = distributed.is_main()
+    with contextlib.ExitStack() as held:
+        message: list[Any] = [None]
+        if main:
+            found = None if rebuild else published(stage)
+            if found is None:
+                held.enter_context(store.locked(stage.name, stage.key))
+                found = None if rebuild else published(stage)
+            message = [("published", str(found)) if found is not None else ("build", str(_open_workspace(stage)[0]))]
+        dist.broadcast_object_list(message, src=0)
+        what, where = message[0]
+        if what == "published":
+            return Path(where)
+        tmp, started = Path(where), time.time()
+        try:
+            stage.build(Workspace(out=tmp, scratch=stage.entry / SCRATCH, key=stage.key))
+            distributed.barrier()
+            if main:
+                _publish(stage, tmp, started)
+        except BaseException:
+            if main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        distributed.barrier()
+    return stage.entry / PUBLISHED
+
+
+def _open_workspace(stage: Stage) -> tuple[Path, float]:
+    """A fresh ``.out-*`` folder in the (locked) entry, with its scratch; the start time of the build."""
     entry = stage.entry
     entry.mkdir(parents=True, exist_ok=True)
     for stale in entry.glob(".out-*"):  # left by a killed build; this process holds the lock now
         shutil.rmtree(stale, ignore_errors=True)
-    scratch = entry / SCRATCH
-    scratch.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".out-", dir=entry))
-    started = time.time()
-    try:
-        stage.build(Workspace(out=tmp, scratch=scratch, key=stage.key))
-        if missing := [name for name in stage.outputs if not (tmp / name).exists()]:
-            raise RuntimeError(f"Stage {stage.name!r} finished without writing its declared outputs {missing}.")
-        _write_manifest(stage, tmp, time.time() - started)
-        if (entry / PUBLISHED).exists():  # an entry of the same key whose outputs were lost or truncated
-            shutil.rmtree(entry / PUBLISHED)
-        os.replace(tmp, entry / PUBLISHED)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(scratch, ignore_errors=True)
-    return entry / PUBLISHED
+    (entry / SCRATCH).mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".out-", dir=entry)), time.time()
+
+
+def _publish(stage: Stage, tmp: Path, started: float) -> None:
+    """Check the declared outputs, write ``stage.json`` and rename ``tmp`` to ``out/``; drop the scratch."""
+    entry = stage.entry
+    if missing := [name for name in stage.outputs if not (tmp / name).exists()]:
+        raise RuntimeError(f"Stage {stage.name!r} finished without writing its declared outputs {missing}.")
+    _write_manifest(stage, tmp, time.time() - started)
+    if (entry / PUBLISHED).exists():  # an entry of the same key whose outputs were lost or truncated
+        shutil.rmtree(entry / PUBLISHED)
+    os.replace(tmp, entry / PUBLISHED)
+    shutil.rmtree(entry / SCRATCH, ignore_errors=True)
 
 
 def _write_manifest(stage: Stage, out: Path, seconds: float) -> None:

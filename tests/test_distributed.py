@@ -57,7 +57,8 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
     losses = _eval_losses(model / "train_info.json")
     assert losses[-1] < losses[0] - 0.5
     assert info["world_size"] == 2  # as the trainer saw it: one data-parallel run, not two single ones
-    assert all((c / "rng_state_1.pth").exists() for c in (model / "checkpoints").glob("checkpoint-*"))
+    entry = model.resolve().parents[1]  # the generator stage's store entry: published once, its scratch gone
+    assert (entry / "out" / "stage.json").exists() and not (entry / "scratch").exists()
     # The same model trained in one process: two processes with half the batch each and averaged
     # gradients follow the same validation curve (a loss scaled by the process count would not).
     monkeypatch.setenv("JOINTSID_RUNS_DIR", str(runs_dir / "single"))
@@ -66,6 +67,47 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
     two = _eval_losses(model / "train_info.json")
     one = _eval_losses(runs_dir / "single/smoke/models/generator/content__seed0/train_info.json")
     assert len(two) == len(one) and max(abs(a - b) for a, b in zip(two, one)) < 0.1, (two, one)
+
+
+TOGETHER = """
+import json, os
+from pathlib import Path
+from jointsid_utils.runtime import distributed
+from jointsid_utils.stages import Stage, materialize
+
+def build(ws):
+    rank = distributed.rank()
+    (ws.out / f"rank{rank}.txt").write_text(str(ws.out))
+    (ws.scratch / f"rank{rank}.txt").write_text("scratch")
+    distributed.barrier()  # a collective inside the builder: it waits for every process's builder
+    if distributed.is_main():
+        (ws.out / "done.txt").write_text("1")
+        with open(os.environ["BUILD_LOG"], "a") as log:
+            log.write("built\\n")
+
+stage = Stage("together", build, outputs=("done.txt", "rank0.txt", "rank1.txt"), seed=0)
+first = materialize(stage, together=True)
+again = materialize(stage, together=True)
+print("RESULT " + json.dumps({"rank": distributed.rank(), "first": str(first), "again": str(again)}), flush=True)
+distributed.finish()
+"""
+
+
+@pytest.mark.slow
+def test_a_stage_built_together_runs_every_process_into_one_workspace_and_publishes_once(runs_dir, tmp_path):
+    """``stages.materialize(together=True)``: under torchrun every process runs the builder (a trainer's
+    collectives need all of them) into the main process's workspace; the main one publishes, once."""
+    log = tmp_path / "builds.log"
+    run = _torchrun("--no-python", sys.executable, "-c", TOGETHER, runs=runs_dir, port=29519,
+                    PYTHONPATH=str(ROOT), BUILD_LOG=str(log))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    results = [json.loads(line.split("RESULT ", 1)[1]) for line in run.stdout.splitlines() if "RESULT " in line]
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    (out,) = {r["first"] for r in results} | {r["again"] for r in results}  # one published folder for all
+    out = Path(out)
+    assert log.read_text() == "built\n"  # built once; the second call loaded it on every process
+    assert (out / "rank0.txt").read_text() == (out / "rank1.txt").read_text()  # both wrote into one workspace
+    assert (out / "stage.json").exists() and not (out.parent / "scratch").exists()
 
 
 def test_launch_rejects_a_malformed_scheme_in_one_sentence(runs_dir, capsys):

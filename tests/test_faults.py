@@ -294,19 +294,20 @@ def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path
     assert ref["resumed"] is False and total == 6 * epochs
 
     runs = tmp_path / "runs"
-    ref_dir = tmp_path / "ref/smoke/models/generator/content__seed0"  # a link to the job's store entry
+    ref_dir = tmp_path / "ref/smoke/models/generator/content__seed0"  # a link to the generator stage's output
     (key,) = [p.name for p in (tmp_path / "ref/.store/generator").iterdir()]
-    out = runs / ".store/generator" / key  # the same job key: the same entry name in the killed run's store
+    entry = runs / ".store/generator" / key  # the same stage key: the same entry in the killed run's store
+    checkpoints = entry / "scratch" / "checkpoints"
     # the killed run trains with the reference's vocabulary, so the two are comparable bit for bit
-    rc, log, _ = run_stage("generator", runs, epochs, ref_dir,
-                           kill_when=lambda: bool(complete_steps(out / "checkpoints")))
+    rc, log, _ = run_stage("generator", runs, epochs, ref_dir, kill_when=lambda: bool(complete_steps(checkpoints)))
     assert rc == -signal.SIGKILL, log[-3000:]
-    # (a) no model, tokenizer or train_info.json: only the checkpoints, and no link in the run folder yet
-    assert [p.name for p in out.iterdir()] == ["checkpoints"]
+    # (a) nothing published (no model, tokenizer or train_info.json), only the checkpoints in the stage's
+    # scratch, and no link in the run folder yet
+    assert not (entry / "out").exists() and (entry / "scratch").is_dir()
     assert not (runs / "smoke/models/generator/content__seed0").exists()
-    done = complete_steps(out / "checkpoints")[-1]
+    done = complete_steps(checkpoints)[-1]
     assert 0 < done < total
-    fake_partial_checkpoint(out / "checkpoints", done + total // epochs)  # killed writing the next epoch's
+    fake_partial_checkpoint(checkpoints, done + total // epochs)  # killed writing the next epoch's
 
     _, log, res = run_stage("generator", runs, epochs)  # builds no tokenizer: it takes the checkpoint's
     # (b) resumed from the last complete checkpoint: only the later steps ran
@@ -314,8 +315,10 @@ def test_generator_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path
     assert res["steps_run"] == list(range(done, total))
     # (c) the same model and the same ranked lists (and scores) as the uninterrupted run
     assert res["ranked"] == ref["ranked"] and res["scores"] == ref["scores"]
-    assert (out / "model.safetensors").read_bytes() == (ref_dir / "model.safetensors").read_bytes()
-    assert (runs / "smoke/models/generator/content__seed0").resolve() == out.resolve()
+    model = entry / "out" / "model"
+    assert (model / "model.safetensors").read_bytes() == (ref_dir / "model.safetensors").read_bytes()
+    assert (runs / "smoke/models/generator/content__seed0").resolve() == model.resolve()
+    assert not (entry / "scratch").exists() and not list(entry.glob(".out-*"))  # published, scratch dropped
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,6 +176,23 @@ def test_paper_path_from_local_dir(tmp_path, runs_dir):
     assert saved.config.vocab_size >= len(tok) + len(make_id_scheme("content", codes).all_tokens())
     assert all(len(set(r)) == len(r) == 10 for r in preds["ranked"])
 
+    # the job's key names the base model's content, not its path: a copy elsewhere keeps it, an edited weight
+    # at the same path changes it, and a folder without weights is refused in one sentence
+    import shutil
+
+    from jointsid_utils.generator.job import data_hash, job_key
+
+    scheme, data = make_id_scheme("content", codes), data_hash(items, inter, queries)
+    key = job_key(cfg, scheme, data, case_seed=0, seed=1)
+    copy = Path(shutil.copytree(base, tmp_path / "moved"))
+    assert job_key(replace(cfg, base_model=str(copy)), scheme, data, case_seed=0, seed=1) == key
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    assert job_key(replace(cfg, base_model=str(copy)), scheme, data, case_seed=0, seed=1) != key
+    weights.unlink()
+    with pytest.raises(ValueError, match="lacks config.json or its weights"):
+        job_key(replace(cfg, base_model=str(copy)), scheme, data, case_seed=0, seed=1)
+
 
 def test_bad_codes_fail_with_one_sentence():
     with pytest.raises(ValueError, match="duplicate rows"):
@@ -194,15 +212,26 @@ def test_task_block_sampler_gives_one_task_per_batch():
     assert all(len(set(tasks[b])) == 1 for b in batches)
 
 
-def test_interrupted_training_resumes_from_its_checkpoint(runs_dir):
+def test_interrupted_training_resumes_from_its_checkpoint(runs_dir, monkeypatch):
+    from jointsid_utils.generator import training
+
     items, inter, queries, codes = toy_data()
     cfg = replace(TINY, epochs=2.0)
-    train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke")
+
+    def killed(*args, **kwargs):  # as if killed after the last checkpoint, before the final save
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # its own context: undoing it keeps the runs_dir fixture's
+        patch.setattr(training, "write_json", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke")
     out = runs_dir / "smoke/models/generator/content__seed0"
-    (out / "train_info.json").unlink()  # as if killed after the last checkpoint, before the final save
+    assert not out.exists()  # nothing published, nothing linked
+    (scratch,) = (runs_dir / ".store/generator").glob("*/scratch")
+    assert list((scratch / "checkpoints").glob("checkpoint-*"))  # the Trainer's checkpoints are kept
     train_and_predict("content", codes, items, inter, queries, cfg, 0, profile="smoke")
     info = json.loads((out / "train_info.json").read_text())
-    assert info["resumed"] is True
+    assert info["resumed"] is True and not scratch.exists()  # resumed, and the scratch dropped once published
 
 
 @pytest.mark.parametrize("scheme", ["separate", "prefix_share"])

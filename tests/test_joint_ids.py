@@ -297,7 +297,7 @@ def test_generator_jobs_of_a_seed_train_on_that_seeds_ids(runs):
         assert sid.load_ids(cfg, *scheme, seed=1).diagnostics["config"]["seed"] == 1
     assert any((codes[0][s] != codes[1][s]).any() for s in schemes)
     items, inter, queries, _ = toy_data()
-    _, jobs = study._plan_jobs(cfg, schemes, [0, 1], items, inter, queries, retrain=False, threads=1)
+    jobs = study._plan_jobs(cfg, schemes, [0, 1], items, inter, queries, retrain=False, threads=1)
     assert len(jobs) == 4
     for job in jobs:
         np.testing.assert_array_equal(job["codes"], codes[job["seed"]][job["scheme"]])

@@ -44,9 +44,9 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
         assert (runs_dir / f"smoke/results/predictions/{emb}__{quant}__search.parquet").exists()
     model = runs_dir / "smoke/models/generator/separate__rq_kmeans__seed0/model.safetensors"
     before = model.stat().st_mtime_ns
-    marker = json.loads((runs_dir / "smoke/results/generator_runs/separate__rq_kmeans__seed0.json").read_text())
+    summary = json.loads((runs_dir / "smoke/results/generator_runs/separate__rq_kmeans__seed0.json").read_text())
     info = json.loads((model.parent / "train_info.json").read_text())
-    assert marker["key"] == info["key"]  # one key per job: the marker and the model directory
+    assert summary["key"] == info["key"]  # the summary names the model stage it scored
 
     again = study.train_all_schemes(cfg, SCHEMES, [0], **kw)
     assert again.status.tolist() == ["cached", "cached"]

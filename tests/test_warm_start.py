@@ -60,8 +60,11 @@ def test_two_schemes_of_a_seed_share_one_checkpoint_and_get_distinct_id_embeddin
     items, inter, queries, codes = toy_data()
     data = (items, inter, queries)
     checkpoint = pt.pretrain(SMOKE_WARM, data, 0)
+    key = pt.pretrain_key(SMOKE_WARM, data, 0)
     info = json.loads((checkpoint / pt.INFO_FILE).read_text())
-    assert info["content_sha256"] == pt.checkpoint_sha256(checkpoint) and not (checkpoint / "checkpoints").exists()
+    assert info["content_sha256"] == pt.checkpoint_sha256(checkpoint) and info["key"] == key
+    assert checkpoint == runs_dir / ".store" / "pretrain" / key / "out" / pt.CHECKPOINT  # a published stage
+    assert not (checkpoint.parents[1] / "scratch").exists()  # its Trainer checkpoints dropped once published
     saved = (checkpoint / "model.safetensors").stat().st_mtime_ns
     assert pt.pretrain(SMOKE_WARM, data, 1) != checkpoint  # each training seed has its own
 
@@ -69,11 +72,12 @@ def test_two_schemes_of_a_seed_share_one_checkpoint_and_get_distinct_id_embeddin
         preds = train_and_predict(name, scheme_codes, items, inter, queries, SMOKE_WARM, 0, profile="smoke")
         assert all(len(set(r)) == len(r) == 10 for r in preds["ranked"])
         trained = json.loads((runs_dir / f"smoke/models/generator/{name}__seed0/train_info.json").read_text())
-        assert trained["warm_start"] == checkpoint.name
+        assert trained["warm_start"] == key
     # both fine-tunes started from the one stored checkpoint, which neither rebuilt
     assert (checkpoint / "model.safetensors").stat().st_mtime_ns == saved
     keys = json.loads((runs_dir / "smoke" / "store_keys.json").read_text())
-    assert keys["pretrain/seed0"] == f"pretrain/{checkpoint.name}"
+    assert keys["pretrain/seed0"] == f"pretrain/{key}"
+    assert (runs_dir / "smoke" / "pretrain" / "seed0").resolve() == checkpoint.resolve()
 
     # a warm-started scheme's ID tokens start apart: no two rows equal, none at the mean of the others
     from transformers import AutoTokenizer
@@ -138,10 +142,10 @@ def test_notebook_05_pretrains_each_seed_once_before_planning_its_jobs(runs_dir)
     sid.prepare_ids(cfg, vectors, schemes, progress=False)
     warm = study.warm_starts(cfg, [0], items, inter, queries)
     assert warm == {0: pt.pretrain(SMOKE_WARM, (items, inter, queries), 0)}
-    _, jobs = study._plan_jobs(cfg, schemes, [0], items, inter, queries, retrain=False, threads=1, warm=warm)
+    jobs = study._plan_jobs(cfg, schemes, [0], items, inter, queries, retrain=False, threads=1, warm=warm)
     assert [job["warm_start"] for job in jobs] == [warm[0], warm[0]]
     cold = replace(cfg, generator=replace(SMOKE_WARM, warm_start=False))
     assert study.warm_starts(cold, [0], items, inter, queries) == {}
-    _, cold_jobs = study._plan_jobs(cold, schemes, [0], items, inter, queries, retrain=False, threads=1)
+    cold_jobs = study._plan_jobs(cold, schemes, [0], items, inter, queries, retrain=False, threads=1)
     assert {j["key"] for j in jobs}.isdisjoint({j["key"] for j in cold_jobs})
     assert all(j["warm_start"] is None for j in cold_jobs)

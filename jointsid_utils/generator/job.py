@@ -2,16 +2,15 @@
 
     preds = train_and_predict("multitask__rq_kmeans", codes, items, interactions, queries, cfg, seed)
 
-The job key (``job_key``) names everything that decides the lists; it keys the trained model (the store's
-``generator/<key>/``, linked at ``runs/<folder>/models/generator/<scheme>__seed<k>``), the ``predictions``
-stage that decodes it (``jointsid_utils.stages``; linked under ``models/generator/decoded/``) and the scored
-job's marker that ``orchestration`` writes under ``results/generator_runs/``. Every setting comes from ``GeneratorConfig``;
+The job key (``job_key``) names everything that decides the lists; it is the input of two stages
+(``jointsid_utils.stages``): ``generator``, the trained model (``trained_model``; linked at
+``runs/<folder>/models/generator/<scheme>__seed<k>``), and ``predictions``, its decoded lists (linked under
+``models/generator/decoded/``). Every setting comes from ``GeneratorConfig``;
 another value is another config (``dataclasses.replace`` or ``config.load_config`` overrides).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import time
@@ -20,14 +19,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from jointsid_utils import store
 from jointsid_utils.runtime import distributed
 from jointsid_utils.store import array_sha256
 from jointsid_utils.cache import run_dir, save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.fingerprint import code_fingerprint
+from jointsid_utils.generator.base_model import base_model_sha256
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.model import load_saved
@@ -36,9 +34,9 @@ from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.precision import resolve_precision
 from jointsid_utils.generator.predict import predict, predict_validation, search_settings
 from jointsid_utils.generator.tokenization import TASKS, IdScheme, make_id_scheme
-from jointsid_utils.generator.training import load_or_train, model_dir
+from jointsid_utils.generator.training import INFO_FILE, train_scheme
 from jointsid_utils.runtime.reproducibility import seed_everything
-from jointsid_utils.stages import Stage, Workspace, produce
+from jointsid_utils.stages import Stage, Workspace, produce, published
 
 # Settings left out of the job key. ``decoding`` and ``decode_batch_size`` change only how the saved model
 # is decoded, so a job that differs in them reuses the model (notebook 06 decodes one model both ways;
@@ -47,6 +45,7 @@ from jointsid_utils.stages import Stage, Workspace, produce
 # whatever their number (``workers.plan_workers``), so it moves no number.
 NOT_IN_KEY = ("decoding", "decode_batch_size", "seeds", "workers")
 PREDICTIONS, DECODE_INFO = "predictions.parquet", "decode.json"  # the predictions stage's outputs
+MODEL = "model"  # the generator stage's output folder
 ITEM_COLUMNS = ("item_id", "title", "year", "text")  # what the tokenizer corpus and item-text examples read
 INTERACTION_COLUMNS = ("user_id", "item_id", "split")
 QUERY_COLUMNS = ("query_id", "item_id", "query", "split")
@@ -71,6 +70,8 @@ def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: in
     skipped = NOT_IN_KEY if gcfg.warm_start else NOT_IN_KEY + WARM_START_SETTINGS
     settings = {k: v for k, v in as_dict(gcfg).items() if k not in skipped}
     settings["precision"] = resolve_precision(gcfg.precision)  # "auto" trains differently on other hardware
+    if gcfg.base_model is not None:  # its weights, not its name (``base_model.base_model_sha256``)
+        settings["base_model"] = base_model_sha256(gcfg.base_model)
     payload = {"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
                "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed),
                "code": code_fingerprint(train_and_predict)}
@@ -90,10 +91,11 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     """Train (or reload) the scheme's generator and return the ranked lists of every test case.
 
     ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
-    model, tokenizer and ``train_info.json`` (examples, times, loss curve) go to the job key's store entry
-    (linked at ``training.model_dir``), the decoded lists to the ``predictions`` stage keyed on the job key and
-    the decoding; a saved model or lists are reloaded instead of recomputed (``retrain=True`` forces both). Under ``torchrun`` every process trains its shard and only the main one decodes (the
-    others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
+    model, tokenizer and ``train_info.json`` (examples, times, loss curve) are the ``generator`` stage of
+    the job key (``trained_model``; linked at ``training.model_dir``'s path), the decoded lists the ``predictions``
+    stage keyed on the job key and the decoding; published ones are reloaded instead of recomputed
+    (``retrain=True`` rebuilds both; ``preds.attrs["reused"]`` says whether both were). Under ``torchrun``
+    every process trains its shard and only the main one decodes (the others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
     task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
     With ``generator.warm_start`` the job fine-tunes seed ``seed``'s pretrained checkpoint (``warm_start``,
     or ``pretrain.pretrain``'s, built now when missing).
@@ -111,36 +113,62 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
         raise StudyInputError("train_and_predict got a warm_start checkpoint while generator.warm_start is off; "
                               "set generator.warm_start true or pass no checkpoint.")
     if gcfg.warm_start and warm_start is None:
-        warm_start = pretrain(gcfg, (items, interactions, queries), seed)
+        warm_start = pretrain(gcfg, (items, interactions, queries), seed, profile)
     key = job_key(gcfg, scheme, data_hash(items, interactions, queries), case_seed=case_seed, seed=seed,
                   warm_start=checkpoint_sha256(warm_start) if warm_start is not None else None)
 
-    # The model and its decoded lists live in the store entry of the job key (shared by every run folder);
-    # the run folder's models/generator/<scheme>__seed<k> links to it. One process builds an entry at a time.
-    out = store.entry_dir("generator", key)
-    with store.locked("generator", key) if distributed.world_size() == 1 else contextlib.nullcontext():
-        info = load_or_train(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain,
-                             warm_start=warm_start)
-        if not distributed.is_main():
-            return None  # the main process decodes; the others go on to the next job's training
-        store.link(out, model_dir(profile, scheme_name, seed))
-        store.record(profile, "generator", key, f"models/generator/{scheme_name}__seed{seed}")
-        if warm_start is not None:  # listed, so that pruning the store keeps the checkpoint this run uses
-            store.record(profile, "pretrain", warm_start.name, f"pretrain/seed{seed}")
-        decoded = Stage("predictions", functools.partial(_decode, out, scheme, examples, gcfg, seed, validate),
-                        outputs=(PREDICTIONS, DECODE_INFO), inputs={"model": key}, seed=seed,
-                        config={"decoding": gcfg.decoding, "decode_batch_size": gcfg.decode_batch_size,
-                                "validate": validate})
-        lists = run_dir(profile, "models", "generator", "decoded") / f"{scheme_name}__seed{seed}__{gcfg.decoding}"
-        found = produce(decoded, {PREDICTIONS: lists.with_suffix(".parquet"), DECODE_INFO: lists.with_suffix(".json")},
-                        rebuild=retrain)
-        preds = pd.read_parquet(found / PREDICTIONS)
-        extra = json.loads((found / DECODE_INFO).read_text())
+    # The model is the ``generator`` stage of the job key, linked at the run folder's
+    # models/generator/<scheme>__seed<k>; every torchrun process trains it together.
+    model, info = trained_model(scheme, examples, items, queries, gcfg, seed, key, warm_start=warm_start,
+                                retrain=retrain, link=run_dir(profile, "models", "generator") / f"{scheme_name}__seed{seed}")
+    if not distributed.is_main():
+        return None  # the main process decodes; the others go on to the next job's training
+    decoded = Stage("predictions", functools.partial(_decode, model, scheme, examples, gcfg, seed, validate),
+                    outputs=(PREDICTIONS, DECODE_INFO), inputs={"model": key}, seed=seed,
+                    config={"decoding": gcfg.decoding, "decode_batch_size": gcfg.decode_batch_size,
+                            "validate": validate})
+    lists = run_dir(profile, "models", "generator", "decoded") / f"{scheme_name}__seed{seed}__{gcfg.decoding}"
+    reused = info["reused"] and not retrain and published(decoded) is not None
+    found = produce(decoded, {PREDICTIONS: lists.with_suffix(".parquet"), DECODE_INFO: lists.with_suffix(".json")},
+                    rebuild=retrain)
+    preds = pd.read_parquet(found / PREDICTIONS)
+    extra = json.loads((found / DECODE_INFO).read_text())
     preds.attrs["train_info"] = {k: v for k, v in info.items() if k != "log_history"}
     preds.attrs["decode_seconds"] = extra.get("decode_seconds")
+    preds.attrs["reused"] = reused  # both stages were published before this call: nothing trained or decoded
     if validate:
         preds.attrs["validation"] = extra["validation"]
     return preds
+
+
+def model_stage(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+                seed: int, key: str, *, warm_start: Path | None = None, retrain: bool = False) -> Stage:
+    """The ``generator`` stage of job ``key``: one output folder, the saved model, tokenizer and
+    ``train_info.json``; its Trainer checkpoints live in the entry's scratch, so a killed job resumes."""
+    return Stage("generator", functools.partial(_train_model, scheme, examples, items, queries, gcfg, seed,
+                                                warm_start, retrain),
+                 outputs=(MODEL,), inputs={"job": key}, seed=int(seed))
+
+
+def trained_model(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+                  seed: int, key: str, *, warm_start: Path | None = None, retrain: bool = False,
+                  link: Path | None = None) -> tuple[Path, dict]:
+    """(the saved model's folder, its ``train_info`` plus ``reused``: whether it was published already): the
+    ``generator`` stage, trained now when it is not (``retrain=True``: trained again). ``link``: where a run
+    folder shows it (and lists it)."""
+    stage = model_stage(scheme, examples, items, queries, gcfg, seed, key, warm_start=warm_start, retrain=retrain)
+    reused = not retrain and published(stage) is not None
+    out = produce(stage, {MODEL: link} if link is not None else None, rebuild=retrain, together=True) / MODEL
+    info = json.loads((out / INFO_FILE).read_text()) if distributed.is_main() else {}
+    return out, {**info, "reused": reused}
+
+
+def _train_model(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+                 seed: int, warm_start: Path | None, retrain: bool, ws: Workspace) -> None:
+    """The ``generator`` stage's builder (every torchrun process runs it; the main one saves). It draws from
+    the random state ``train_and_predict`` seeded before drawing the examples, as training always has."""
+    train_scheme(scheme, examples, items, queries, gcfg, ws.out / MODEL, seed, key=ws.key, work=ws.scratch,
+                 retrain=retrain, warm_start=warm_start)
 
 
 def _decode(model_entry: Path, scheme: IdScheme, examples, gcfg: GeneratorConfig, seed: int, validate: bool,

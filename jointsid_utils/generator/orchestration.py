@@ -2,11 +2,13 @@
 
     runs = train_all_schemes(cfg, workers=2)      # train + decode + score every scheme x seed, cached
 
-Each (scheme, seed) job calls ``job.train_and_predict`` (which caches the model) and the parent
-process scores it with ``metrics.score_and_save`` (``results/recall_at_30.csv`` and
-``results/predictions/``). A finished job leaves ``results/generator_runs/<scheme>__seed<k>.json``
-(``__diverse`` appended for the paper's decoding) holding its ``job.job_key``, the same key the model
-directory is checked against; a rerun with the same key skips the job without loading the model.
+Each (scheme, seed) job calls ``job.train_and_predict``, whose model and decoded lists are stages
+(``jointsid_utils.stages``): reloaded when published, built otherwise. The parent process scores every job
+with ``metrics.score_and_save`` (``results/recall_at_30.csv`` and ``results/predictions/``) and writes its
+summary to ``results/generator_runs/<scheme>__seed<k>.json`` (``__diverse`` appended for the paper's
+decoding): times, sizes, Recall@30 and validation scores, read by ``validation_table``. The summary decides
+nothing: whether a job trains is the stages' to say, so a rerun reloads and rescores ("cached" when
+neither stage was built).
 
 Parallelism: ``workers`` jobs run in spawned processes (``workers.plan_workers``: one per free core on a CPU,
 one on a GPU), one torch thread each on a CPU, set by ``runtime.configure_runtime`` with
@@ -123,7 +125,7 @@ def scheme_name(scheme: Scheme) -> str:
 
 
 def runs_dir(profile: str) -> Path:
-    """``runs/<folder>/results/generator_runs/``: one marker per finished job."""
+    """``runs/<folder>/results/generator_runs/``: one summary per finished job."""
     return run_dir(profile, "results", "generator_runs")
 
 
@@ -158,11 +160,11 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     ``schemes`` defaults to ``study_schemes()`` (12), ``seeds`` to ``cfg.generator.seeds``, ``workers`` to
     ``resolve_workers``; every other setting is ``cfg.generator``'s. Data frames default to the cached
     stage outputs (notebook 01); seed s trains on the IDs of seed s (``ids.schemes.load_ids``: notebooks
-    03, 04 for the study seed, ``prepare_scheme_ids`` for the others). Finished jobs
-    are skipped (``status="cached"``); ``retrain=True`` retrains and rescores everything. Jobs of the
-    ``validate`` schemes (default: the joint constructions of ``jointsid_utils.joint`` among ``schemes``, and
-    with them the scheme they must beat) also score the validation cases, into their marker's ``validation``;
-    ``validation_table`` collects them. A finished job that lacks them reloads its model and decodes them.
+    03, 04 for the study seed, ``prepare_scheme_ids`` for the others). A job whose model and lists are
+    published reloads them (``status="cached"``); ``retrain=True`` retrains and rescores everything. Jobs of
+    the ``validate`` schemes (default: the joint constructions of ``jointsid_utils.joint`` among ``schemes``,
+    and with them the scheme they must beat) also score the validation cases, into their summary's
+    ``validation``; ``validation_table`` collects them. Asking for them later decodes the saved model again.
     """
     from tqdm.auto import tqdm
 
@@ -186,17 +188,18 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
         validate = (*joint, INCUMBENT) if joint else ()
     validate = {tuple(s) for s in validate}
     warm = warm_starts(cfg, seeds, items, interactions, queries)
-    rows, jobs = _plan_jobs(cfg, schemes, seeds, items, interactions, queries, retrain=retrain,
+    rows: list[dict[str, Any]] = []
+    jobs = _plan_jobs(cfg, schemes, seeds, items, interactions, queries, retrain=retrain,
                             threads=None if torchrun else job_threads(workers), validate=validate, warm=warm)
-    bar = tqdm(total=len(schemes) * len(seeds), initial=len(rows), desc="generator", unit="run",
+    bar = tqdm(total=len(schemes) * len(seeds), desc="generator", unit="run",
                disable=not progress or not distributed.is_main())
 
     def finish(job: dict[str, Any], preds: pd.DataFrame | None, info: dict[str, Any]) -> None:
         if preds is not None:  # None: a torchrun process other than the main one, nothing to score
             scored = score_and_save(preds, cfg.folder, job["scheme"][0], job["scheme"][1], interactions, queries)
             summary = _summary(job, preds, info, scored, workers)
-            write_json(job["marker"], summary)
-            rows.append({**summary, "status": "trained"})
+            write_json(job["summary"], summary)
+            rows.append({**summary, "status": "cached" if info.get("reused") else "trained"})
             bar.set_postfix_str(scheme_name(job["scheme"]))
         bar.update()
 
@@ -213,19 +216,21 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
 def warm_starts(cfg: StudyConfig, seeds: Sequence[int], items: pd.DataFrame, interactions: pd.DataFrame,
                 queries: pd.DataFrame) -> dict[int, Path]:
     """seed -> its pretrained checkpoint (``generator.pretrain``), trained here before any job when missing,
-    so that every scheme of a seed fine-tunes the same one; empty without ``generator.warm_start``."""
+    so that every scheme of a seed fine-tunes the same one (linked at the run folder's ``pretrain/seed<k>``);
+    empty without ``generator.warm_start``."""
     if not cfg.generator.warm_start:
         return {}
     from jointsid_utils.generator.pretrain import pretrain
 
-    return {int(seed): pretrain(cfg.generator, (items, interactions, queries), int(seed)) for seed in seeds}
+    data = (items, interactions, queries)
+    return {int(seed): pretrain(cfg.generator, data, int(seed), cfg.folder) for seed in seeds}
 
 
 def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int], items: pd.DataFrame,
                interactions: pd.DataFrame, queries: pd.DataFrame, *, retrain: bool, threads: int | None,
                validate: set[Scheme] = frozenset(),
-               warm: dict[int, Path] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(summaries of the jobs whose marker holds their key, the jobs to run); ``warm``: ``warm_starts``."""
+               warm: dict[int, Path] | None = None) -> list[dict[str, Any]]:
+    """Every (scheme, seed) job, with its key and where its summary goes; ``warm``: ``warm_starts``."""
     from jointsid_utils.generator.pretrain import checkpoint_sha256
 
     warm = warm or {}
@@ -239,23 +244,19 @@ def _plan_jobs(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int]
     out.mkdir(parents=True, exist_ok=True)
     decoding = cfg.generator.decoding
     suffix = "" if decoding == "beam" else f"__{decoding}"  # the paper's decoding is a job of its own
-    cached, jobs = [], []
+    jobs = []
     for s in schemes:
         for seed in seeds:
             id_scheme = make_id_scheme(scheme_name(s), codes[(s, seed)])
             key = job_key(cfg.generator, id_scheme, data, case_seed=cfg.seed, seed=seed, warm_start=warm_sha.get(seed))
-            marker = out / f"{scheme_name(s)}__seed{seed}{suffix}.json"
-            summary = json.loads(marker.read_text()) if not retrain and marker.exists() else {}
-            if summary.get("key") == key and (s not in validate or "validation" in summary):
-                cached.append({**summary, "status": "cached"})
-                continue
             jobs.append({"scheme": s, "seed": int(seed), "codes": codes[(s, seed)], "items": items,
                          "interactions": interactions, "queries": queries, "cfg": cfg, "retrain": retrain,
-                         "threads": threads, "key": key, "marker": marker, "validate": s in validate,
+                         "threads": threads, "key": key, "validate": s in validate,
+                         "summary": out / f"{scheme_name(s)}__seed{seed}{suffix}.json",
                          "warm_start": warm.get(seed)})
     # The jobs that also decode validation cases are the longest: first, so the pool's last minutes hold
     # short jobs and one worker idles less at the end (sorted() keeps the order otherwise).
-    return cached, sorted(jobs, key=lambda job: not job["validate"])
+    return sorted(jobs, key=lambda job: not job["validate"])
 
 
 def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
@@ -270,7 +271,7 @@ def _run_job(job: dict[str, Any]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
         return None, {}
     info = dict(preds.attrs.get("train_info", {}))
     info.update(decode_seconds=preds.attrs.get("decode_seconds"), job_seconds=round(time.time() - started, 1),
-                pid=os.getpid())
+                pid=os.getpid(), reused=preds.attrs.get("reused", False))
     if "validation" in preds.attrs:
         info["validation"] = preds.attrs["validation"]
     preds.attrs = {}
@@ -295,16 +296,16 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int, finish: Callable[..., No
     elif jobs:
         configure_runtime()  # spawned workers inherit the environment: it must be set before they import torch
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=worker_init) as pool:
-            futures = {pool.submit(_run_job, {k: v for k, v in job.items() if k != "marker"}): job for job in jobs}
+            futures = {pool.submit(_run_job, {k: v for k, v in job.items() if k != "summary"}): job for job in jobs}
             for fut in as_completed(futures):
                 finish(futures[fut], *fut.result())
 
 
 def _summary(job: dict[str, Any], preds: pd.DataFrame, info: dict[str, Any], scored: pd.DataFrame,
              workers: int) -> dict[str, Any]:
-    """A finished job's marker: its key, times, sizes and Recall@30 per task/protocol (all cases)."""
+    """A finished job's summary: its model's stage key, times, sizes and Recall@30 per task/protocol (all cases)."""
     decoding = str(preds["decoding"].iloc[0])
-    return {"key": job["key"], "embedding": job["scheme"][0], "quantizer": job["scheme"][1], "seed": job["seed"],
+    return {"key": info.get("key"), "embedding": job["scheme"][0], "quantizer": job["scheme"][1], "seed": job["seed"],
             "decoding": decoding, "workers": workers, **{k: info.get(k) for k in SUMMARY_FIELDS},
             "recall": {f"{r.task}/{r.protocol}": r.recall_at_30 for r in scored.itertuples()
                        if r.segment == "all" and r.decoding == decoding},
@@ -312,10 +313,10 @@ def _summary(job: dict[str, Any], preds: pd.DataFrame, info: dict[str, Any], sco
 
 
 def validation_table(profile: str) -> pd.DataFrame:
-    """Validation Recall@30 of every job that scored it (one row per scheme, seed and task), from the markers."""
+    """Validation Recall@30 of every job that scored it (one row per scheme, seed and task), from the summaries."""
     rows = []
-    for marker in sorted(runs_dir(profile).glob("*.json")):
-        summary = json.loads(marker.read_text())
+    for path in sorted(runs_dir(profile).glob("*.json")):
+        summary = json.loads(path.read_text())
         if summary.get("decoding", "beam") != "beam":  # the paper's decoding of a model counted once, as beam
             continue
         for task, score in summary.get("validation", {}).items():

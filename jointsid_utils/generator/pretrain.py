@@ -15,15 +15,16 @@ IDs and blur the differences between ID schemes that the study measures. The voc
 the train queries, titles and item texts, without ID tokens; each scheme's fine-tune appends its ID tokens
 (``with_id_tokens``) and starts their embeddings from its items' titles (``model.warm_started_model``).
 
-The checkpoint is a store entry keyed on the settings it depends on, the train rows it reads and the seed:
-every scheme of a seed finds the same one, a crash resumes from its last Trainer checkpoint, and a job's key
-hashes its content (``checkpoint_sha256``), not its path.
+The checkpoint is a ``pretrain`` stage (``jointsid_utils.stages``) keyed on the settings it depends on, the
+train rows it reads, the seed and its code: every scheme of a seed finds the same one, a killed run resumes
+from its last Trainer checkpoint (in the entry's scratch), and a job's key hashes its content
+(``checkpoint_sha256``), not its path.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,14 +33,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jointsid_utils import store
-from jointsid_utils.cache import write_json
+from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import GeneratorConfig, as_dict, stable_hash
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.tokenization import TASK_TOKENS, TASKS, IdScheme, build_tokenizer, search_prompt
 from jointsid_utils.runtime.reproducibility import seed_everything, rng
+from jointsid_utils.stages import Stage, Workspace, materialize, produce
+from jointsid_utils.store import array_sha256
 
-INFO_FILE = "pretrain_info.json"  # written last: marks a complete checkpoint
+CHECKPOINT = "checkpoint"  # the stage's output: a folder with the model, tokenizer and INFO_FILE
+INFO_FILE = "pretrain_info.json"  # examples, times, the loss curve and the content hash
 CONTENT_FILES = ("model.safetensors", "config.json", "tokenizer.json")  # what ``checkpoint_sha256`` reads
 # The generator settings a pretraining depends on; the rest (epochs, ID options, decoding) only fine-tune.
 PRETRAIN_SETTINGS = ("d_model", "d_ff", "num_layers", "num_heads", "batch_size", "lr", "weight_decay",
@@ -118,11 +121,9 @@ def with_id_tokens(tokenizer, scheme: IdScheme):
     return tokenizer
 
 
-def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
-    """The settings (``PRETRAIN_SETTINGS``), the rows it reads, the seed and the code ``pretrain`` reaches (the
-    stage protocol's fingerprint): never a scheme, so all share it."""
-    from jointsid_utils.fingerprint import code_fingerprint
-    from jointsid_utils.store import array_sha256
+def pretrain_stage(gcfg: GeneratorConfig, data: Data, seed: int) -> Stage:
+    """The ``pretrain`` stage of training ``seed``: the settings (``PRETRAIN_SETTINGS``), the train rows it
+    reads and the seed (never a scheme, so all share it); the stage adds the code its builder reaches."""
     from jointsid_utils.runtime.precision import resolve_precision
 
     items, interactions, queries = data
@@ -132,7 +133,13 @@ def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
             (train_rows(queries, "queries"), ("item_id", "query")))
     hashes = [array_sha256(pd.util.hash_pandas_object(f[[c for c in cols if c in f]], index=False).to_numpy())
               for f, cols in read]
-    return stable_hash({"pretrain": settings, "data": hashes, "seed": int(seed), "code": code_fingerprint(pretrain)})
+    return Stage("pretrain", functools.partial(_train, gcfg, data, seed), outputs=(CHECKPOINT,), config=settings,
+                 inputs={"train_rows": stable_hash(hashes)}, seed=int(seed))
+
+
+def pretrain_key(gcfg: GeneratorConfig, data: Data, seed: int) -> str:
+    """The ``pretrain`` stage's key: what names its store entry."""
+    return pretrain_stage(gcfg, data, seed).key
 
 
 def checkpoint_sha256(checkpoint: Path | str) -> str:
@@ -148,25 +155,25 @@ def checkpoint_sha256(checkpoint: Path | str) -> str:
     return digest.hexdigest()
 
 
-def pretrain(gcfg: GeneratorConfig, data: Data, seed: int) -> Path:
-    """The pretrained checkpoint of training ``seed`` (model, tokenizer, ``pretrain_info.json``): reloaded from
-    the store when complete, else trained now (resuming an interrupted run) and stored."""
+def pretrain(gcfg: GeneratorConfig, data: Data, seed: int, profile: str | None = None) -> Path:
+    """The pretrained checkpoint of training ``seed`` (model, tokenizer, ``pretrain_info.json``): the
+    ``pretrain`` stage's, trained now when it is not published (by every ``torchrun`` process together).
+    With ``profile`` it is linked at ``runs/<folder>/pretrain/seed<k>``, which lists it for ``store prune``."""
     check_warm_start(gcfg)
-    key = pretrain_key(gcfg, data, seed)
-    out = store.entry_dir("pretrain", key)
-    with store.locked("pretrain", key):
-        if not (out / INFO_FILE).exists():
-            _train(gcfg, data, seed, out, key)
-    return out
+    stage = pretrain_stage(gcfg, data, seed)
+    if profile is None:
+        return materialize(stage, together=True) / CHECKPOINT
+    return produce(stage, {CHECKPOINT: run_dir(profile, "pretrain") / f"seed{seed}"}, together=True) / CHECKPOINT
 
 
-def _train(gcfg: GeneratorConfig, data: Data, seed: int, out: Path, key: str) -> dict[str, Any]:
-    """Train the text-only T5 into ``out``; its checkpoints are removed once the final model is saved."""
+def _train(gcfg: GeneratorConfig, data: Data, seed: int, ws: Workspace) -> None:
+    """The stage's builder: train the text-only T5 (checkpoints in ``ws.scratch``) into ``ws.out``."""
     from jointsid_utils.generator.model import build_model
     from jointsid_utils.generator.training import checkpoint_dir, train_generator
+    from jointsid_utils.runtime import distributed
 
     seed_everything(seed)
-    checkpoint_dir(out, key)  # resumed when it holds this key's checkpoints
+    checkpoint_dir(ws.scratch)
     tokenizer = shared_tokenizer(data, gcfg)
     examples = pretraining_examples(data, gcfg)
     order = rng(seed, "pretrain", "holdout").permutation(len(examples))
@@ -177,16 +184,17 @@ def _train(gcfg: GeneratorConfig, data: Data, seed: int, out: Path, key: str) ->
     model = build_model(tokenizer, run_cfg)
     started = time.time()
     run = train_generator(model, tokenizer, TextExamples(train, tokenizer, gcfg), TextExamples(val, tokenizer, gcfg),
-                          run_cfg, out, seed)
-    info = {"key": key, "seed": int(seed), "examples": examples["task"].value_counts().to_dict(),
+                          run_cfg, ws.scratch, seed)
+    if not distributed.is_main():
+        return
+    out = ws.out / CHECKPOINT
+    info = {"key": ws.key, "seed": int(seed), "examples": examples["task"].value_counts().to_dict(),
             "train_examples": len(train), "holdout_examples": len(val), "vocab_size": len(tokenizer),
             "pretrain_seconds": round(time.time() - started, 1), **run}
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     info["content_sha256"] = checkpoint_sha256(out)
     write_json(out / INFO_FILE, info)
-    return info
 
 
 class TextExamples:

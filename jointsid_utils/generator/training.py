@@ -1,13 +1,13 @@
 """Training one scheme's generator with HF ``Seq2SeqTrainer``, and its cached model directory.
 
-    out = model_dir(profile, "multitask__rq_kmeans", seed)   # runs/<folder>/models/generator/<scheme>__seed<k>/
-    info = load_trained(out, key)                            # a finished model for this job key, or None
-    info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key)
+    info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, work=scratch)
+    model_dir(profile, "multitask__rq_kmeans", seed)   # where a run folder links it: models/generator/<scheme>__seed<k>/
 
 The Trainer runs unchanged under ``accelerate launch`` / ``torchrun`` (every process trains its shard of
 each batch); a fixed number of epochs, bf16 autocast per ``generator.precision``, the lowest-validation-loss checkpoint
-kept, and an interrupted run resumes from its last complete checkpoint. ``train_info.json`` (the job
-key, example counts, times, the loss curve) is written last, so it marks a complete model.
+kept, and an interrupted run resumes from its last complete checkpoint. ``train_info.json`` holds the job
+key, example counts, times and the loss curve; whether a model is complete is the ``generator`` stage's
+to say (``job.trained_model``).
 """
 
 from __future__ import annotations
@@ -46,39 +46,19 @@ def model_dir(profile: str, scheme_name: str, seed: int) -> Path:
     return run_dir(profile, "models", "generator", f"{scheme_name}__seed{seed}")
 
 
-def load_trained(out: Path, key: str) -> dict[str, Any] | None:
-    """The ``train_info.json`` of a complete model in ``out`` trained for job ``key``, else None."""
-    path = out / INFO_FILE
-    if not path.exists():
-        return None
-    info = json.loads(path.read_text())
-    return info if info.get("key") == key else None
-
-
-def load_or_train(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
-                  gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False,
-                  warm_start: Path | None = None) -> dict[str, Any]:
-    """The job's ``train_info``: reloaded when a model for ``key`` is saved in ``out`` (and not ``retrain``),
-    else trained now (from the pretrained ``warm_start`` checkpoint when given). The caller seeds: the
-    study's jobs once per job, before their examples are drawn."""
-    info = None if retrain else load_trained(out, key)
-    if info is None:
-        info = train_scheme(scheme, examples, items, queries, gcfg, out, seed, key=key, retrain=retrain,
-                            warm_start=warm_start)
-    return info
-
-
 def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, queries: pd.DataFrame,
-                 gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, retrain: bool = False,
+                 gcfg: GeneratorConfig, out: Path, seed: int, *, key: str, work: Path, retrain: bool = False,
                  warm_start: Path | None = None) -> dict[str, Any]:
     """Train the scheme's generator into ``out`` and return its ``train_info`` (also saved there).
 
-    Steps: a checkpoint folder for this key (resumed when it holds one), the tokenizer, the tokenised
-    examples, the model, the Trainer, then the saved model, tokenizer and info.
+    The Trainer's checkpoints go to ``work`` (a stage's scratch: a killed run resumes from them, ``retrain``
+    empties them first). Steps: the tokenizer, the tokenised examples, the model, the Trainer, then the
+    saved model, tokenizer and info. The caller seeds: the study's jobs once per job, before their examples
+    are drawn.
     """
     if gcfg.task_batching not in TASK_BATCHING:
         raise StudyInputError(f"generator.task_batching {gcfg.task_batching!r} is not 'mixed' or 'per_task'.")
-    checkpoints = checkpoint_dir(out, key, fresh=retrain)
+    checkpoints = checkpoint_dir(work, fresh=retrain)
     tokenizer = _tokenizer(scheme, items, queries, gcfg, checkpoints, warm_start)
     labels = {t: item_token_ids(tokenizer, scheme, t) for t in ("search", "rec")}
     grouping = item_grouping(tokenizer, scheme) if gcfg.rec_item_positions else None
@@ -92,18 +72,26 @@ def train_scheme(scheme: IdScheme, examples: Examples, items: pd.DataFrame, quer
         raise StudyInputError("generator.rec_window_pool draws windows within mixed batches; set task_batching "
                               "to 'mixed' or rec_window_pool to 0.")
     rec_users = examples.train["user"].to_numpy() if gcfg.rec_window_pool else None
-    run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, out, seed, train_tasks=per_task,
+    run = train_generator(model, tokenizer, train_ds, val_ds, gcfg, work, seed, train_tasks=per_task,
                           rec_users=rec_users)
     info = {"key": key, "scheme": scheme.name, "seed": seed, "generator": as_dict(gcfg), "examples": examples.stats,
             "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()), **run,
-            "warm_start": warm_start.name if warm_start is not None else None}
+            "warm_start": _pretrained_key(warm_start)}
     if distributed.is_main():
-        (out / INFO_FILE).unlink(missing_ok=True)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         write_json(out / INFO_FILE, info)
     distributed.barrier()
     return info
+
+
+def _pretrained_key(checkpoint: Path | None) -> str | None:
+    """The ``pretrain`` stage key a warm-started model fine-tuned (from the checkpoint's info), else None."""
+    if checkpoint is None:
+        return None
+    from jointsid_utils.generator.pretrain import INFO_FILE as PRETRAIN_INFO
+
+    return json.loads((checkpoint / PRETRAIN_INFO).read_text())["key"]
 
 
 def output_tokens(tokenizer, scheme: IdScheme) -> list[int]:
@@ -123,16 +111,15 @@ def tied_aliases(model: torch.nn.Module) -> set[str]:
     return aliases
 
 
-def checkpoint_dir(out: Path, key: str, *, fresh: bool = False) -> Path:
-    """``out/checkpoints`` for job ``key``: emptied when it holds another key's checkpoints (or ``fresh``),
-    so only a run of the same job is resumed. Under torchrun the main process resets it, the others wait."""
-    folder = out / "checkpoints"
-    stamp = folder / "key.txt"
+def checkpoint_dir(work: Path, *, fresh: bool = False) -> Path:
+    """``work/checkpoints``, where the Trainer saves and resumes; emptied first when ``fresh`` (a retrain).
+    ``work`` is a stage's scratch, so it only ever holds this stage's checkpoints. Under torchrun the main
+    process resets it, the others wait."""
+    folder = work / "checkpoints"
     if distributed.is_main():
-        if folder.exists() and (fresh or not stamp.exists() or stamp.read_text() != key):
+        if fresh and folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(key)
     distributed.barrier()
     return folder
 
