@@ -282,3 +282,21 @@ def test_reloaded_generator_has_the_trained_logits_and_no_missing_key_warning(tm
         trained = model.eval()(input_ids=batch[0], decoder_input_ids=batch[1]).logits
         again = reloaded.eval()(input_ids=batch[0], decoder_input_ids=batch[1]).logits
     assert torch.equal(trained, again)
+
+
+def test_the_model_and_pretraining_stages_follow_the_code_their_builders_reach():
+    """No version to bump: the ``generator`` and ``pretrain`` stages' keys cover the training, model, example
+    and tokenizer modules (a change there retrains), and the model stage's key follows its job key."""
+    from jointsid_utils.fingerprint import reachable_modules
+    from jointsid_utils.generator import pretrain as pt
+    from jointsid_utils.generator.job import model_stage
+
+    items, inter, queries, codes = toy_data()
+    scheme = make_id_scheme("content", codes)
+    stage = model_stage(scheme, None, items, queries, TINY, 0, "job-a")
+    covered = set(reachable_modules((stage.build,)))
+    expected = {f"jointsid_utils.generator.{m}" for m in ("training", "model", "examples", "tokenization")}
+    assert expected <= covered
+    assert expected <= set(reachable_modules((pt.pretrain_stage(TINY, (items, inter, queries), 0).build,)))
+    assert model_stage(scheme, None, items, queries, TINY, 0, "job-b").key != stage.key
+    assert model_stage(scheme, None, items, queries, TINY, 0, "job-a", retrain=True).key == stage.key

@@ -24,7 +24,6 @@ from jointsid_utils.runtime import distributed
 from jointsid_utils.store import array_sha256
 from jointsid_utils.cache import run_dir, save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
-from jointsid_utils.fingerprint import code_fingerprint
 from jointsid_utils.generator.base_model import base_model_sha256
 from jointsid_utils.generator.examples import scheme_examples
 from jointsid_utils.errors import StudyInputError
@@ -64,17 +63,17 @@ def job_key(gcfg: GeneratorConfig, scheme: IdScheme, data: str, *, case_seed: in
             warm_start: str | None = None) -> str:
     """Everything that decides a job's ranked lists: the generator settings (less ``NOT_IN_KEY``), the
     scheme and its codes, the data (``data_hash``), the study seed (it picks the test queries), the
-    training seed and, with ``generator.warm_start``, the pretrained checkpoint's content
-    (``pretrain.checkpoint_sha256``, never its path), and the code ``train_and_predict`` reaches (the stage
-    protocol's fingerprint, so editing the generator retrains). Without a warm start its settings stay out."""
+    training seed, with ``generator.warm_start`` the pretrained checkpoint's content
+    (``pretrain.checkpoint_sha256``) and with ``base_model`` its files' (``base_model.base_model_sha256``),
+    never a path. Without a warm start its settings stay out. The code is not here: the ``generator`` and
+    ``predictions`` stages this key is the input of add their builders' fingerprints."""
     skipped = NOT_IN_KEY if gcfg.warm_start else NOT_IN_KEY + WARM_START_SETTINGS
     settings = {k: v for k, v in as_dict(gcfg).items() if k not in skipped}
     settings["precision"] = resolve_precision(gcfg.precision)  # "auto" trains differently on other hardware
-    if gcfg.base_model is not None:  # its weights, not its name (``base_model.base_model_sha256``)
+    if gcfg.base_model is not None:  # its weights, not its name
         settings["base_model"] = base_model_sha256(gcfg.base_model)
     payload = {"generator": settings, "scheme": scheme.name, "data": data, "case_seed": int(case_seed),
-               "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed),
-               "code": code_fingerprint(train_and_predict)}
+               "codes": [array_sha256(scheme.codes[task]) for task in TASKS], "seed": int(seed)}
     if gcfg.warm_start:
         if warm_start is None:
             raise StudyInputError("A warm-started job's key needs its pretrained checkpoint's sha256; pass "
@@ -92,10 +91,11 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
 
     ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
     model, tokenizer and ``train_info.json`` (examples, times, loss curve) are the ``generator`` stage of
-    the job key (``trained_model``; linked at ``training.model_dir``'s path), the decoded lists the ``predictions``
-    stage keyed on the job key and the decoding; published ones are reloaded instead of recomputed
-    (``retrain=True`` rebuilds both; ``preds.attrs["reused"]`` says whether both were). Under ``torchrun``
-    every process trains its shard and only the main one decodes (the others get None). ``validate=True`` also decodes the validation cases and puts their Recall@30 per
+    the job key (``trained_model``; linked at ``training.model_dir``'s path), the decoded lists the
+    ``predictions`` stage keyed on that model and the decoding; published ones are reloaded instead of
+    recomputed (``retrain=True`` rebuilds both; ``preds.attrs["reused"]`` says whether both were). Under
+    ``torchrun`` every process trains its shard and only the main one decodes (the others get None).
+    ``validate=True`` also decodes the validation cases and puts their Recall@30 per
     task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
     With ``generator.warm_start`` the job fine-tunes seed ``seed``'s pretrained checkpoint (``warm_start``,
     or ``pretrain.pretrain``'s, built now when missing).
@@ -124,7 +124,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     if not distributed.is_main():
         return None  # the main process decodes; the others go on to the next job's training
     decoded = Stage("predictions", functools.partial(_decode, model, scheme, examples, gcfg, seed, validate),
-                    outputs=(PREDICTIONS, DECODE_INFO), inputs={"model": key}, seed=seed,
+                    outputs=(PREDICTIONS, DECODE_INFO), inputs={"model": info["key"]}, seed=seed,
                     config={"decoding": gcfg.decoding, "decode_batch_size": gcfg.decode_batch_size,
                             "validate": validate})
     lists = run_dir(profile, "models", "generator", "decoded") / f"{scheme_name}__seed{seed}__{gcfg.decoding}"
