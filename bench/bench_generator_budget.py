@@ -56,7 +56,7 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
     seed_everything(seed)
-    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, link=out)
+    saved, info = trained_model(ids, lambda: examples, items, queries, gcfg, seed, key, link=out)
     tokenizer, model = load_saved(saved)
     preds = predict_validation(model, tokenizer, ids, examples, gcfg)
     row = {"seed": seed, "train_seconds": info["train_seconds"],

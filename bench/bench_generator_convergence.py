@@ -108,7 +108,7 @@ def run_job(profile: str, job: dict, warm: dict | None) -> dict:
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed,
                   warm_start=checkpoint_sha256(checkpoint) if checkpoint else None)
     out = run_dir(f"{profile}_convergence", job_id(job))
-    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, warm_start=checkpoint, link=out)
+    saved, info = trained_model(ids, lambda: examples, items, queries, gcfg, seed, key, warm_start=checkpoint, link=out)
     tokenizer, model = load_saved(saved)
     preds = predict_validation(model, tokenizer, ids, examples, gcfg)
     job_seconds = time.time() - started

@@ -187,7 +187,7 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, 
     out = run_dir(f"{profile}_throughput", _run_name(name, "/".join(scheme), seed))
     started = time.time()
     seed_everything(seed)
-    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, link=out / "model")
+    saved, info = trained_model(ids, lambda: examples, items, queries, gcfg, seed, key, link=out / "model")
     tok, model = load_saved(saved)
     preds = predict_validation(model, tok, ids, examples, gcfg)
     row = {"variant": name, "options": VARIANTS[name], "scheme": "/".join(scheme), "seed": seed,

@@ -120,7 +120,7 @@ def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
     out = run_dir(f"{base.folder}_joint_tuning", _job_folder(name, seed, generator))
-    saved, info = trained_model(ids, examples, items, queries, gcfg, seed, key, link=out / "model")
+    saved, info = trained_model(ids, lambda: examples, items, queries, gcfg, seed, key, link=out / "model")
     tok, model = load_saved(saved)
     preds = predict_validation(model, tok, ids, examples, gcfg)
     row = {"candidate": name, "scheme": CANDIDATES[name][0], "settings": CANDIDATES[name][1], "seed": seed,

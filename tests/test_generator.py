@@ -293,10 +293,10 @@ def test_the_model_and_pretraining_stages_follow_the_code_their_builders_reach()
 
     items, inter, queries, codes = toy_data()
     scheme = make_id_scheme("content", codes)
-    stage = model_stage(scheme, None, items, queries, TINY, 0, "job-a")
+    stage = model_stage(scheme, lambda: None, items, queries, TINY, 0, "job-a")
     covered = set(reachable_modules((stage.build,)))
     expected = {f"jointsid_utils.generator.{m}" for m in ("training", "model", "examples", "tokenization")}
     assert expected <= covered
     assert expected <= set(reachable_modules((pt.pretrain_stage(TINY, (items, inter, queries), 0).build,)))
-    assert model_stage(scheme, None, items, queries, TINY, 0, "job-b").key != stage.key
-    assert model_stage(scheme, None, items, queries, TINY, 0, "job-a", retrain=True).key == stage.key
+    assert model_stage(scheme, lambda: None, items, queries, TINY, 0, "job-b").key != stage.key
+    assert model_stage(scheme, lambda: None, items, queries, TINY, 0, "job-a", retrain=True).key == stage.key

@@ -15,7 +15,7 @@ import functools
 import json
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from jointsid_utils.store import array_sha256
 from jointsid_utils.cache import run_dir, save_parquet, write_json
 from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.generator.base_model import base_model_sha256
-from jointsid_utils.generator.examples import scheme_examples
+from jointsid_utils.generator.examples import Examples, scheme_examples
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.model import load_saved
 from jointsid_utils.generator.pretrain import WARM_START_SETTINGS, checkpoint_sha256, pretrain
@@ -106,9 +106,9 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     search_settings(gcfg)  # an unknown decoding fails before any training
     if threads is not None:
         configure_runtime(threads)
-    seed_everything(seed)
     scheme = make_id_scheme(scheme_name, codes)
-    examples = scheme_examples(scheme, items, interactions, queries, gcfg, seed=seed, case_seed=case_seed)
+    examples = drawn_once(seed, functools.partial(scheme_examples, scheme, items, interactions, queries, gcfg,
+                                                  seed=seed, case_seed=case_seed))
     if warm_start is not None and not gcfg.warm_start:
         raise StudyInputError("train_and_predict got a warm_start checkpoint while generator.warm_start is off; "
                               "set generator.warm_start true or pass no checkpoint.")
@@ -141,7 +141,19 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     return preds
 
 
-def model_stage(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+def drawn_once(seed: int, draw: Callable[[], Examples]) -> Callable[[], Examples]:
+    """The job's examples as a builder asks for them: drawn on the first call, right after seeding with the
+    job's seed (so training starts from the random state it always has), and never for a published job."""
+
+    @functools.cache
+    def examples() -> Examples:
+        seed_everything(seed)
+        return draw()
+
+    return examples
+
+
+def model_stage(scheme: IdScheme, examples: Callable[[], Examples], items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
                 seed: int, key: str, *, warm_start: Path | None = None, retrain: bool = False) -> Stage:
     """The ``generator`` stage of job ``key``: one output folder, the saved model, tokenizer and
     ``train_info.json``; its Trainer checkpoints live in the entry's scratch, so a killed job resumes."""
@@ -150,12 +162,13 @@ def model_stage(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.Dat
                  outputs=(MODEL,), inputs={"job": key}, seed=int(seed))
 
 
-def trained_model(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+def trained_model(scheme: IdScheme, examples: Callable[[], Examples], items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
                   seed: int, key: str, *, warm_start: Path | None = None, retrain: bool = False,
                   link: Path | None = None) -> tuple[Path, dict]:
     """(the saved model's folder, its ``train_info`` plus ``reused``: whether it was published already): the
-    ``generator`` stage, trained now when it is not (``retrain=True``: trained again). ``link``: where a run
-    folder shows it (and lists it)."""
+    ``generator`` stage, trained now when it is not (``retrain=True``: trained again). ``examples`` gives the
+    job's examples when a build needs them (``drawn_once``). ``link``: where a run folder shows it (and
+    lists it)."""
     stage = model_stage(scheme, examples, items, queries, gcfg, seed, key, warm_start=warm_start, retrain=retrain)
     reused = not retrain and published(stage) is not None
     out = produce(stage, {MODEL: link} if link is not None else None, rebuild=retrain, together=True) / MODEL
@@ -163,22 +176,23 @@ def trained_model(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.D
     return out, {**info, "reused": reused}
 
 
-def _train_model(scheme: IdScheme, examples, items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
+def _train_model(scheme: IdScheme, examples: Callable[[], Examples], items: pd.DataFrame, queries: pd.DataFrame, gcfg: GeneratorConfig,
                  seed: int, warm_start: Path | None, retrain: bool, ws: Workspace) -> None:
     """The ``generator`` stage's builder (every torchrun process runs it; the main one saves). It draws from
-    the random state ``train_and_predict`` seeded before drawing the examples, as training always has."""
-    train_scheme(scheme, examples, items, queries, gcfg, ws.out / MODEL, seed, key=ws.key, work=ws.scratch,
+    the random state seeded before drawing the examples (``drawn_once``), as training always has."""
+    train_scheme(scheme, examples(), items, queries, gcfg, ws.out / MODEL, seed, key=ws.key, work=ws.scratch,
                  retrain=retrain, warm_start=warm_start)
 
 
-def _decode(model_entry: Path, scheme: IdScheme, examples, gcfg: GeneratorConfig, seed: int, validate: bool,
-            ws: Workspace) -> None:
+def _decode(model_entry: Path, scheme: IdScheme, job_examples: Callable[[], Examples], gcfg: GeneratorConfig,
+            seed: int, validate: bool, ws: Workspace) -> None:
     """The ``predictions`` stage: the test lists of the saved model (and its validation scores when asked).
 
     Decoding reads the saved model, so a first run and a rerun give the same lists: after
     load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
     checkpoint on an H200, 26 of 64 lists differing."""
     tokenizer, model = load_saved(model_entry)
+    examples = job_examples()
     started = time.time()
     preds = predict(model, tokenizer, scheme, examples, gcfg)
     preds["seed"] = seed
