@@ -299,7 +299,6 @@ class EvaluationConfig:
     level: float = 0.95  # confidence level of every interval
     alpha: float = 0.05  # family-wise error rate of each Holm family
     power: float = 0.8  # power of the detectable difference
-    n_boot: int = 2000  # resamples, for a bootstrap check only: the intervals and p-values are analytic
     decoding: str = "beam"  # the generators' lists the tables and verdicts read
     # F8: a joint construction counts as not below the single-task IDs above (1 - margin) x their recall
     noninferiority_margin: float = 0.1

@@ -11,7 +11,7 @@ import pytest
 from jointsid_utils.config import as_dict, load_config
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.tokenization import make_id_scheme
-from jointsid_utils.ids import TWO_ID_SCHEMES
+from jointsid_utils.study import INCUMBENT, TWO_ID_SCHEMES
 from jointsid_utils.ids import schemes as sid
 from jointsid_utils.joint import constructions as joint
 from jointsid_utils.joint import report as joint_report
@@ -226,7 +226,7 @@ def test_bad_names_and_missing_embeddings_fail_with_one_sentence(runs):
 
 def test_report_compares_with_the_incumbent(runs):
     v = vectors()
-    results = sid.prepare_ids(config(0), v, [joint.INCUMBENT], progress=False)
+    results = sid.prepare_ids(config(0), v, [INCUMBENT], progress=False)
     results.update(joint.prepare_joint_ids(config(0), v, progress=False))
     table = joint_report.comparison_table(results)
     assert len(table) == 6 and table.id_tokens.tolist() == [3, 3, 3, 2, 3, 3]
@@ -287,10 +287,10 @@ def test_generator_jobs_of_a_seed_train_on_that_seeds_ids(runs):
     for name, matrix in v.items():
         embedding_path(cfg, name).parent.mkdir(parents=True, exist_ok=True)
         np.save(embedding_path(cfg, name), matrix)
-    schemes = [joint.INCUMBENT, ("multitask_cf", "rq_kmeans")]
+    schemes = [INCUMBENT, ("multitask_cf", "rq_kmeans")]
     with pytest.raises(StudyInputError, match="multitask__rq_kmeans.npy is missing.*notebook 03"):
         study.prepare_scheme_ids(cfg, schemes, [0, 1])  # the study seed's IDs are notebook 03's to build
-    sid.prepare_ids(cfg, v, [joint.INCUMBENT], progress=False)
+    sid.prepare_ids(cfg, v, [INCUMBENT], progress=False)
     codes = study.prepare_scheme_ids(cfg, schemes, [0, 1])
     for scheme in schemes:
         np.testing.assert_array_equal(codes[1][scheme], sid.load_ids(cfg, *scheme, seed=1).codes)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jointsid_utils import study
 from jointsid_utils.ids import schemes as sid
 from jointsid_utils.config import load_config
 from jointsid_utils.errors import StudyInputError
@@ -61,9 +62,9 @@ def test_a_later_subclass_gets_budget_knobs_only(monkeypatch):
 def test_schemes_cover_study_tables_with_registered_quantizers():
     got = set(sid.SCHEMES)
     assert {q for _, q in got} <= set(QUANTIZERS)
-    assert {(e, "rq_kmeans") for e in sid.TABLE_A} <= got
-    assert {("multitask", q) for q in sid.TABLE_B_QUANTIZERS} <= got
-    assert {("content", q) for q in sid.TABLE_B_QUANTIZERS} <= got
+    assert {(e, "rq_kmeans") for e in study.TABLE_A} <= got
+    assert {("multitask", q) for q in study.TABLE_B_QUANTIZERS} <= got
+    assert {("content", q) for q in study.TABLE_B_QUANTIZERS} <= got
 
 
 def test_prepare_ids_builds_every_scheme_with_unique_ids(built):
@@ -108,7 +109,7 @@ def test_a_training_seed_refits_every_quantizer_into_its_own_files(built):
     cfg, runs, results = built
     ids_dir = runs / cfg.folder / "ids"
     plain = {p.name: p.stat().st_mtime_ns for p in ids_dir.glob("*.npy")}
-    todo = [("multitask", q) for q in sid.TABLE_B_QUANTIZERS] + [("prefix_share", "rq_kmeans")]
+    todo = [("multitask", q) for q in study.TABLE_B_QUANTIZERS] + [("prefix_share", "rq_kmeans")]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JOINTSID_RUNS_DIR", str(runs))
         refit = sid.prepare_ids(cfg, vectors(), todo, seed=1, progress=False)

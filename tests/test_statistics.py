@@ -164,7 +164,7 @@ def test_beyond_the_paper_family_against_the_incumbent():
 
 def test_study_schemes_add_the_joint_constructions_on_request():
     from jointsid_utils.generator.orchestration import study_schemes
-    from jointsid_utils.joint.constructions import JOINT_SCHEMES
+    from jointsid_utils.study import JOINT_SCHEMES
 
     assert len(study_schemes()) == 12 and not set(JOINT_SCHEMES) & set(study_schemes())
     assert study_schemes(include_joint_ids=True)[-len(JOINT_SCHEMES):] == list(JOINT_SCHEMES)

@@ -136,7 +136,7 @@ def test_study_schemes_are_the_twelve_of_study_md():
 
 
 def test_scope_section_adds_the_optional_schemes_without_touching_any_key():
-    from jointsid_utils.joint.constructions import JOINT_SCHEMES
+    from jointsid_utils.study import JOINT_SCHEMES
     from jointsid_utils.ids.schemes import SCHEMES, schemes_in_scope
 
     default = load_config("default")

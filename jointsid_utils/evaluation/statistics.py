@@ -53,16 +53,15 @@ import pandas as pd
 from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.metrics import K, per_case_recall, with_run_columns
+from jointsid_utils.study import BASE_QUANTIZER, JOINT
 from jointsid_utils.variance import (_t_quantile, _t_two_sided_p, _t_upper_p, interval, unpaired_parts,
                                      variance_parts)
 
 EVAL = EvaluationConfig()
 LEVEL = EVAL.level
-# The joint constructions (Table A's rows that serve both tasks from one ID set or one ID pair), RQ-KMeans.
-JOINT = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
 HIT_COLUMNS = ["embedding", "quantizer", "task", "protocol", "decoding", "seed", "case_id", "query_id", "target",
                "hit", "list_length"]
-_KM = "rq_kmeans"
+_KM = BASE_QUANTIZER
 
 
 def label(embedding: str, quantizer: str) -> str:

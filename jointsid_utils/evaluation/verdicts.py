@@ -36,14 +36,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.evaluation.statistics import EVAL, JOINT, _t_quantile, family_tests, label
+from jointsid_utils.evaluation.statistics import EVAL, _t_quantile, family_tests, label
+from jointsid_utils.study import BASE_QUANTIZER, INCUMBENT as INCUMBENT_SCHEME, JOINT, SINGLE_TASK
 
 VERDICT_COLUMNS = ["finding", "family", "task", "rec_protocol", "verdict", "diff", "detectable", "comparison",
                    "p_holm", "sided", "m", "candidate", "rule"]
 REC_PROTOCOLS = ("all", "exclude_history")
 ONE_SIDED = ("F5", "F8")
-_KM = "rq_kmeans"
-INCUMBENT = label("multitask", _KM)
+_KM = BASE_QUANTIZER
+INCUMBENT = label(*INCUMBENT_SCHEME)
 BM25 = ("bm25_tuned", "bm25")  # the tuned BM25 where the run has it
 DENSE_SEARCH = "dense_search"
 SASREC = ("sasrec_tuned", "sasrec")
@@ -100,8 +101,8 @@ def declared_comparisons(present: Iterable[str], joint: Sequence[str] = (),
                    "rec": [b for b in [_baseline(have, SASREC), *(_baseline(have, [d]) for d in DENSE_REC)] if b]}
     for task, systems in specialised.items():
         rows += [("F7", task, c, b, 1.0, c, "superiority") for c in [INCUMBENT, *constructions] for b in systems]
-    rows += [("F8", t, c, km[t], 1.0 - margin, c, "noninferiority") for c in [INCUMBENT, *constructions]
-             for t in ("search", "rec")]
+    rows += [("F8", t, c, label(*SINGLE_TASK[t]), 1.0 - margin, c, "noninferiority")
+             for c in [INCUMBENT, *constructions] for t in ("search", "rec")]
     return [r for r in rows if r[2] in have and r[3] in have]
 
 

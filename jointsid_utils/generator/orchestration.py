@@ -22,7 +22,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -33,10 +33,8 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.job import data_hash, job_key
 from jointsid_utils.generator.tokenization import make_id_scheme
 from jointsid_utils.runtime.environment import configure_runtime
+from jointsid_utils.study import INCUMBENT, JOINT_SCHEMES, TWO_ID_SCHEMES, Scheme, study_schemes
 from jointsid_utils.runtime.workers import machine_cores, plan_workers
-
-if TYPE_CHECKING:
-    from jointsid_utils.ids.schemes import Scheme
 
 SUMMARY_FIELDS = ("train_seconds", "decode_seconds", "job_seconds", "examples", "parameters", "vocab_size",
                   "best_checkpoint", "resumed")
@@ -71,20 +69,6 @@ def job_threads(workers: int) -> int | None:
     return plan_workers(machine_cores(), torch.cuda.is_available(), fixed=workers).threads
 
 
-def study_schemes(include_content_quantizers: bool = False, include_joint_ids: bool = False) -> list[Scheme]:
-    """STUDY.md §5: Table A (RQ-KMeans) and Table B on multitask: 12 schemes; content's Table B and the joint
-    constructions beyond the paper (``jointsid_utils.joint``, notebook 07) on request (``scope_schemes``)."""
-    from jointsid_utils.joint.constructions import JOINT_SCHEMES
-    from jointsid_utils.ids.schemes import TABLE_A, TABLE_B_QUANTIZERS
-
-    out = [(e, "rq_kmeans") for e in TABLE_A] + [("multitask", q) for q in TABLE_B_QUANTIZERS]
-    if include_content_quantizers:
-        out += [("content", q) for q in TABLE_B_QUANTIZERS]
-    if include_joint_ids:
-        out += list(JOINT_SCHEMES)
-    return list(dict.fromkeys(out))
-
-
 def scope_schemes(cfg: StudyConfig) -> list[Scheme]:
     """``study_schemes`` as the config's ``scope`` section asks."""
     return study_schemes(cfg.scope.content_quantizers, cfg.scope.joint_ids)
@@ -99,7 +83,6 @@ def prepare_scheme_ids(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Seque
     seeds' are built (or reloaded) here from notebook 02's embeddings, which are fit once, and so are the joint
     constructions of every seed, since notebook 05 runs before notebook 07 shows them."""
     from jointsid_utils.embeddings.registry import load_embedding
-    from jointsid_utils.ids import TWO_ID_SCHEMES
     from jointsid_utils.ids.schemes import load_ids, prepare_ids
     from jointsid_utils.joint.constructions import JOINT_CONSTRUCTIONS, JOINT_INPUTS, prepare_joint_ids
 
@@ -182,8 +165,6 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
     if validate is None:  # the incumbent's validation numbers only matter beside a joint construction's
-        from jointsid_utils.joint.constructions import INCUMBENT, JOINT_SCHEMES
-
         joint = [s for s in schemes if s in JOINT_SCHEMES]
         validate = (*joint, INCUMBENT) if joint else ()
     validate = {tuple(s) for s in validate}

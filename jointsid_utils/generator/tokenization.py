@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.ids import TWO_ID_SCHEMES
+from jointsid_utils.study import TWO_ID_SCHEMES
 
 TASKS = ("search", "rec")
 TASK_TOKENS = {"search": "<search>", "rec": "<rec>"}

@@ -12,7 +12,7 @@ import numpy as np
 
 from jointsid_utils.cache import manifest_path, save_numpy, write_json
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.ids import TWO_ID_SCHEMES
+from jointsid_utils.study import TWO_ID_SCHEMES
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate

@@ -26,20 +26,12 @@ import pandas as pd
 from jointsid_utils.cache import manifest_path, run_dir
 from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.ids.build import build_ids
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer, scheme_diagnostics
+from jointsid_utils.study import TABLE_A, TWO_ID_SCHEMES, Scheme, study_schemes
 
-# STUDY.md §5. Table A: how the IDs are built, all with RQ-KMeans (the paper's Table 2).
-TABLE_A = ("content", "search", "rec", "separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
-# Table B: the quantizers (the paper's Table 3) on multitask, and on content for the diagnostics.
-# rq_vae is the paper-like configuration; rq_vae_fixed adds notebook 04's remedies.
-TABLE_B_QUANTIZERS = ("rq_kmeans", "rq_vae", "rq_vae_fixed", "residual_lfq", "dict_learning")
-TABLE_B_EMBEDDINGS = ("multitask", "content")
-
-Scheme = tuple[str, str]  # (embedding, quantizer), e.g. ("multitask", "rq_kmeans")
-SCHEMES: tuple[Scheme, ...] = tuple(dict.fromkeys(
-    [(e, "rq_kmeans") for e in TABLE_A] + [(e, q) for e in TABLE_B_EMBEDDINGS for q in TABLE_B_QUANTIZERS]))
+# Every ID set of Tables A and B that notebook 03 may build (``jointsid_utils.study`` declares them).
+SCHEMES: tuple[Scheme, ...] = tuple(study_schemes(include_content_quantizers=True))
 
 
 def schemes_in_scope(cfg: StudyConfig) -> tuple[Scheme, ...]:

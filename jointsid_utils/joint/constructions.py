@@ -22,18 +22,17 @@ import numpy as np
 from jointsid_utils.cache import run_dir
 from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.ids import TWO_ID_SCHEMES
 from jointsid_utils.ids.build import array_sha256, cached_codes
-from jointsid_utils.ids.schemes import Scheme, id_seed, ids_stem, quantizer_kwargs
+from jointsid_utils.ids.schemes import id_seed, ids_stem, quantizer_kwargs
 from jointsid_utils.joint.balanced import greedy_residual_codes, unique_residual_codes
 from jointsid_utils.quantizers.base import check_matrix
 from jointsid_utils.quantizers.collisions import deduplicate
 from jointsid_utils.quantizers.diagnostics import scheme_diagnostics
 from jointsid_utils.quantizers.rq_kmeans import RQKMeans
 from jointsid_utils.joint.shared_task import shared_then_task_fit, unit_rows
+from jointsid_utils.study import TWO_ID_SCHEMES, Scheme
 
 QUANTIZER = "rq_kmeans"  # the constructions' quantizer unless a class says otherwise; the scheme is (name, quantizer)
-INCUMBENT: Scheme = ("multitask", "rq_kmeans")  # what the constructions must beat on both tasks
 
 
 def weighted_cf_vectors(multitask: np.ndarray, rec: np.ndarray, weight: float) -> np.ndarray:
@@ -236,7 +235,6 @@ JOINT_CONSTRUCTIONS: dict[str, JointConstruction] = {
     MultitaskCF.name: MultitaskCF(),
     AlignedRQVAEIds.name: AlignedRQVAEIds(),
 }
-JOINT_SCHEMES: tuple[Scheme, ...] = tuple((name, c.quantizer) for name, c in JOINT_CONSTRUCTIONS.items())
 JOINT_INPUTS = ("multitask", "search", "rec")  # every embedding any construction may read (notebook 02)
 
 
@@ -246,7 +244,7 @@ def construction(name: str) -> JointConstruction:
     c = JOINT_CONSTRUCTIONS[name]
     if c.two_block != (name in TWO_ID_SCHEMES):
         raise StudyInputError(f"Joint construction {name!r} has two_block={c.two_block} but TWO_ID_SCHEMES "
-                              f"{'lacks' if c.two_block else 'lists'} it; make ids.TWO_ID_SCHEMES agree.")
+                              f"{'lacks' if c.two_block else 'lists'} it; make study.TWO_ID_SCHEMES agree.")
     return c
 
 
