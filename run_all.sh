@@ -3,7 +3,7 @@
 #
 #   ./run_all.sh                          whole study on the default profile
 #   ./run_all.sh --test [PYTEST ARGS]     install, then every test (incl. a smoke run of every notebook);
-#                                         the fast loop: ./run_all.sh --test -m "not slow and not network"
+#                                         the fast loop, the unit tier: ./run_all.sh --test tests/unit
 #   ./run_all.sh --profile smoke          another profile: smoke | default | paper
 #   ./run_all.sh --only 01,03             chosen notebooks only (by number)
 #   ./run_all.sh -p ids.codebook_size 32  a parameter override (repeatable), validated before anything runs;

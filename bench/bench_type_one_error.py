@@ -8,7 +8,7 @@ variance; paired comparisons of two generators, and unpaired ones of a generator
 seeds of its own (SASRec). Per rule and family size m (4, 8, 16) the share of null tables rejected at 0.05 / m
 and the mean detectable difference (80% power) in SDs of the difference. Writes the JSON (settings, rows) and
 a markdown table beside it (``.md``) that docs/STATISTICS.md quotes. The unit-tier version is
-tests/test_type_one_error.py.
+tests/unit/test_type_one_error.py.
 """
 
 from __future__ import annotations

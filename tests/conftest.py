@@ -1,6 +1,8 @@
-import os
-import subprocess
-import time
+"""Fixtures shared by the three tiers: tests/unit, tests/integration and tests/smoke (docs/RUNNING.md)."""
+
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,28 @@ from jointsid_utils.runtime.environment import configure_runtime
 # Keep tests on one thread each: the machine has two cores and papermill runs a kernel beside pytest.
 configure_runtime(1)
 
-ROOT = Path(__file__).resolve().parents[1]
+# tests/helpers holds the modules several tiers import (toy data, fake servers, the smoke runs), importable
+# from any tier and from the child processes some tests start.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
+
+from smoke_runs import SMOKE_RUNS, start_smoke_runs, stop_smoke_runs  # noqa: E402
+
+_smoke = {}  # the session's smoke runs by fixture name, and the folder they write to
+
+
+def pytest_collection_finish(session):
+    """Starts every smoke run the collected tests read, at once and right away, so they run beside the unit
+    and integration tiers (a smoke run costs minutes on the 2-core machine)."""
+    wanted = {name for item in session.items for name in item.fixturenames} & SMOKE_RUNS.keys()
+    if wanted and not session.config.option.collectonly:
+        _smoke["base"] = Path(tempfile.mkdtemp(prefix="jointsid-smoke-"))
+        _smoke["runs"] = start_smoke_runs(wanted, _smoke["base"])
+
+
+def pytest_sessionfinish(session):
+    if _smoke:
+        stop_smoke_runs(_smoke["runs"])
+        shutil.rmtree(_smoke["base"], ignore_errors=True)
 
 
 @pytest.fixture
@@ -21,24 +44,19 @@ def runs_dir(tmp_path, monkeypatch):
     return path
 
 
-def run_smoke(runs: Path, *args: str) -> tuple[Path, dict, float]:
-    """``./run_all.sh --profile smoke`` into ``runs``: (runs/smoke, its environment, wall seconds)."""
-    env = os.environ | {"JOINTSID_RUNS_DIR": str(runs)}
-    started = time.perf_counter()
-    result = subprocess.run([str(ROOT / "run_all.sh"), "--profile", "smoke", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return runs / "smoke", env, time.perf_counter() - started
+@pytest.fixture(scope="session")
+def smoke_run():
+    """(runs/smoke, its environment): one smoke run of every notebook, shared by every test that reads it."""
+    return _smoke["runs"]["smoke_run"].folder_and_env()
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """One smoke run of every notebook per session, shared by every test that reads its outputs (a smoke
-    run costs minutes on the 2-core machine)."""
-    return run_smoke(tmp_path_factory.mktemp("runs"))
+def second_smoke_run():
+    """Another smoke run into another runs directory and store, for test_determinism.py to compare."""
+    return _smoke["runs"]["second_smoke_run"].folder_and_env()
 
 
 @pytest.fixture(scope="session")
-def second_smoke_run(tmp_path_factory):
-    """Another smoke run into another runs directory, for test_determinism.py to compare byte for byte."""
-    return run_smoke(tmp_path_factory.mktemp("runs_again"))
+def concurrent_smoke_run():
+    """Notebooks 01-03 into runs/concurrent over smoke_run's store, started with it (test_smoke_store.py)."""
+    return _smoke["runs"]["concurrent_smoke_run"].folder_and_env()
