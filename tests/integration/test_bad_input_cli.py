@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from jointsid_utils.data import dataset as data
 from run_outputs import nothing_published
 from bad_catalogues import CAT_ITEMS, catalogue_dir
 

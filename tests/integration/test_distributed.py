@@ -5,8 +5,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
 from jointsid_utils.generator.job import train_and_predict
 from generator_fixtures import TINY, toy_data
 from torchrun import ROOT, run_torchrun

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from jointsid_utils.evaluation.markdown import cutoffs_markdown
 from jointsid_utils.evaluation.results import HITS_FILE
