@@ -138,9 +138,11 @@ def hits_of(record: dict, task: str) -> np.ndarray:
 
 def summarise(records: list[dict], own_epochs: int) -> list[dict]:
     """One row per (arm, epochs, scheme): see the module docstring."""
+    from jointsid_utils.config import EvaluationConfig
     from jointsid_utils.evaluation.statistics import minimum_detectable_difference, paired_test
     from jointsid_utils.variance import interval
 
+    ev = EvaluationConfig()  # the profiles' level, alpha and power
     groups: dict[tuple, dict[int, dict]] = {}
     for r in records:
         groups.setdefault((r["arm"], r["epochs"], r["scheme"]), {})[r["seed"]] = r
@@ -165,10 +167,11 @@ def summarise(records: list[dict], own_epochs: int) -> list[dict]:
                 if any(by_seed[k][f"{task}_cases"] != ref[k][f"{task}_cases"] for k in shared):
                     raise SystemExit(f"{arm} and today's recipe were scored on different {task} cases.")
                 t = paired_test(np.stack([hits_of(by_seed[k], task) for k in shared]),
-                                np.stack([hits_of(ref[k], task) for k in shared]), clusters)
+                                np.stack([hits_of(ref[k], task) for k in shared]), clusters, level=ev.level)
                 row[f"paired_{task}"] = {"vs": f"today@{ref_key[1]}", "seeds": shared,
                                          **{k: round(t[k], 4) for k in ("diff", "ci_low", "ci_high", "p_value")},
-                                         "detectable": round(minimum_detectable_difference(t["se"], 1, df=t["df"]), 4)}
+                                         "detectable": round(minimum_detectable_difference(
+                                             t["se"], 1, alpha=ev.alpha, power=ev.power, df=t["df"]), 4)}
         rows.append(row)
     return rows
 

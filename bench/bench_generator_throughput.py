@@ -227,7 +227,10 @@ def paired_against(profile: str, rows: list[dict], base: str = "today") -> list[
     import numpy as np
 
     from jointsid_utils.cache import run_dir
+    from jointsid_utils.config import EvaluationConfig
     from jointsid_utils.evaluation.statistics import minimum_detectable_difference, paired_test
+
+    ev = EvaluationConfig()  # the profiles' level, alpha and power
 
     def hits(variant, scheme, seed):
         path = run_dir(f"{profile}_throughput", _run_name(variant, scheme, seed)) / "validation_hits.npz"
@@ -255,8 +258,8 @@ def paired_against(profile: str, rows: list[dict], base: str = "today") -> list[
                     if not np.array_equal(a[f"{task}_cases"], b[f"{task}_cases"]):
                         raise SystemExit(f"{variant} and {base} were scored on different {task} cases.")
                 t = paired_test(np.stack([h[f"{task}_hits"] for h in mine]),
-                                np.stack([h[f"{task}_hits"] for h in theirs]))
-                mdd = minimum_detectable_difference(t["se"], 1, df=t["df"])
+                                np.stack([h[f"{task}_hits"] for h in theirs]), level=ev.level)
+                mdd = minimum_detectable_difference(t["se"], 1, alpha=ev.alpha, power=ev.power, df=t["df"])
                 summary[f"paired_{task}_vs_{base}"] = {k: round(t[k], 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
                 summary[f"paired_{task}_vs_{base}"]["detectable"] = round(mdd, 4)
                 summary[f"paired_{task}_vs_{base}"]["seeds"] = shared

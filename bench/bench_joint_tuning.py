@@ -151,10 +151,9 @@ def summarise(profile: str, rows: list[dict], generator: dict) -> list[dict]:
 
     from jointsid_utils.cache import run_dir
     from jointsid_utils.evaluation.statistics import minimum_detectable_difference, paired_test
-
     from jointsid_utils.config import load_config
 
-    folder = load_config(profile).folder
+    folder, ev = load_config(profile).folder, load_config(profile).evaluation
 
     def hits(name, seed):
         path = run_dir(f"{folder}_joint_tuning", _job_folder(name, seed, generator)) / "validation_hits.npz"
@@ -178,9 +177,10 @@ def summarise(profile: str, rows: list[dict], generator: dict) -> list[dict]:
             for task in ("search", "rec"):
                 a = np.stack([hits(name, k)[f"{task}_hits"] for k in shared])
                 b = np.stack([hits("incumbent", k)[f"{task}_hits"] for k in shared])
-                t = paired_test(a, b)
+                t = paired_test(a, b, level=ev.level)
                 s[f"{task}_vs_incumbent"] = {k: round(float(t[k]), 4) for k in ("diff", "ci_low", "ci_high", "p_value")}
-                s[f"{task}_vs_incumbent"]["detectable"] = round(minimum_detectable_difference(t["se"], 1, df=t["df"]), 4)
+                detectable = minimum_detectable_difference(t["se"], 1, alpha=ev.alpha, power=ev.power, df=t["df"])
+                s[f"{task}_vs_incumbent"]["detectable"] = round(detectable, 4)
         out.append(s)
     refs = {r["candidate"]: r for r in out if r["candidate"] in ("single_search", "single_rec")}
     if len(refs) == 2:

@@ -186,9 +186,7 @@ def inference(hits: pd.DataFrame, *, known_item_cases: Sequence[str], joint: Seq
     ev = evaluation
     generated = hits[(hits.embedding != "baseline") & (hits.decoding == ev.decoding)]
     variance = variance_table(generated)
-    pairs = finding_pairs(hits, known_item_cases=known_item_cases, joint=joint, alpha=ev.alpha,
-                          power=ev.power, decoding=ev.decoding, margin=ev.noninferiority_margin,
-                          pareto_margin=ev.pareto_margin, level=ev.level)
+    pairs = finding_pairs(hits, evaluation=ev, known_item_cases=known_item_cases, joint=joint)
     table = verdicts(pairs, alpha=ev.alpha)
     files = {"variance.csv": variance, **{f"pairs_{f}.csv": pairs_file(t) for f, t in pairs.items()},
              "verdicts.csv": table}

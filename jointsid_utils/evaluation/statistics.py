@@ -53,12 +53,10 @@ import pandas as pd
 from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.metrics import K, per_case_recall, with_run_columns
-from jointsid_utils.study import BASE_QUANTIZER, JOINT
+from jointsid_utils.study import BASE_QUANTIZER, INCUMBENT, JOINT
 from jointsid_utils.variance import (_t_quantile, _t_two_sided_p, _t_upper_p, interval, unpaired_parts,
                                      variance_parts)
 
-EVAL = EvaluationConfig()
-LEVEL = EVAL.level
 HIT_COLUMNS = ["embedding", "quantizer", "task", "protocol", "decoding", "seed", "case_id", "query_id", "target",
                "hit", "list_length"]
 _KM = BASE_QUANTIZER
@@ -89,7 +87,7 @@ def _test_row(v: dict, *, level: float, sided: str, n_units: int) -> dict[str, f
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, clusters: Sequence | None = None, *, weight: float = 1.0,
-                level: float = LEVEL, sided: str = "two") -> dict[str, float]:
+                level: float, sided: str = "two") -> dict[str, float]:
     """a - weight x b on the same (seed, case) grid (``weight`` 0.8 tests a >= 0.8 b): the mean difference,
     its t interval, the analytic p (two-sided, or one-sided for H1: a - w b > 0), its SE and df, Cohen's d_z
     (mean over the sd of the seed-averaged case differences) and the design's size."""
@@ -100,7 +98,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, clusters: Sequence | None = None, 
 
 
 def unpaired_test(a: np.ndarray, b: np.ndarray, clusters: Sequence | None = None, *, weight: float = 1.0,
-                  level: float = LEVEL, sided: str = "two") -> dict[str, float]:
+                  level: float, sided: str = "two") -> dict[str, float]:
     """``paired_test``'s row for mean(a) - weight x mean(b) when a's and b's seeds are independent (each
     (seeds, cases), same cases, any numbers of seeds): ``variance.unpaired_parts``."""
     return _test_row(unpaired_parts(a, b, clusters, weight=weight), level=level, sided=sided,
@@ -118,8 +116,8 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def minimum_detectable_difference(sd: float, n_units: int = 1, *, alpha: float = EVAL.alpha,
-                                  power: float = EVAL.power, df: float = float("inf"), sided: str = "two") -> float:
+def minimum_detectable_difference(sd: float, n_units: int = 1, *, alpha: float, power: float,
+                                  df: float = float("inf"), sided: str = "two") -> float:
     """Smallest true difference a test of level ``alpha`` detects with ``power``:
     (t_{df, 1-alpha/2} + t_{df, power}) * sd / sqrt(n), t_{df, 1-alpha} for a one-sided test (the normal
     quantiles when df is infinite). With a comparison's standard error call it with ``sd=se``, ``n_units=1``
@@ -183,7 +181,7 @@ def _segments(g: pd.DataFrame, cases: list[str], head: np.ndarray | None) -> dic
     return segments
 
 
-def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, level: float = LEVEL) -> pd.DataFrame:
+def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, level: float) -> pd.DataFrame:
     """Recall@30 as the mean over seeds and cases with its interval (``interval``: seed and item-clustered
     case terms), one row per (scheme, task, protocol, decoding, segment): ``recall_at_30``, ``ci_low``,
     ``ci_high``, ``n_cases``, ``n_seeds``, ``interval`` ("seeds x cases", or "cases (1 seed)"). With ``head``
@@ -279,8 +277,8 @@ def _rec_protocol_rows(hits: pd.DataFrame, protocol: str) -> pd.Series:
 
 
 def family_tests(hits: pd.DataFrame, comparisons: Sequence[tuple], family: str, *, protocol: str = "all",
-                 decoding: str = EVAL.decoding, cases: Sequence[str] | None = None, alpha: float = EVAL.alpha,
-                 power: float = EVAL.power, level: float = LEVEL, sided: str = "two") -> pd.DataFrame:
+                 decoding: str, cases: Sequence[str] | None = None, alpha: float, power: float, level: float,
+                 sided: str = "two") -> pd.DataFrame:
     """Tests of ``comparisons`` ((label, task, a, b[, weight[, test]]); a and b as ``embedding/quantizer``; the
     difference is a - weight x b; ``test`` names the hypothesis, "superiority" unless given), Holm-adjusted as
     one family of m on ``sided`` p; rec read under ``protocol``, search under "all". A pair is paired by seed
@@ -315,7 +313,7 @@ def family_tests(hits: pd.DataFrame, comparisons: Sequence[tuple], family: str, 
     return out
 
 
-def power_statement(tests: pd.DataFrame, *, alpha: float = EVAL.alpha, power: float = EVAL.power
+def power_statement(tests: pd.DataFrame, *, alpha: float, power: float
                     ) -> tuple[str, dict[str, float]]:
     """A sentence for the README: per task, the difference in Recall@30 (points, x 100) that a paired comparison
     of this design detects with ``power`` at ``alpha`` and at Holm's strictest step (alpha / m, m = the tests in
@@ -359,7 +357,7 @@ def search_subsets(hits: pd.DataFrame, queries: pd.DataFrame) -> tuple[pd.DataFr
     return pd.DataFrame(rows, columns=["case_id", "subset"]), note
 
 
-def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, level: float = LEVEL) -> pd.DataFrame:
+def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, level: float) -> pd.DataFrame:
     """Recall@30 (or any per-case value in ``hit``) with its interval per (scheme, subset) of one task, protocol
     and decoding per scheme (baselines are one "seed"); ``subsets`` maps case_id to subset labels
     (``search_subsets``)."""
@@ -395,14 +393,14 @@ def set_relevance_hits(predictions: pd.DataFrame, matching: pd.Series, *, embedd
     return out.reindex(columns=HIT_COLUMNS).reset_index(drop=True)
 
 
-def beyond_comparisons(candidates: Iterable[str], incumbent: str = "multitask/rq_kmeans"
+def beyond_comparisons(candidates: Iterable[str], incumbent: str = label(*INCUMBENT)
                        ) -> list[tuple[str, str, str, str]]:
     """Each joint construction beyond the paper against the incumbent, on both tasks: one Holm family."""
     return [("beyond the paper", task, c, incumbent) for c in candidates for task in ("search", "rec")]
 
 
 def study_pair_tests(hits: pd.DataFrame, *, candidates: Sequence[str] = (),
-                     evaluation: EvaluationConfig = EVAL) -> dict[str, Any]:
+                     evaluation: EvaluationConfig) -> dict[str, Any]:
     """Notebook 06's descriptive families: every pair of joint schemes per task (Holm within each task) and, with
     ``candidates`` (``embedding/quantizer`` labels), each construction beyond the paper against multitask x
     RQ-KMeans (one Holm family); the power statement is that of the joint pairs. ``evaluation``: the run's

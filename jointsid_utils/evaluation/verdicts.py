@@ -36,7 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from jointsid_utils.evaluation.statistics import EVAL, _t_quantile, family_tests, label
+from jointsid_utils.config import EvaluationConfig
+from jointsid_utils.evaluation.statistics import _t_quantile, family_tests, label
 from jointsid_utils.study import BASE_QUANTIZER, INCUMBENT as INCUMBENT_SCHEME, JOINT, SINGLE_TASK
 
 VERDICT_COLUMNS = ["finding", "family", "task", "rec_protocol", "verdict", "diff", "detectable", "comparison",
@@ -72,9 +73,8 @@ def family_name(finding: str, protocol: str) -> str:
     return finding if protocol == "all" else f"{finding}, excl. history"
 
 
-def declared_comparisons(present: Iterable[str], joint: Sequence[str] = (),
-                         margin: float = EVAL.noninferiority_margin,
-                         pareto_margin: float = EVAL.pareto_margin) -> list[tuple]:
+def declared_comparisons(present: Iterable[str], joint: Sequence[str] = (), *, margin: float,
+                         pareto_margin: float) -> list[tuple]:
     """(finding, task, a, b, weight, candidate, test) of F1-F8 among the ``present`` schemes
     (``embedding/quantizer``; baselines as ``baseline/<method>``); ``joint``: the constructions beyond the paper
     that were trained; ``test``: "superiority" or "noninferiority"."""
@@ -106,16 +106,16 @@ def declared_comparisons(present: Iterable[str], joint: Sequence[str] = (),
     return [r for r in rows if r[2] in have and r[3] in have]
 
 
-def finding_pairs(hits: pd.DataFrame, *, known_item_cases: Sequence[str] | None = None, joint: Sequence[str] = (),
-                  alpha: float = EVAL.alpha, power: float = EVAL.power, decoding: str = EVAL.decoding,
-                  margin: float = EVAL.noninferiority_margin, pareto_margin: float = EVAL.pareto_margin,
-                  level: float = EVAL.level) -> dict[str, pd.DataFrame]:
+def finding_pairs(hits: pd.DataFrame, *, evaluation: EvaluationConfig, known_item_cases: Sequence[str] | None = None,
+                  joint: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     """Per finding, its families' tests (``statistics.family_tests`` rows plus ``finding``, ``candidate`` and
     ``rec_protocol``): one Holm family per rec protocol, "all" and "exclude_history" (the latter only when the
     finding has rec comparisons with hits under it); F5 and F8 one-sided; F6 on ``known_item_cases`` only (no
-    row without them). Findings without any comparison among the run's schemes are absent."""
+    row without them). Findings without any comparison among the run's schemes are absent. ``evaluation``: the
+    run's alpha, power, level, decoding and margins."""
+    ev = evaluation
     present = {label(e, q) for e, q in hits[["embedding", "quantizer"]].drop_duplicates().itertuples(index=False)}
-    declared = declared_comparisons(present, joint, margin, pareto_margin)
+    declared = declared_comparisons(present, joint, margin=ev.noninferiority_margin, pareto_margin=ev.pareto_margin)
     out = {}
     for finding in dict.fromkeys(r[0] for r in declared):
         comps = [(r[5] or finding, r[1], r[2], r[3], r[4], r[6]) for r in declared if r[0] == finding]
@@ -126,8 +126,8 @@ def finding_pairs(hits: pd.DataFrame, *, known_item_cases: Sequence[str] | None 
             cases = list(known_item_cases)
         families = []
         for protocol in REC_PROTOCOLS:
-            tests = family_tests(hits, comps, family_name(finding, protocol), protocol=protocol, decoding=decoding,
-                                 cases=cases, alpha=alpha, power=power, level=level,
+            tests = family_tests(hits, comps, family_name(finding, protocol), protocol=protocol, decoding=ev.decoding,
+                                 cases=cases, alpha=ev.alpha, power=ev.power, level=ev.level,
                                  sided="one" if finding in ONE_SIDED else "two")
             if len(tests) and (protocol == "all" or (tests.task == "rec").any()):
                 families.append(tests.assign(rec_protocol=protocol))
@@ -196,7 +196,7 @@ def _decide(f: pd.DataFrame, finding: str) -> dict:
             "sided": w.get("sided", "two"), "m": int(w.m), "candidate": w.candidate if several else ""}
 
 
-def verdicts(pairs: dict[str, pd.DataFrame] | pd.DataFrame, *, alpha: float = EVAL.alpha) -> pd.DataFrame:
+def verdicts(pairs: dict[str, pd.DataFrame] | pd.DataFrame, *, alpha: float) -> pd.DataFrame:
     """``results/verdicts.csv``: one row per (finding, rec protocol, task) of the findings that were run (F5 and
     F8: task "both"; under "exclude_history" only the rows that read rec), with ``verdict`` in reproduces /
     contradicted / inconclusive, the deciding comparison's ``diff``, ``detectable`` (80% power at alpha / m),

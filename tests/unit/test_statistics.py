@@ -6,11 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation import report as ev
 from jointsid_utils.evaluation import results as results_io
 from jointsid_utils.evaluation import statistics as stats
 from jointsid_utils.metrics import case_interval, set_relevance_recall
+
+EV = EvaluationConfig()  # the profiles' evaluation settings, passed explicitly as the notebooks pass the run's
+POWER = {"alpha": EV.alpha, "power": EV.power}
+SETTINGS = {**POWER, "level": EV.level, "decoding": EV.decoding}
 
 
 def predictions(targets, hit_rates, *, task="search", seed=0, gen=None, decoding="beam", length=30):
@@ -105,24 +110,24 @@ def test_holm_on_a_known_example():
 def test_paired_test_identical_and_clearly_different():
     gen = np.random.default_rng(1)
     a = (gen.random((3, 400)) < 0.3).astype(float)
-    same = stats.paired_test(a, a.copy())
+    same = stats.paired_test(a, a.copy(), level=EV.level)
     assert same["p_value"] == 1.0 and same["diff"] == 0.0 and same["cohens_d"] == 0.0
     assert same["n_units"] == 1200 and same["n_cases"] == 400 and same["n_seeds"] == 3
     better = np.maximum(a, gen.random((3, 400)) < 0.3)
-    clear = stats.paired_test(better, a)
+    clear = stats.paired_test(better, a, level=EV.level)
     assert clear["p_value"] < 0.005 and 0 < clear["ci_low"] < clear["diff"] < clear["ci_high"]
     assert clear["cohens_d"] > 0.3
     with pytest.raises(StudyInputError, match="one shape"):
-        stats.paired_test(a, a[:, :10])
+        stats.paired_test(a, a[:, :10], level=EV.level)
 
 
 def test_minimum_detectable_difference_known_case():
     # (z_0.975 + z_0.8) / sqrt(100) = (1.95996 + 0.84162) / 10
-    assert stats.minimum_detectable_difference(1.0, 100) == pytest.approx(0.280158, abs=1e-6)
-    assert stats.minimum_detectable_difference(0.02, 1) == pytest.approx(0.02 * 2.801585, rel=1e-6)
-    assert stats.minimum_detectable_difference(1.0, 100, alpha=0.005) > 0.280158  # a Holm step is stricter
+    assert stats.minimum_detectable_difference(1.0, 100, **POWER) == pytest.approx(0.280158, abs=1e-6)
+    assert stats.minimum_detectable_difference(0.02, 1, **POWER) == pytest.approx(0.02 * 2.801585, rel=1e-6)
+    assert stats.minimum_detectable_difference(1.0, 100, alpha=0.005, power=EV.power) > 0.280158  # a Holm step is stricter
     with pytest.raises(StudyInputError):
-        stats.minimum_detectable_difference(1.0, 0)
+        stats.minimum_detectable_difference(1.0, 0, **POWER)
 
 
 def test_family_tests_holm_and_power_on_prediction_frames():
@@ -131,19 +136,19 @@ def test_family_tests_holm_and_power_on_prediction_frames():
         scheme_hits("multitask", [np.full(300, 0.5)] * 3, targets),
         scheme_hits("separate", [np.full(300, 0.1)] * 3, targets),
         scheme_hits("fused_svd", [np.full(300, 0.12)] * 3, targets)], ignore_index=True)
-    tests = stats.family_tests(hits, stats.joint_comparisons("search"), "joint schemes, search")
+    tests = stats.family_tests(hits, stats.joint_comparisons("search"), "joint schemes, search", **SETTINGS)
     assert len(tests) == 3  # pairs with an untrained scheme are left out
     np.testing.assert_allclose(tests.p_holm, stats.holm(tests.p_value))
     by_pair = tests.set_index(["a", "b"])
     clear = by_pair.loc[("separate/rq_kmeans", "multitask/rq_kmeans")]
     assert clear.significant and clear["diff"] < -0.3 and clear.n_units == 900 and clear.m == 3
     assert not by_pair.loc[("separate/rq_kmeans", "fused_svd/rq_kmeans")].significant
-    text, numbers = stats.power_statement(tests)
+    text, numbers = stats.power_statement(tests, **POWER)
     assert "search (300 cases x 3 seeds)" in text and 0 < numbers["mde_search"] < numbers["mde_search_holm_strictest"]
     shown = ev.tests_table(tests)
     assert {"a - b [95% CI]", "Holm p", "Cohen's d_z", "detectable (80%, alpha/m)"} <= set(shown.columns)
-    loose = stats.minimum_detectable_difference(clear.se, alpha=0.05, df=clear.df)
-    strict = stats.minimum_detectable_difference(clear.se, alpha=0.05 / 3, df=clear.df)
+    loose = stats.minimum_detectable_difference(clear.se, alpha=0.05, power=EV.power, df=clear.df)
+    strict = stats.minimum_detectable_difference(clear.se, alpha=0.05 / 3, power=EV.power, df=clear.df)
     assert clear.detectable == pytest.approx(strict) and strict > loose
 
 
@@ -153,13 +158,13 @@ def test_beyond_the_paper_family_against_the_incumbent():
                       scheme_hits("balanced_unique", [np.full(300, 0.6)] * 3, targets),
                       scheme_hits("multitask_cf", [np.full(300, 0.3)] * 3, targets)], ignore_index=True)
     out = stats.study_pair_tests(hits, candidates=["balanced_unique/rq_kmeans", "multitask_cf/rq_kmeans",
-                                                   "shared_then_task/rq_kmeans"])
+                                                   "shared_then_task/rq_kmeans"], evaluation=EV)
     beyond = out["beyond"].set_index("a")
     assert set(beyond.index) == {"balanced_unique/rq_kmeans", "multitask_cf/rq_kmeans"}  # untrained: left out
     assert (beyond.b == "multitask/rq_kmeans").all() and (beyond.family == "beyond the paper").all()
     assert beyond.loc["balanced_unique/rq_kmeans"].significant and not beyond.loc["multitask_cf/rq_kmeans"].significant
     assert out["power"]["significant_beyond_pairs"] == 1
-    assert stats.study_pair_tests(hits)["beyond"].empty
+    assert stats.study_pair_tests(hits, evaluation=EV)["beyond"].empty
 
 
 def test_study_schemes_add_the_joint_constructions_on_request():
@@ -211,9 +216,9 @@ def test_f6_uses_known_item_cases_and_a_single_run_baseline():
     hits = _finding_hits(0.3)
     bm25 = hits[(hits.embedding == "content") & (hits.task == "search") & (hits.seed == 0)].assign(
         embedding="baseline", quantizer="bm25_tuned", decoding="bm25", hit=0.0)
-    pairs = vd.finding_pairs(pd.concat([hits, bm25]), known_item_cases=[f"c{i}" for i in range(100)])
+    pairs = vd.finding_pairs(pd.concat([hits, bm25]), evaluation=EV, known_item_cases=[f"c{i}" for i in range(100)])
     assert (pairs["F6"].n_cases == 100).all() and (pairs["F6"].n_seeds == 3).all()
-    row = vd.verdicts(pairs).set_index("finding").loc["F6"]
+    row = vd.verdicts(pairs, alpha=EV.alpha).set_index("finding").loc["F6"]
     assert row.verdict == "reproduces" and row.task == "search"
 
 
@@ -234,7 +239,7 @@ def test_seed_level_table_feeds_scheme_table():
     hits = pd.concat([scheme_hits("multitask", [np.full(200, r) for r in (0.2, 0.4)], targets),
                       scheme_hits("multitask", [np.full(200, r) for r in (0.2, 0.4)], targets, task="rec")],
                      ignore_index=True)
-    level = stats.seed_level_table(hits, head=np.unique(targets)[:20])
+    level = stats.seed_level_table(hits, head=np.unique(targets)[:20], level=EV.level)
     row = level[(level.task == "search") & (level.segment == "all")].iloc[0]
     assert row.n_seeds == 2 and row.interval == "seeds x cases" and row.n_cases == 200
     assert row.recall_at_30 == pytest.approx(hits[hits.task == "search"].hit.mean())
@@ -255,7 +260,7 @@ def test_search_by_kind_and_known_item():
                                      quantizer="bm25")], ignore_index=True)
     subsets, note = stats.search_subsets(hits, queries)
     assert note == ""
-    table = stats.subset_table(hits, subsets).set_index(["quantizer", "subset"])
+    table = stats.subset_table(hits, subsets, level=EV.level).set_index(["quantizer", "subset"])
     assert table.loc[("rq_kmeans", "kind: title"), "recall_at_30"] == 1.0
     assert table.loc[("rq_kmeans", "kind: vague"), "recall_at_30"] == 0.0
     assert table.loc[("rq_kmeans", "known item"), "recall_at_30"] == pytest.approx(2 / 3)
@@ -295,7 +300,7 @@ def test_rec_findings_get_a_family_per_protocol():
     from jointsid_utils.evaluation import verdicts as vd
 
     hits = _finding_hits(0.3, n=600, excluded_rec=0.1)
-    pairs = vd.finding_pairs(hits)
+    pairs = vd.finding_pairs(hits, evaluation=EV)
     f1 = pairs["F1"]
     assert set(f1.rec_protocol) == {"all", "exclude_history"}
     assert set(f1.family) == {"F1", "F1, excl. history"}
@@ -303,7 +308,7 @@ def test_rec_findings_get_a_family_per_protocol():
     assert (by_protocol.m.first() == 4).all()  # the same m: search rows read "all" in both families
     searches = f1[f1.task == "search"].groupby("rec_protocol")["diff"].apply(list)
     assert searches["all"] == searches["exclude_history"]
-    table = vd.verdicts(pairs)
+    table = vd.verdicts(pairs, alpha=EV.alpha)
     rows = table[table.finding == "F1"]
     assert rows[["task", "rec_protocol"]].apply(tuple, axis=1).tolist() == [("search", "all"), ("rec", "all"),
                                                                             ("rec", "exclude_history")]
@@ -326,7 +331,7 @@ def test_f7_rec_is_unpaired_against_sasrec_and_includes_dense_rec():
         embedding="baseline", quantizer="sasrec", decoding="sasrec")
     sasrec["hit"] = np.random.default_rng(3).random(len(sasrec)) < 0.25
     dense = rec[rec.seed == 0].assign(embedding="baseline", quantizer="dense_rec", decoding="dense", hit=0.0)
-    pairs = vd.finding_pairs(pd.concat([hits, sasrec.astype({"hit": float}), dense]))["F7"]
+    pairs = vd.finding_pairs(pd.concat([hits, sasrec.astype({"hit": float}), dense]), evaluation=EV)["F7"]
     against = pairs.set_index("b")
     assert set(pairs.b) == {"baseline/sasrec", "baseline/dense_rec"}
     assert not against.loc["baseline/sasrec"].paired.any() and against.loc["baseline/dense_rec"].paired.all()

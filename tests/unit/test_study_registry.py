@@ -4,6 +4,7 @@ IDs, the generator, the joint constructions and the verdicts read, and which nam
 from __future__ import annotations
 
 from jointsid_utils import study
+from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.embeddings.registry import EMBEDDING_METHODS
 from jointsid_utils.evaluation.statistics import label
 from jointsid_utils.evaluation.verdicts import declared_comparisons
@@ -35,6 +36,8 @@ def test_ids_and_generator_read_the_registry():
 
 def test_the_verdicts_compare_with_the_registrys_incumbent_and_single_task_references():
     present = {label(*s) for s in study.study_schemes(include_joint_ids=True)}
-    rows = declared_comparisons(present, [label(*s) for s in study.JOINT_SCHEMES])
+    ev = EvaluationConfig()
+    rows = declared_comparisons(present, [label(*s) for s in study.JOINT_SCHEMES], margin=ev.noninferiority_margin,
+                                pareto_margin=ev.pareto_margin)
     assert {r[3] for r in rows if r[0] == "F5"} == {label(*study.INCUMBENT)}
     assert {(r[1], r[3]) for r in rows if r[0] == "F8"} == {(t, label(*s)) for t, s in study.SINGLE_TASK.items()}

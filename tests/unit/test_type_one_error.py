@@ -49,7 +49,7 @@ def test_simulated_items_and_the_batched_model_match_the_study_code():
     assert one["se"] == pytest.approx(float(np.sqrt(variance.combined_variance(batch))[1]))
     assert one["df"] == pytest.approx(float(variance.degrees_of_freedom(batch)[1]))
     # the unpaired model on the same seeds equals the paired one when the pairing carries nothing extra
-    unpaired = stats.unpaired_test(a[0], b[0], items)
+    unpaired = stats.unpaired_test(a[0], b[0], items, level=0.95)
     assert unpaired["se"] > 0 and unpaired["n_seeds"] == 3 and unpaired["n_units"] == 2 * a[0].size
 
 
