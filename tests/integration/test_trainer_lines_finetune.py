@@ -15,7 +15,7 @@ from jointsid_utils.driver.progress import ProgressRelay
 RAW_DICT = re.compile(r"^\s*\{'\w+': ")
 
 
-def test_finetune_stdout_has_progress_lines_and_no_raw_dict(runs_dir, capsys):
+def test_finetune_stdout_has_progress_lines_and_no_raw_dict(runs_dir, capsys, tmp_path):
     """The fine-tune of notebook 02 on MiniLM for a few steps, with the kernel's stdout log handler."""
     from jointsid_utils.embeddings.finetune import ValidationEvaluator, finetune
 
@@ -31,7 +31,8 @@ def test_finetune_stdout_has_progress_lines_and_no_raw_dict(runs_dir, capsys):
     package.setLevel(logging.INFO)
     try:
         finetune(method="search", cfg=cfg, train_sets={"search": pairs},
-                 evaluator=ValidationEvaluator(item_texts=texts, val_queries=val), key={"test": "quiet"})
+                 evaluator=ValidationEvaluator(item_texts=texts, val_queries=val), key={"test": "quiet"},
+                 out=tmp_path / "model", checkpoints=tmp_path / "checkpoints")
     finally:
         package.removeHandler(handler)
         package.setLevel(level)
