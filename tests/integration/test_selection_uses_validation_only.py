@@ -189,7 +189,7 @@ def test_the_generator_chooses_the_same_checkpoint_and_decodes_validation_alike(
     for name, (inter, q) in frames.items():
         examples = scheme_examples(scheme, items, inter, q, gcfg, seed=0, case_seed=0)
         seed_everything(0)
-        info = train_scheme(scheme, examples, items, q, gcfg, tmp_path / name, 0, key=name)
+        info = train_scheme(scheme, examples, items, q, gcfg, tmp_path / name, 0, key=name, work=tmp_path / f"{name}_work")
         tokenizer, model = load_saved(tmp_path / name)
         preds = predict_validation(model, tokenizer, scheme, examples, gcfg)
         seen[name] = {"examples": examples, "info": info, "preds": preds}
