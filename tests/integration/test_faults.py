@@ -339,7 +339,9 @@ def test_llm_queries_killed_between_requests_ask_only_for_missing_items(tmp_path
         answers = sorted((data / "llm_cache").glob("item*.json"))
         assert len(answers) == 3 and all(len(json.loads(p.read_text())["queries"]) == 6 for p in answers)
         assert not (data / "queries.parquet").exists()
-        assert list((runs / ".store" / "data").glob("*/.queries.parquet.*.tmp"))  # the store entry's temp file
+        # the store entry's unpublished build folder holds the temp file; nothing was published
+        assert list((runs / ".store" / "data").glob("*/.out-*/.queries.parquet.*.tmp"))
+        assert not list((runs / ".store" / "data").glob("*/out/queries.parquet"))
         asked = len(server.requests)
 
         _, _, res = run_stage("llm", runs, server.base_url)
@@ -359,7 +361,7 @@ def test_llm_queries_killed_between_requests_ask_only_for_missing_items(tmp_path
 
 
 def test_truncated_ids_artifact_is_detected_by_its_hash_and_rebuilt(runs_dir):
-    """A stage artifact cut short (a crash or a full disk) fails its manifest's sha256 and is recomputed."""
+    """A stage artifact cut short (a crash or a full disk) fails its recorded size and is recomputed."""
     from jointsid_utils.config import load_config
     from jointsid_utils.ids.schemes import prepare_ids
 
@@ -368,7 +370,7 @@ def test_truncated_ids_artifact_is_detected_by_its_hash_and_rebuilt(runs_dir):
     npy = runs_dir / "smoke" / "ids" / "content__rq_kmeans.npy"
     whole = npy.read_bytes()
     npy.write_bytes(whole[: len(whole) // 2])
-    with pytest.warns(UserWarning, match="does not match its recorded sha256"):
+    with pytest.warns(UserWarning, match="does not match its recorded size"):
         codes, _ = prepare_ids(cfg, X, schemes=[("content", "rq_kmeans")], progress=False)[("content", "rq_kmeans")]
     assert npy.read_bytes() == whole and codes.shape == (256, 3)
 
