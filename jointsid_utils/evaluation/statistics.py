@@ -28,7 +28,8 @@ margins, as sigma2_e / (n S) each, where it belongs once. It is subtracted once,
 square MS_e of the two-way table (the crossed random-effects ANOVA estimate of Var(mean) =
 (MS_seed + MS_case - MS_e) / (n S), with the case term item-clustered). Without the subtraction an
 interval over three seeds is about twice too wide when the seeds disagree case by case; the coverage test in
-tests/unit/test_statistics.py and the type I error tests (tests/unit/test_type_one_error.py, tests/integration/test_verdict_simulations.py) measure the result.
+tests/unit/test_statistics.py and the type I error tests (tests/unit/test_type_one_error.py,
+tests/integration/test_verdict_simulations.py) measure the result.
 
 **Unpaired comparisons** (``unpaired_test``): a baseline trained with its own seeds (SASRec) shares the
 cases with the generator but none of its training, so seed s of one is not paired with seed s of the other:
