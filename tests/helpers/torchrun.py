@@ -1,6 +1,8 @@
 """torchrun with two CPU processes from the repository root."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,3 +17,9 @@ def run_torchrun(*args: str, runs: Path, port: int, **env: str) -> subprocess.Co
     torchrun = Path(sys.executable).with_name("torchrun")
     return subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
+
+
+def results(stdout: str) -> list[dict]:
+    """The ``RESULT {...}`` records the processes printed, read whole: the processes share one stdout, so one
+    record may follow another on the same line."""
+    return [json.loads(record) for record in re.findall(r"RESULT (\{[^{}]*\})", stdout)]

@@ -8,6 +8,7 @@ from pathlib import Path
 from jointsid_utils.generator.job import train_and_predict
 from generator_fixtures import TINY, toy_data
 from torchrun import ROOT, run_torchrun
+from torchrun import results as torchrun_results
 
 SCRIPT = """
 import json, os, sys
@@ -33,8 +34,7 @@ def test_torchrun_two_processes_train_one_model(runs_dir, monkeypatch):
     run = run_torchrun("--no-python", sys.executable, "-c", SCRIPT, runs=runs_dir, port=29517,
                     PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "helpers"), str(ROOT)]))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    results = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in run.stdout.splitlines() if "RESULT " in line),
-                     key=lambda r: r["rank"])
+    results = sorted(torchrun_results(run.stdout), key=lambda r: r["rank"])
     assert [(r["rank"], r["world"], r["preds"]) for r in results] == [(0, 2, True), (1, 2, False)]
     assert results[0]["lengths"] == [10]  # 10 distinct valid items per case
     # The toy's rec sequences are random and search barely starts in 12 epochs, so recall sits near the
@@ -88,7 +88,7 @@ def test_a_stage_built_together_runs_every_process_into_one_workspace_and_publis
     run = run_torchrun("--no-python", sys.executable, "-c", TOGETHER, runs=runs_dir, port=29519,
                     PYTHONPATH=str(ROOT), BUILD_LOG=str(log))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    results = [json.loads(line.split("RESULT ", 1)[1]) for line in run.stdout.splitlines() if "RESULT " in line]
+    results = torchrun_results(run.stdout)
     assert sorted(r["rank"] for r in results) == [0, 1]
     (out,) = {r["first"] for r in results} | {r["again"] for r in results}  # one published folder for all
     out = Path(out)
