@@ -35,10 +35,11 @@ def main() -> None:
     from jointsid_utils.evaluation.bm25_tuning import bm25_tuned, tune_bm25
     from jointsid_utils.evaluation.tuned import sasrec_grid, sasrec_predictions
     from jointsid_utils.generator.examples import generator_test_cases
-    from jointsid_utils.metrics import recall_rows
+    from jointsid_utils.metrics import recall_column, recall_rows
     from jointsid_utils.queries.stage import prepare_queries
 
     cfg = load_config(args.profile)
+    k = cfg.evaluation.k
     items, interactions = prepare_data(cfg)
     queries = prepare_queries(items, cfg, run_dir(cfg.name, "data"))
     search, rec = generator_test_cases(cfg, items, interactions, queries)
@@ -54,19 +55,19 @@ def main() -> None:
     print(f"SASRec {len(cfg.baselines.sasrec_seeds)} seeds (trained on train histories, scored from train + validation): {seeds_s:.0f} s")
 
     started = time.perf_counter()
-    bm25_grid, k1b = tune_bm25(items, queries, cfg.baselines.bm25_k1, cfg.baselines.bm25_b, seed=cfg.seed)
+    bm25_grid, k1b = tune_bm25(items, queries, cfg.baselines.bm25_k1, cfg.baselines.bm25_b, seed=cfg.seed, k=k)
     bm25_s = time.perf_counter() - started
     print(f"\nBM25 validation grid ({bm25_s:.1f} s):\n{bm25_grid.to_string(index=False)}\nchosen: k1={k1b[0]}, b={k1b[1]}")
 
     rows = []
-    for name, frame in (("sasrec", sasrec), ("most_popular", most_popular(rec, interactions).assign(seed=0)),
-                        ("bm25", bm25(search, items).assign(seed=0)),
-                        ("bm25_tuned", bm25_tuned(search, items, k1b).assign(seed=0))):
-        rows.append(recall_rows(frame, embedding="baseline", quantizer=name).assign(method=name))
+    for name, frame in (("sasrec", sasrec), ("most_popular", most_popular(rec, interactions, k=k).assign(seed=0)),
+                        ("bm25", bm25(search, items, k=k).assign(seed=0)),
+                        ("bm25_tuned", bm25_tuned(search, items, k1b, k=k).assign(seed=0))):
+        rows.append(recall_rows(frame, embedding="baseline", quantizer=name, k=k).assign(method=name))
     scored = pd.concat(rows, ignore_index=True)
     scored = scored[scored["segment"] == "all"]
-    summary = scored.groupby(["method", "task", "protocol"])["recall_at_30"].agg(["mean", "std", "count"])
-    print(f"\nTest Recall@30 (mean and SD over seeds):\n{summary.round(4).to_string()}")
+    summary = scored.groupby(["method", "task", "protocol"])[recall_column(k)].agg(["mean", "std", "count"])
+    print(f"\nTest Recall@{k} (mean and SD over seeds):\n{summary.round(4).to_string()}")
     print(f"\nwall: SASRec grid {grid_s:.0f} s, seeds {seeds_s:.0f} s, BM25 grid {bm25_s:.1f} s")
 
 

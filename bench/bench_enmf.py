@@ -40,6 +40,7 @@ def run_case(spec: dict) -> dict:
     import resource
 
     import numpy as np
+    from jointsid_utils.config import EvaluationConfig
     from jointsid_utils.runtime.environment import configure_runtime
 
     configure_runtime(1)
@@ -53,7 +54,7 @@ def run_case(spec: dict) -> dict:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     enmf.train_one(hist, n_users, spec["items"], c0=0.1, dim=spec["dim"], epochs=spec["epochs"], batch_size=512,
-                   lr=0.05, optimizer="adagrad", dropout=0.3, seed=0, progress=False)
+                   lr=0.05, optimizer="adagrad", dropout=0.3, seed=0, k=EvaluationConfig().k, progress=False)
     seconds = time.perf_counter() - started
     return {**spec, "users": n_users, "pairs": pairs, "seconds_per_epoch": round(seconds / spec["epochs"], 2),
             "pairs_per_s": round(pairs * spec["epochs"] / seconds), "peak_rss_mb": round(

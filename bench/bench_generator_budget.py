@@ -43,7 +43,7 @@ def variant_inputs(profile: str, scheme: tuple[str, str], overrides: dict):
 
 def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict, dict]:
     """Train (or reload) the job as notebook 05 does and decode its validation cases only:
-    (row of Recall@30 per task with its case-bootstrap interval, task -> per-case hits)."""
+    (row of Recall@k, ``evaluation.k``, per task with its case-bootstrap interval, task -> per-case hits)."""
     from jointsid_utils.generator.examples import scheme_examples
     from jointsid_utils.generator.job import data_hash, job_key
     from jointsid_utils.generator.model import load_saved
@@ -52,7 +52,7 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     from jointsid_utils.metrics import bootstrap_ci, per_case_recall
     from jointsid_utils.runtime.reproducibility import seed_everything
 
-    gcfg, seed = cfg.generator, int(cfg.generator.seeds[0])
+    gcfg, seed, k = cfg.generator, int(cfg.generator.seeds[0]), cfg.evaluation.k
     examples = scheme_examples(ids, items, interactions, queries, gcfg, seed=seed, case_seed=cfg.seed)
     key = job_key(gcfg, ids, data_hash(items, interactions, queries), case_seed=cfg.seed, seed=seed)
     seed_everything(seed)
@@ -66,8 +66,8 @@ def validation_scores(ids, items, interactions, queries, cfg, out) -> tuple[dict
     for task, frame in preds.groupby("task", sort=True):
         frame = frame.reset_index(drop=True)
         hits[task] = {"case_id": frame["case_id"].astype(str).tolist(), "target": frame["target"].tolist(),
-                      "hit": per_case_recall(frame).tolist()}
-        lo, hi = bootstrap_ci(per_case_recall(frame))
+                      "hit": per_case_recall(frame, k=k).tolist()}
+        lo, hi = bootstrap_ci(per_case_recall(frame, k=k))
         row[f"val_{task}"] = [round(float(sum(hits[task]["hit"]) / len(frame)), 4), round(lo, 4), round(hi, 4)]
         row[f"val_{task}_cases"] = len(frame)
     return row, hits

@@ -93,10 +93,11 @@ def run_job(profile: str, job: dict, warm: dict | None) -> dict:
     from jointsid_utils.generator.tokenization import make_id_scheme
     from jointsid_utils.generator.job import trained_model
     from jointsid_utils.ids.schemes import load_ids
-    from jointsid_utils.metrics import per_case_recall
+    from jointsid_utils.metrics import per_case_recall, recall_column
     from jointsid_utils.runtime.reproducibility import seed_everything
 
     cfg = load_config(profile)
+    k = cfg.evaluation.k
     seed, pair = job["seed"], tuple(job["scheme"].split("/"))
     gcfg = replace(cfg.generator, **job["options"], epochs=float(job["epochs"]), seeds=(seed,))
     items, interactions, queries = load_inputs(cfg)
@@ -120,13 +121,13 @@ def run_job(profile: str, job: dict, warm: dict | None) -> dict:
               "examples_per_epoch": int(n_train),
               "examples_per_s_per_thread": round(n_train * gcfg.epochs / max(info["train_seconds"], 1e-9), 1),
               "eval_loss": [round(h["eval_loss"], 4) for h in info["log_history"] if "eval_loss" in h]}
-    for task, score in validation_recall(preds).items():
-        record[f"val_{task}"] = score["recall_at_30"]
+    for task, score in validation_recall(preds, k=k).items():
+        record[f"val_{task}"] = score[recall_column(k)]
     for task, frame in preds.groupby("task", sort=True):
         frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
         record[f"{task}_cases"] = frame["case_id"].astype(str).tolist()
         record[f"{task}_targets"] = frame["target"].astype(int).tolist()
-        record[f"{task}_hits"] = np.packbits(per_case_recall(frame).astype(bool)).tobytes().hex()
+        record[f"{task}_hits"] = np.packbits(per_case_recall(frame, k=k).astype(bool)).tobytes().hex()
     print(json.dumps({k: v for k, v in record.items() if not k.endswith(("_hits", "_cases", "_targets"))}), flush=True)
     return record
 

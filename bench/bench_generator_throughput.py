@@ -172,10 +172,11 @@ def throughput(profile: str, scheme: tuple[str, str], names: list[str], steps: i
 
 
 def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, seed: int) -> dict:
-    """Train the variant as notebook 05 trains a job with training seed ``seed``, then Recall@30 on the
-    validation cases."""
+    """Train the variant as notebook 05 trains a job with training seed ``seed``, then Recall@k (``evaluation.k``)
+    on the validation cases."""
     from jointsid_utils.cache import run_dir
     from jointsid_utils.generator.job import data_hash, job_key, validation_recall
+    from jointsid_utils.metrics import recall_column
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.job import trained_model
@@ -194,10 +195,11 @@ def variant_validation_recall(profile: str, scheme: tuple[str, str], name: str, 
            "train_seconds": info["train_seconds"], "job_seconds": round(time.time() - started, 1),
            "train_examples": info["examples"]["train_search"] + info["examples"]["train_rec"],
            "epochs": gcfg.epochs}
-    for task, score in validation_recall(preds).items():  # notebook 05's own validation scoring
-        row[f"val_{task}"] = [score["recall_at_30"], score["ci_low"], score["ci_high"]]
+    k = cfg.evaluation.k
+    for task, score in validation_recall(preds, k=k).items():  # notebook 05's own validation scoring
+        row[f"val_{task}"] = [score[recall_column(k)], score["ci_low"], score["ci_high"]]
         row[f"val_{task}_cases"] = score["n_cases"]
-    _save_case_hits(preds, out / "validation_hits.npz")
+    _save_case_hits(preds, out / "validation_hits.npz", k=k)
     print(json.dumps(row), flush=True)
     return row
 
@@ -206,8 +208,8 @@ def _run_name(variant: str, scheme: str, seed: int) -> str:
     return f"{variant}__{scheme.replace('/', '__')}__seed{seed}"
 
 
-def _save_case_hits(preds, path) -> None:
-    """Each validation case's Recall@30 (0/1) per task, ordered by case id, for the paired comparison."""
+def _save_case_hits(preds, path, *, k: int) -> None:
+    """Each validation case's Recall@k (0/1) per task, ordered by case id, for the paired comparison."""
     import numpy as np
 
     from jointsid_utils.metrics import per_case_recall
@@ -215,7 +217,7 @@ def _save_case_hits(preds, path) -> None:
     arrays = {}
     for task, frame in preds.groupby("task", sort=True):
         frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
-        arrays[f"{task}_hits"] = per_case_recall(frame)
+        arrays[f"{task}_hits"] = per_case_recall(frame, k=k)
         arrays[f"{task}_cases"] = frame["case_id"].astype(str).to_numpy().astype("U")
     np.savez(path, **arrays)
 

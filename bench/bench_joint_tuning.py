@@ -106,13 +106,14 @@ def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict
     from jointsid_utils.generator.model import load_saved
     from jointsid_utils.generator.predict import predict_validation
     from jointsid_utils.generator.job import trained_model
-    from jointsid_utils.metrics import per_case_recall
+    from jointsid_utils.metrics import per_case_recall, recall_column
     from jointsid_utils.runtime.reproducibility import seed_everything
 
     from jointsid_utils.config import load_config
 
     base = load_config(profile)  # the inputs: the profile's run of notebooks 01-03
     cfg = candidate_config(profile, name, generator)
+    k = cfg.evaluation.k
     gcfg = replace(cfg.generator, seeds=(seed,))
     items, interactions, queries = orchestration.load_inputs(base)
     ids, diag = candidate_ids(base, cfg, name)
@@ -127,12 +128,12 @@ def train_candidate(profile: str, name: str, seed: int, generator: dict) -> dict
            "train_seconds": info["train_seconds"], "collision_rate": diag.get("collision_rate"),
            "moved_share": diag.get("moved_share"), "generator": generator}
     hits = {}
-    for task, score in validation_recall(preds).items():
-        row[f"val_{task}"] = score["recall_at_30"]
+    for task, score in validation_recall(preds, k=k).items():
+        row[f"val_{task}"] = score[recall_column(k)]
         row[f"val_{task}_cases"] = score["n_cases"]
     for task, frame in preds.groupby("task", sort=True):
         frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
-        hits[f"{task}_hits"] = per_case_recall(frame)
+        hits[f"{task}_hits"] = per_case_recall(frame, k=k)
         hits[f"{task}_cases"] = frame["case_id"].astype(str).to_numpy().astype("U")
     np.savez(out / "validation_hits.npz", **hits)
     print(json.dumps(row), flush=True)
@@ -202,6 +203,7 @@ def plot_finalists(profile: str, rows: list[dict], out: str) -> None:
     from jointsid_utils.embeddings.registry import load_embedding
     from jointsid_utils.joint.constructions import JOINT_INPUTS
     from jointsid_utils.joint.report import neighbour_agreement, plot_agreement_vs_recall
+    from jointsid_utils.metrics import recall_column
 
     base = load_config(profile)
     seeds: dict[str, set] = {}
@@ -213,7 +215,7 @@ def plot_finalists(profile: str, rows: list[dict], out: str) -> None:
     vectors = {m: load_embedding(base, m) for m in JOINT_INPUTS}
     agreement = neighbour_agreement(results, vectors)
     validation = pd.DataFrame([{"embedding": key[r["candidate"]][0], "quantizer": key[r["candidate"]][1],
-                                "seed": r["seed"], "task": t, "recall_at_30": r[f"val_{t}"]}
+                                "seed": r["seed"], "task": t, recall_column(base.evaluation.k): r[f"val_{t}"]}
                                for r in rows if r["candidate"] in key for t in ("search", "rec")])
     fig = plot_agreement_vs_recall(agreement, validation, "Finalists and references on validation "
                                    f"({max(len(k) for k in seeds.values())} seeds): first-code agreement vs recall")

@@ -1,5 +1,5 @@
-"""SASRec's validation curve to its plateau: validation Recall@30 against training epochs, one curve per
-embedding size, on a profile's data (the `default` profile's by default).
+"""SASRec's validation curve to its plateau: validation Recall@k (``evaluation.k``, 30) against training epochs,
+one curve per embedding size, on a profile's data (the `default` profile's by default).
 
 Not a test: run by hand to choose ``baselines.sasrec_dims`` and ``sasrec_epochs`` (docs/DECISIONS.md,
 "SASRec baseline"). Each (dim, blocks) is one training run scored after every ``--every`` epochs: SASRec
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -46,10 +47,13 @@ def main() -> None:
     from jointsid_utils.config import load_config
     from jointsid_utils.data.dataset import prepare_data
     from jointsid_utils.evaluation.sasrec import sasrec_validation
+    from jointsid_utils.metrics import recall_column
     from jointsid_utils.runtime.environment import configure_runtime
 
     configure_runtime(1)
     cfg = load_config(args.profile)
+    k = cfg.evaluation.k
+    recall = recall_column(k)
     items, interactions = prepare_data(cfg)  # notebook 01's data stage, cached in the runs folder
     epochs = tuple(range(args.every, args.max_epochs + 1, args.every))
     record = {"profile": args.profile, "seed": cfg.seed, "loss": args.loss, "epochs": list(epochs),
@@ -69,19 +73,19 @@ def main() -> None:
                 with partial.open("a") as fh:
                     fh.write(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}) + "\n")
 
-            table, _ = sasrec_validation(interactions, len(items), bcfg, seed=cfg.seed, on_row=keep)
+            table, _ = sasrec_validation(interactions, len(items), bcfg, seed=cfg.seed, k=k, on_row=keep)
             curve = table.sort_values("epochs")
             record["runs"].append({"dim": dim, "blocks": blocks, "n_cases": int(curve["n_cases"].iloc[0]),
                                    "epochs": [int(e) for e in curve["epochs"]],
-                                   "recall_at_30": [round(float(v), 4) for v in curve["recall_at_30"]],
+                                   recall: [round(float(v), 4) for v in curve[recall]],
                                    "wall_s": round(time.perf_counter() - started, 1),
                                    "cpu_s": round(time.process_time() - cpu, 1)})
-            best = curve.loc[curve["recall_at_30"].idxmax()]
-            print(f"dim {dim}, {blocks} block(s): best {best.recall_at_30:.4f} at {int(best.epochs)} epochs; "
-                  f"curve {record['runs'][-1]['recall_at_30']} ({record['runs'][-1]['cpu_s']:.0f} s CPU)", flush=True)
+            best = curve.loc[curve[recall].idxmax()]
+            print(f"dim {dim}, {blocks} block(s): best {best[recall]:.4f} at {int(best.epochs)} epochs; "
+                  f"curve {record['runs'][-1][recall]} ({record['runs'][-1]['cpu_s']:.0f} s CPU)", flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(record, indent=1) + "\n")
-            best_of_dim = max(best_of_dim, float(best.recall_at_30))
+            best_of_dim = max(best_of_dim, float(best[recall]))
         if best_of_dim <= previous_best:
             print(f"dim {dim} is not above the previous dim's best: the wider dims are left out", flush=True)
             break
@@ -103,8 +107,13 @@ def merge(parts: list[Path], out: Path) -> None:
     plot(record, out.with_suffix(".png"))
 
 
+def _recall_key(run: dict) -> str:
+    """A run's ``recall_at_<k>`` curve, as the record was written at its profile's ``evaluation.k``."""
+    return next(key for key in run if re.fullmatch(r"recall_at_\d+", key))
+
+
 def plot(record: dict, path: Path) -> None:
-    """Validation Recall@30 against epochs, one line per (dim, blocks), the best point of each marked."""
+    """Validation Recall@k against epochs, one line per (dim, blocks), the best point of each marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,13 +121,14 @@ def plot(record: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=110)
     for run in record["runs"]:
-        values = run["recall_at_30"]
+        values = run[_recall_key(run)]
         best = max(range(len(values)), key=values.__getitem__)
         epochs = run.get("epochs", record["epochs"])
         line, = ax.plot(epochs, values, marker=".", label=f"dim {run['dim']}, {run['blocks']} block(s)")
         ax.plot(epochs[best], values[best], "o", color=line.get_color(), markersize=8, fillstyle="none")
     ax.set_xlabel("epochs")
-    ax.set_ylabel(f"validation Recall@30 ({record['runs'][0]['n_cases']} users)")
+    k = _recall_key(record["runs"][0]).removeprefix("recall_at_")
+    ax.set_ylabel(f"validation Recall@{k} ({record['runs'][0]['n_cases']} users)")
     ax.set_title(f"SASRec ({record['loss']}) on the {record['profile']} data", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -291,10 +291,12 @@ class BaselineConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluationConfig:
-    """Notebook 06's inference (``evaluation.statistics``, ``evaluation.verdicts``). No cache key reads this
-    section: it changes tables and verdicts, never a trained model."""
+    """Notebook 06's inference (``evaluation.statistics``, ``evaluation.verdicts``) and the Recall@k cut-off of
+    every stage that scores. Of this section only ``k`` is in cache keys: the encoders and ENMF chosen on
+    validation Recall@k, the dense check, the tuned baselines, the hits and the generators' validation scores
+    name it. The other fields change tables and verdicts, never a trained model."""
 
-    k: int = 30  # Recall@k, the paper's cut-off: the metric of every verdict
+    k: int = 30  # Recall@k, the paper's cut-off: the metric of every verdict; at most generator.top_k
     extra_k: tuple[int, ...] = (10,)  # Recall and NDCG also at these cut-offs, reported beside Recall@k only
     level: float = 0.95  # confidence level of every interval
     alpha: float = 0.05  # family-wise error rate of each Holm family
@@ -307,6 +309,9 @@ class EvaluationConfig:
     pareto_margin: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.k < 1:
+            raise StudyInputError(f"evaluation.k={self.k} is not a list length; Recall@k needs k >= 1 (the paper's "
+                                  "is 30).")
         if not 0 <= self.pareto_margin <= self.noninferiority_margin < 1:
             raise StudyInputError(f"evaluation.pareto_margin={self.pareto_margin} and noninferiority_margin="
                                   f"{self.noninferiority_margin} need 0 <= pareto_margin <= noninferiority_margin "
@@ -438,10 +443,21 @@ def load_config(profile: str = "default", overrides: Mapping[str, Any] | None = 
     cfg = PROFILES[profile]
     for key, value in dict(overrides or {}).items():
         cfg = _override(cfg, key, value)
+    check_cutoff(cfg)
     if cfg.run_name is not None and not RUN_NAME.fullmatch(cfg.run_name):
         raise StudyInputError(f"Run name {cfg.run_name!r} is not a plain folder name; use letters, digits and "
                               "._=+,- (at most 96 characters, not starting with a dot), e.g. --name codebook32.")
     return cfg
+
+
+def check_cutoff(cfg: StudyConfig) -> None:
+    """Recall@k (``evaluation.k``) needs ranked lists of at least k items; the generator decodes
+    ``generator.top_k``. Checked once every override is applied, as they may raise both together."""
+    k, top_k = cfg.evaluation.k, cfg.generator.top_k
+    if k > top_k:
+        raise StudyInputError(f"evaluation.k={k} is above generator.top_k={top_k}: the generator's lists hold "
+                              f"{top_k} items, too few to score Recall@{k}; lower evaluation.k or raise "
+                              f"generator.top_k (and generator.beam_size) to at least {k}.")
 
 
 def valid_keys(cfg: StudyConfig | None = None) -> list[str]:

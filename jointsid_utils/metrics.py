@@ -7,8 +7,11 @@ they need every seed's per-case hits, which the prediction files written here ke
 
 A predictions frame has one row per test case: ``case_id``, ``task``, ``target`` (the one relevant
 item), ``ranked`` (item ids, best first), and optionally ``protocol``, ``decoding``, ``seed`` plus
-``query_id``/``query`` or ``user_id``. Every number in ``results/recall_at_30.csv`` can be recomputed
-from the saved predictions.
+``query_id``/``query`` or ``user_id``. Every number in ``results/recall_at_<k>.csv`` (``results_file``) can be
+recomputed from the saved predictions.
+
+The cut-off k is ``evaluation.k`` (30, the paper's, on every profile): every function here that ranks or scores
+takes it as a keyword, and every column and file that holds Recall@k carries it in its name (``recall_column``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,21 @@ import numpy as np
 import pandas as pd
 
 from jointsid_utils.cache import atomic_path, run_dir, save_parquet
+from jointsid_utils.cutoff import recall_column, recall_column_in  # noqa: F401  (re-exported)
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.variance import interval
 
-K = 30
-RESULT_COLUMNS = ["embedding", "quantizer", "task", "recall_at_30", "ci_low", "ci_high", "n_cases", "seed"]
 EXTRA_COLUMNS = ["protocol", "decoding", "segment"]
+
+
+def result_columns(k: int) -> list[str]:
+    """The columns of ``results_file(k)``'s rows (``EXTRA_COLUMNS`` follow them)."""
+    return ["embedding", "quantizer", "task", recall_column(k), "ci_low", "ci_high", "n_cases", "seed"]
+
+
+def results_file(k: int) -> str:
+    """``recall_at_<k>.csv``: the per-seed result rows of every scheme, in ``runs/<folder>/results/``."""
+    return f"{recall_column(k)}.csv"
 
 
 def _qrels_run(frame: pd.DataFrame, k: int):
@@ -40,7 +52,7 @@ def _qrels_run(frame: pd.DataFrame, k: int):
     return qrels, run
 
 
-def per_case_recall(frame: pd.DataFrame, k: int = K) -> np.ndarray:
+def per_case_recall(frame: pd.DataFrame, *, k: int) -> np.ndarray:
     """Recall@k of every case (0 or 1 with one relevant item), in the frame's row order, via ranx."""
     return per_case_scores(frame, [f"recall@{k}"])[f"recall@{k}"]
 
@@ -109,7 +121,7 @@ def case_interval(values: np.ndarray, clusters: Sequence | None = None, *, level
 bootstrap_ci = case_interval  # the former name, kept for the generator's validation scores and the benches
 
 
-def set_relevance_recall(ranked: Sequence, matching: Sequence, k: int = K) -> np.ndarray:
+def set_relevance_recall(ranked: Sequence, matching: Sequence, *, k: int) -> np.ndarray:
     """Per case, |top-k & matching items| / min(k, |matching items|): recall against the whole set of items that
     fit a broad query (``queries.matching.matching_item_sets``), 1 when the list is as full of them as it can be."""
     out = np.empty(len(ranked))
@@ -139,9 +151,10 @@ def query_segments(queries: pd.DataFrame | None) -> dict[int, list[str]]:
             for q, k, kn in zip(queries["query_id"], queries["kind"], known)}
 
 
-def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np.ndarray | None = None,
-                segments_of_query: dict[int, list[str]] | None = None, k: int = K) -> pd.DataFrame:
-    """Rows for ``results/recall_at_30.csv``: one per (task, protocol, decoding, seed[, segment]).
+def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, k: int, head: np.ndarray | None = None,
+                segments_of_query: dict[int, list[str]] | None = None) -> pd.DataFrame:
+    """Rows for ``results/recall_at_<k>.csv``: one per (task, protocol, decoding, seed[, segment]), Recall@k in
+    column ``recall_column(k)``.
 
     With ``head`` (item ids), rec cases are also scored by segment: ``head`` (target in the head) and
     ``torso`` (the rest), as the paper's Table 2. With ``segments_of_query`` (``query_segments``), search
@@ -150,7 +163,7 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
     frame = with_run_columns(frame)
     rows = []
     for (task, protocol, decoding, seed), g in frame.groupby(["task", "protocol", "decoding", "seed"], sort=True):
-        values = per_case_recall(g, k)
+        values = per_case_recall(g, k=k)
         segments = {"all": np.ones(len(g), dtype=bool)}
         if head is not None and task == "rec":
             in_head = np.isin(g["target"].to_numpy(), head)
@@ -163,10 +176,10 @@ def recall_rows(frame: pd.DataFrame, *, embedding: str, quantizer: str, head: np
             clusters = g["target"].to_numpy()[mask] if task == "search" else None  # queries share items
             lo, hi = case_interval(values[mask], clusters)
             rows.append({"embedding": embedding, "quantizer": quantizer, "task": task,
-                         "recall_at_30": float(values[mask].mean()) if mask.any() else float("nan"),
+                         recall_column(k): float(values[mask].mean()) if mask.any() else float("nan"),
                          "ci_low": lo, "ci_high": hi, "n_cases": int(mask.sum()), "seed": int(seed),
                          "protocol": protocol, "decoding": decoding, "segment": segment})
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+    return pd.DataFrame(rows, columns=result_columns(k) + EXTRA_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- files
@@ -195,13 +208,14 @@ def save_predictions(frame: pd.DataFrame, profile: str, embedding: str, quantize
     return paths
 
 
-def append_results(rows: pd.DataFrame, profile: str) -> Path:
-    """Merge rows into ``results/recall_at_30.csv``, replacing rows with the same key (reruns do not duplicate)."""
-    path = run_dir(profile, "results") / "recall_at_30.csv"
+def append_results(rows: pd.DataFrame, profile: str, *, k: int) -> Path:
+    """Merge rows into ``results/recall_at_<k>.csv``, replacing rows with the same key (reruns do not duplicate)."""
+    path = run_dir(profile, "results") / results_file(k)
     key = ["embedding", "quantizer", "task", "seed", "protocol", "decoding", "segment"]
-    rows = rows.reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+    columns = result_columns(k) + EXTRA_COLUMNS
+    rows = rows.reindex(columns=columns)
     if path.exists():
-        old = pd.read_csv(path).reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+        old = pd.read_csv(path).reindex(columns=columns)
         merged = pd.concat([old, rows], ignore_index=True)
         merged = merged.drop_duplicates(subset=key, keep="last")
     else:
@@ -212,11 +226,11 @@ def append_results(rows: pd.DataFrame, profile: str) -> Path:
 
 
 def score_and_save(preds: pd.DataFrame, profile: str, embedding: str, quantizer: str,
-                   interactions: pd.DataFrame, queries: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Save a scheme's (or baseline's) predictions, add its rows to ``recall_at_30.csv`` (search per query
-    kind and known-item too when ``queries`` is given), return the rows."""
+                   interactions: pd.DataFrame, queries: pd.DataFrame | None = None, *, k: int) -> pd.DataFrame:
+    """Save a scheme's (or baseline's) predictions, add its Recall@k rows to ``recall_at_<k>.csv`` (search per
+    query kind and known-item too when ``queries`` is given), return the rows."""
     save_predictions(preds, profile, embedding, quantizer)
-    rows = recall_rows(preds, embedding=embedding, quantizer=quantizer, head=head_items(interactions),
+    rows = recall_rows(preds, embedding=embedding, quantizer=quantizer, k=k, head=head_items(interactions),
                        segments_of_query=query_segments(queries))
-    append_results(rows, profile)
+    append_results(rows, profile, k=k)
     return rows

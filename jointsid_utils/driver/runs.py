@@ -1,13 +1,12 @@
 """The runs under ``runs/``, listed and side by side.
 
-    python -m jointsid_utils.driver.runs list                       # every run folder: settings, date, best Recall@30
+    python -m jointsid_utils.driver.runs list                       # every run folder: settings, date, best Recall@k
     python -m jointsid_utils.driver.runs compare default default+ids.codebook_size=32
 
 Each run folder holds its resolved ``config.json``, ``run.json`` (profile, overrides, commit, when, how it
-ended) and ``results/recall_at_30.csv``; these tables read only those files. A plain table was chosen over a
-tracking server (MLflow's local file store would add a tracking client, its dependencies and a UI for what
-two CSV reads answer):
-docs/DECISIONS.md ("Comparing runs").
+ended) and ``results/recall_at_<k>.csv`` (k: its ``evaluation.k``); these tables read only those files. A plain
+table was chosen over a tracking server (MLflow's local file store would add a tracking client, its dependencies
+and a UI for what two CSV reads answer): docs/DECISIONS.md ("Comparing runs").
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from jointsid_utils.cache import runs_root
+from jointsid_utils.cutoff import recall_column, recall_column_in
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.store import STORE
 
@@ -62,18 +62,29 @@ def settings(folder: Path) -> dict[str, Any]:
     return out
 
 
+def run_k(folder: Path) -> int:
+    """The run's Recall@k cut-off, ``evaluation.k`` of its ``config.json`` (the config's default where the file
+    has no evaluation section)."""
+    from jointsid_utils.config import EvaluationConfig
+
+    config = json.loads((folder / "config.json").read_text())
+    return int(config.get("evaluation", {}).get("k", EvaluationConfig().k))
+
+
 def recall_means(folder: Path) -> pd.DataFrame:
-    """Mean Recall@30 over seeds per (scheme, task) of the run's main rows, with the seed count."""
-    path = folder / "results" / "recall_at_30.csv"
+    """Mean Recall@k over seeds per (scheme, task) of the run's main rows (column ``recall_at_<k>``, k the
+    run's ``evaluation.k``), with the seed count."""
+    recall = recall_column(run_k(folder))
+    path = folder / "results" / f"{recall}.csv"
     if not path.exists():
-        return pd.DataFrame(columns=["scheme", "task", "recall_at_30", "seeds"])
+        return pd.DataFrame(columns=["scheme", "task", recall, "seeds"])
     frame = pd.read_csv(path)
     for column, value in MAIN.items():
         if column in frame:
             frame = frame[frame[column] == value]
     frame = frame.assign(scheme=frame.embedding + "/" + frame.quantizer)
     return (frame.groupby(["scheme", "task"], sort=True)
-            .agg(recall_at_30=("recall_at_30", "mean"), seeds=("seed", "nunique")).reset_index())
+            .agg(**{recall: (recall, "mean")}, seeds=("seed", "nunique")).reset_index())
 
 
 def list_runs() -> pd.DataFrame:
@@ -85,16 +96,18 @@ def list_runs() -> pd.DataFrame:
                "settings": ", ".join(f"{k}={v}" for k, v in settings(folder).items()) or "(the profile)",
                "last run": record.get("started"), "status": record.get("status"),
                "seeds": int(means.seeds.max()) if len(means) else 0}
+        recall = recall_column_in(means)
         for task in ("search", "rec"):
-            best = means[means.task == task].sort_values("recall_at_30", ascending=False).head(1)
-            row[f"best {task}"] = (f"{best.scheme.iloc[0]} {best.recall_at_30.iloc[0]:.3f}" if len(best) else "")
+            best = means[means.task == task].sort_values(recall, ascending=False).head(1)
+            row[f"best {task}"] = (f"{best.scheme.iloc[0]} {best[recall].iloc[0]:.3f}" if len(best) else "")
         rows.append(row)
     return pd.DataFrame(rows, columns=["run", "profile", "settings", "last run", "status", "seeds", "best search",
                                        "best rec"])
 
 
 def compare(names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(settings that differ between the runs, mean Recall@30 per scheme and task with one column per run)."""
+    """(settings that differ between the runs, mean Recall@k per scheme and task with one column per run, each
+    at its run's ``evaluation.k``: a differing k is among the settings)."""
     folders = [runs_root() / n for n in names]
     missing = [f.name for f in folders if not (f / "config.json").exists()]
     if missing:
@@ -108,7 +121,7 @@ def compare(names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = []
     for f in folders:
         means = recall_means(f).set_index(["scheme", "task"])
-        tables.append(means.recall_at_30.rename(f.name))
+        tables.append(means[recall_column_in(means)].rename(f.name))
     recall = pd.concat(tables, axis=1).round(4) if tables else pd.DataFrame()
     return config, recall
 
@@ -131,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print("settings that differ:" if len(config) else "no settings differ")
         if len(config):
             print(config.to_string())
-        print("\nmean Recall@30 over seeds (beam decoding, all cases):")
+        ks = sorted({run_k(runs_root() / name) for name in args.runs})
+        print(f"\nmean Recall@{'/'.join(map(str, ks))} over seeds (beam decoding, all cases):")
         print(recall.to_string() if len(recall) else "(no results yet)")
     except StudyInputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
     from jointsid_utils.embeddings import prepare_embeddings, run_dense_check
     vectors = prepare_embeddings(cfg, items, interactions, queries)   # name -> float32 (n_items, d)
-    table = run_dense_check(cfg, vectors, interactions, queries)      # results/dense_recall_at_30.csv
+    table = run_dense_check(cfg, vectors, interactions, queries)      # results/dense_recall_at_<k>.csv
 """
 
 from jointsid_utils.embeddings.registry import (EMBEDDING_METHODS, QUERY_ENCODERS, embedding_path, load_embedding,

@@ -1,5 +1,6 @@
-"""The dense-retrieval check (STUDY.md §2.2): exact nearest-neighbour Recall@30 on the **test** split,
-with no IDs and no generator: a reference for what semantic IDs keep, not a bound (rec-tuned IDs can beat it).
+"""The dense-retrieval check (STUDY.md §2.2): exact nearest-neighbour Recall@k (``evaluation.k``, 30) on the
+**test** split, with no IDs and no generator: a reference for what semantic IDs keep, not a bound (rec-tuned IDs
+can beat it).
 
 - search: each test query, encoded by the method's own text encoder, against the item vectors
   (``content``, ``search``, ``multitask``; rec and fused vectors have no query side).
@@ -16,7 +17,7 @@ seeded subsample: ``queries.test_cases``), so the reference and the generated ID
 them with every text encoder is still most of a rerun of notebook 02, so the table is cached in
 ``runs/<folder>/embeddings/dense_check.parquet``, keyed like the embeddings themselves: content hashes of
 the vectors, the interactions and the queries, each query encoder's identity (a fine-tune's own cache key)
-and the config fields the check reads.
+and the config fields the check reads (``evaluation.k`` among them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pandas as pd
 
 from jointsid_utils.cache import atomic_path, cached, file_sha256, run_dir
 from jointsid_utils.config import StudyConfig
+from jointsid_utils.cutoff import recall_column, recall_column_in
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.inputs import array_fingerprint, frame_fingerprint, histories, targets
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
@@ -38,10 +40,19 @@ from jointsid_utils.queries.test_cases import search_test_queries
 
 GENERATOR_CASES = "generator"  # max_queries default: the generator's search_eval_cases subsample
 
-COLUMNS = ["embedding", "task", "recall_at_30", "n_cases", "protocol", "user_vector"]
 PRIMARY_PROTOCOL = "all"
 CONFIG_KEYS = ("history_k",)  # the embeddings fields the check reads: its cache key names these
 TRAINED_INFO = "jointsid_model.json"  # finetune.INFO, read here without importing the trainer
+
+
+def columns(k: int) -> list[str]:
+    """The check's table columns, Recall@k in ``recall_column(k)``."""
+    return ["embedding", "task", recall_column(k), "n_cases", "protocol", "user_vector"]
+
+
+def contract_file(k: int, detail: bool = False) -> str:
+    """``dense_recall_at_<k>.csv`` (STUDY.md §4), or every row in ``dense_recall_at_<k>_detail.csv``."""
+    return f"dense_{recall_column(k)}{'_detail' if detail else ''}.csv"
 
 
 def dense_recall_at_30(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions: pd.DataFrame,
@@ -83,7 +94,7 @@ def cache_key(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interactions:
               max_queries: int | None) -> dict[str, Any]:
     """Everything the table depends on, hashed the way the embeddings stage hashes its own inputs."""
     return {"embeddings": {k: getattr(cfg.embeddings, k) for k in CONFIG_KEYS},
-            "max_queries": max_queries,
+            "max_queries": max_queries, "k": cfg.evaluation.k,
             "data": {"interactions": frame_fingerprint("interactions", interactions),
                      "queries": frame_fingerprint("queries", queries)},
             "vectors": [[m, array_fingerprint(v)] for m, v in vectors.items()],  # in order: the table's rows
@@ -108,44 +119,46 @@ def compute_table(cfg: StudyConfig, vectors: Mapping[str, np.ndarray], interacti
                   queries: pd.DataFrame, *, query_encoders: Mapping[str, str], user_vectors: Mapping[str, np.ndarray],
                   max_queries: int | None) -> pd.DataFrame:
     """The check itself: encodes the test queries and ranks the catalogue for every case."""
-    rows = []
+    rows, k = [], cfg.evaluation.k
     test_q = search_test_queries(queries, max_queries, cfg.seed).reset_index(drop=True)
     for method, path in query_encoders.items():
         q = encode(load_encoder(path), test_q["query"].astype(str).tolist(),
                    batch_size=cfg.embeddings.encode_batch_size)
-        rows.append(_row(method, "search", top_k(q, vectors[method]), test_q["item_id"].to_numpy(), "all", "query"))
+        rows.append(_row(method, "search", top_k(q, vectors[method], k=k), test_q["item_id"].to_numpy(), "all",
+                         "query", k=k))
 
     test = targets(interactions, "test")
     users = test.index.to_numpy()
     hist = histories(interactions, ("train", "validation"))  # everything before the test item
     user_hist = [hist.get(int(u), np.empty(0, np.int64)) for u in users]
-    k = cfg.embeddings.history_k
+    history_k = cfg.embeddings.history_k
     for method, items in vectors.items():
-        cases = [(f"history_mean_{k}", history_mean(items, user_hist, k))]
+        cases = [(f"history_mean_{history_k}", history_mean(items, user_hist, history_k))]
         if method in user_vectors:
             cases.append(("enmf_user" if method == "rec" else "own_user", np.asarray(user_vectors[method])[users]))
         for user_vector, u in cases:
             for protocol, exclude in (("all", None), ("exclude_history", user_hist)):
-                rows.append(_row(method, "rec", top_k(u, items, exclude=exclude), test.to_numpy(), protocol,
-                                 user_vector))
-    return pd.DataFrame(rows, columns=COLUMNS)
+                rows.append(_row(method, "rec", top_k(u, items, k=k, exclude=exclude), test.to_numpy(), protocol,
+                                 user_vector, k=k))
+    return pd.DataFrame(rows, columns=columns(k))
 
 
-def _row(method: str, task: str, ranked: np.ndarray, target: np.ndarray, protocol: str, user_vector: str) -> dict:
-    return {"embedding": method, "task": task, "recall_at_30": recall_at_k(ranked, target), "n_cases": len(target),
+def _row(method: str, task: str, ranked: np.ndarray, target: np.ndarray, protocol: str, user_vector: str, *,
+         k: int) -> dict:
+    return {"embedding": method, "task": task, recall_column(k): recall_at_k(ranked, target), "n_cases": len(target),
             "protocol": protocol, "user_vector": user_vector}
 
 
 def write_table(cfg: StudyConfig, table: pd.DataFrame) -> Path:
-    """Every row to ``dense_recall_at_30_detail.csv``; the contract file ``dense_recall_at_30.csv`` (STUDY.md
-    §4) gets one row per (embedding, task): the primary protocol, with the query (search) or the mean of the
-    history (rec) as the user side, so every method is read the same way."""
+    """Every row to ``dense_recall_at_<k>_detail.csv``; the contract file ``dense_recall_at_<k>.csv`` (STUDY.md
+    §4; ``contract_file``) gets one row per (embedding, task): the primary protocol, with the query (search) or
+    the mean of the history (rec) as the user side, so every method is read the same way."""
     results = run_dir(cfg.folder, "results")
-    with atomic_path(results / "dense_recall_at_30_detail.csv") as tmp:
+    with atomic_path(results / contract_file(cfg.evaluation.k, detail=True)) as tmp:
         table.to_csv(tmp, index=False)
     primary = table[(table.protocol == PRIMARY_PROTOCOL)
                     & ((table.user_vector == "query") | table.user_vector.str.startswith("history_mean"))]
-    path = results / "dense_recall_at_30.csv"
+    path = results / contract_file(cfg.evaluation.k)
     with atomic_path(path) as tmp:
         primary.to_csv(tmp, index=False)
     return path
@@ -155,7 +168,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Wide view: one row per embedding; search, rec (history mean) under both protocols, rec (ENMF user)."""
     def pick(task, protocol, user_prefix):
         part = table[(table.task == task) & (table.protocol == protocol) & table.user_vector.str.startswith(user_prefix)]
-        return part.set_index("embedding")["recall_at_30"]
+        return part.set_index("embedding")[recall_column_in(table)]
 
     wide = pd.DataFrame({
         "search": pick("search", "all", "query"),
@@ -170,9 +183,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def recall_of(table: pd.DataFrame, method: str, task: str, protocol: str = PRIMARY_PROTOCOL,
               user_vector: str = "history_mean") -> float:
-    """One Recall@30 of the table: search rows always use the query; rec rows the user vector whose name
+    """One Recall@k of the table: search rows always use the query; rec rows the user vector whose name
     starts with ``user_vector`` (``history_mean`` or ``enmf_user``). NaN where the table has no such row."""
     user_vector = "query" if task == "search" else user_vector
     rows = table[(table.embedding == method) & (table.task == task) & (table.protocol == protocol)
                  & table.user_vector.str.startswith(user_vector)]
-    return float(rows.recall_at_30.iloc[0]) if len(rows) else float("nan")
+    return float(rows[recall_column_in(table)].iloc[0]) if len(rows) else float("nan")

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from jointsid_utils.cache import run_dir, save_numpy, write_json
 from jointsid_utils.config import StudyConfig, as_dict
+from jointsid_utils.cutoff import recall_column
 from jointsid_utils.embeddings.inputs import EmbeddingData, histories, model_output, selection_data, targets
 from jointsid_utils.embeddings.retrieval import recall_at_k, top_k_of_scores
 from jointsid_utils.errors import StudyInputError
@@ -110,10 +111,10 @@ class Fit:
 
 
 def train_one(train_hist: dict[int, np.ndarray], n_users: int, n_items: int, *, c0: float, dim: int, epochs: int,
-              batch_size: int, lr: float, optimizer: str, dropout: float, seed: int,
+              batch_size: int, lr: float, optimizer: str, dropout: float, seed: int, k: int,
               val_users: np.ndarray | None = None, val_items: np.ndarray | None = None, eval_every: int = 5,
               progress: bool = True) -> Fit:
-    """Train ENMF for ``epochs``; evaluate validation Recall@30 every ``eval_every`` epochs, keep the best state."""
+    """Train ENMF for ``epochs``; evaluate validation Recall@``k`` every ``eval_every`` epochs, keep the best state."""
     torch.manual_seed(seed)
     model = ENMF(n_users, n_items, dim, dropout=dropout)
     optim = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}.get(optimizer)
@@ -128,6 +129,7 @@ def train_one(train_hist: dict[int, np.ndarray], n_users: int, n_items: int, *, 
     local = np.zeros(n_users, dtype=np.int64)
     exclude = [train_hist.get(int(u), np.empty(0, np.int64)) for u in (val_users if val_users is not None else [])]
     gen = torch.Generator().manual_seed(seed)
+    val_column = f"val_{recall_column(k)}"
     fit, started = Fit(c0=c0), time.time()
     for epoch in tqdm(range(1, epochs + 1), desc=f"ENMF c0={c0:g}", disable=not progress, leave=False):
         model.train()
@@ -147,10 +149,11 @@ def train_one(train_hist: dict[int, np.ndarray], n_users: int, n_items: int, *, 
         if val_users is not None and (epoch % eval_every == 0 or epoch == epochs):
             model.eval()
             with torch.no_grad():
-                ranked = top_k_of_scores(model.scores(torch.from_numpy(np.array(val_users))).numpy(), exclude=exclude)
-            row["val_recall_at_30"] = recall_at_k(ranked, val_items)
-            if row["val_recall_at_30"] > fit.best_recall:
-                fit.best_recall, fit.best_epoch = row["val_recall_at_30"], epoch
+                ranked = top_k_of_scores(model.scores(torch.from_numpy(np.array(val_users))).numpy(), k=k,
+                                         exclude=exclude)
+            row[val_column] = recall_at_k(ranked, val_items)
+            if row[val_column] > fit.best_recall:
+                fit.best_recall, fit.best_epoch = row[val_column], epoch
                 fit.state = copy.deepcopy(model.state_dict())
         fit.curve.append(row)
     if fit.state is None:
@@ -174,7 +177,7 @@ def fit_rec(data: EmbeddingData, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarr
 
 def choose_rec(sel: EmbeddingData, n_users: int, cfg: StudyConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """Train one ENMF per ``c0`` in the grid on ``sel``'s train rows, keep the (c0, epoch) with the best
-    Recall@30 on its validation rows. (item vectors, user vectors, training log)."""
+    Recall@k (``evaluation.k``) on its validation rows. (item vectors, user vectors, training log)."""
     emb = cfg.embeddings
     train_hist = histories(sel.interactions, ("train",))
     val = targets(sel.interactions, "validation")
@@ -183,12 +186,13 @@ def choose_rec(sel: EmbeddingData, n_users: int, cfg: StudyConfig) -> tuple[np.n
         fits.append(train_one(train_hist, n_users, sel.n_items, c0=float(c0), dim=emb.enmf_dim,
                               epochs=emb.enmf_epochs, batch_size=emb.enmf_batch_size, lr=emb.enmf_lr,
                               optimizer=emb.enmf_optimizer, dropout=emb.enmf_dropout, seed=cfg.seed,
-                              val_users=val.index.to_numpy(), val_items=val.to_numpy()))
+                              k=cfg.evaluation.k, val_users=val.index.to_numpy(), val_items=val.to_numpy()))
     best = max(fits, key=lambda f: f.best_recall)
     items, users = vectors_from_state(best.state)
-    log = {"chosen_c0": best.c0, "chosen_epoch": best.best_epoch, "val_recall_at_30": best.best_recall,
+    val_column = f"val_{recall_column(cfg.evaluation.k)}"
+    log = {"chosen_c0": best.c0, "chosen_epoch": best.best_epoch, val_column: best.best_recall,
            "selection": "validation item, train items excluded from the ranking",
-           "runs": [{"c0": f.c0, "best_epoch": f.best_epoch, "val_recall_at_30": f.best_recall,
+           "runs": [{"c0": f.c0, "best_epoch": f.best_epoch, val_column: f.best_recall,
                      "seconds": round(f.seconds, 2), "curve": f.curve} for f in fits],
            "config": as_dict(emb)}
     return items, users, log

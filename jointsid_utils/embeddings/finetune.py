@@ -27,6 +27,7 @@ import torch
 
 from jointsid_utils.cache import last_complete_checkpoint, run_dir, write_json
 from jointsid_utils.config import EmbeddingConfig, StudyConfig, stable_hash
+from jointsid_utils.cutoff import recall_column
 from jointsid_utils.embeddings.encoders import encode, load_encoder
 from jointsid_utils.embeddings.retrieval import history_mean, recall_at_k, top_k
 from jointsid_utils.runtime.precision import resolve_precision
@@ -57,18 +58,18 @@ def _base_evaluator():
 
 
 class ValidationEvaluator(_base_evaluator()):
-    """Recall@30 on the **validation** queries and, optionally, on each user's validation item.
+    """Recall@``k`` (``evaluation.k``) on the **validation** queries and, optionally, on each user's validation item.
 
     The rec part ranks all items for the mean of the user's last ``history_k`` train items,
     with those train items removed (the usual protocol for choosing a recommender; the test split
     is never read). ``score`` is the mean of the parts present and picks the best checkpoint.
     """
 
-    def __init__(self, *, item_texts: list[str], val_queries: pd.DataFrame | None = None,
+    def __init__(self, *, item_texts: list[str], k: int, val_queries: pd.DataFrame | None = None,
                  rec_history: list[np.ndarray] | None = None, rec_target: np.ndarray | None = None,
                  history_k: int = 10, batch_size: int = 64):
         super().__init__()
-        self.item_texts = item_texts
+        self.item_texts, self.k = item_texts, k
         self.val_queries = val_queries if val_queries is not None and len(val_queries) else None
         self.rec_history, self.rec_target = rec_history, rec_target
         self.history_k, self.batch_size = history_k, batch_size
@@ -79,12 +80,12 @@ class ValidationEvaluator(_base_evaluator()):
         metrics: dict[str, float] = {}
         if self.val_queries is not None:
             q = encode(model, self.val_queries["query"].tolist(), batch_size=self.batch_size)
-            metrics["search_recall_at_30"] = recall_at_k(top_k(q, item_vectors),
-                                                         self.val_queries["item_id"].to_numpy())
+            metrics[f"search_{recall_column(self.k)}"] = recall_at_k(top_k(q, item_vectors, k=self.k),
+                                                                      self.val_queries["item_id"].to_numpy())
         if self.rec_history is not None:
             users = history_mean(item_vectors, self.rec_history, self.history_k)
-            metrics["rec_recall_at_30"] = recall_at_k(top_k(users, item_vectors, exclude=self.rec_history),
-                                                      self.rec_target)
+            metrics[f"rec_{recall_column(self.k)}"] = recall_at_k(
+                top_k(users, item_vectors, k=self.k, exclude=self.rec_history), self.rec_target)
         metrics["score"] = float(np.mean(list(metrics.values())))
         return metrics
 

@@ -42,7 +42,7 @@ def train(data: EmbeddingData, cfg: StudyConfig) -> Path:
     key = {"method": METHOD, "embeddings": {k: as_dict(getattr(emb, k)) for k in
                                             (*FIT_KEYS, "multitask_max_item_pairs", "history_k")},
            "items": data.fingerprint("items"), "queries": data.fingerprint("queries"),
-           "interactions": data.fingerprint("interactions")}
+           "interactions": data.fingerprint("interactions"), "k": cfg.evaluation.k}
     return fine_tune_on(selection_data(data), cfg, key)
 
 
@@ -53,7 +53,7 @@ def fine_tune_on(sel: EmbeddingData, cfg: StudyConfig, key: dict) -> Path:
     train_hist = histories(sel.interactions, ("train",))
     val_target = targets(sel.interactions, "validation")
     users = val_target.index.to_numpy()
-    evaluator = ValidationEvaluator(item_texts=sel.texts, val_queries=val,
+    evaluator = ValidationEvaluator(item_texts=sel.texts, k=cfg.evaluation.k, val_queries=val,
                                     rec_history=[train_hist.get(int(u), np.empty(0, np.int64)) for u in users],
                                     rec_target=val_target.to_numpy(), history_k=emb.history_k,
                                     batch_size=emb.encode_batch_size)

@@ -68,6 +68,8 @@ FUSES: dict[str, tuple[str, ...]] = {"fused_concat": ("search", "rec"), "fused_s
 # Methods that train a model and save it (``inputs.model_output``) beside their matrix.
 MODEL_METHODS = ("search", "rec", "multitask")
 FINETUNED = ("search", "multitask")  # their key also names the precision "auto" resolved to on this machine
+# Methods whose checkpoint or epoch is chosen on validation Recall@k: their key names ``evaluation.k``.
+CHOSEN_ON_RECALL = ("search", "rec", "multitask")
 
 
 def embeddings_dir(cfg: StudyConfig) -> Path:
@@ -100,6 +102,8 @@ def check_matrix(method: str, matrix: np.ndarray, n_items: int) -> np.ndarray:
 def cache_key(method: str, cfg: StudyConfig, data: EmbeddingData) -> dict:
     key = {"method": method, "embeddings": as_dict(cfg.embeddings),
            "data": {part: data.fingerprint(part) for part in READS[method]}}
+    if method in CHOSEN_ON_RECALL:
+        key["k"] = cfg.evaluation.k
     if method in FINETUNED:
         from jointsid_utils.embeddings.finetune import finetune_bf16
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from jointsid_utils.cache import manifest_path, run_dir
 from jointsid_utils.config import StudyConfig
+from jointsid_utils.cutoff import recall_column, recall_column_in
 from jointsid_utils.embeddings.dense_check import PRIMARY_PROTOCOL, recall_of
 from jointsid_utils.embeddings.registry import embedding_path
 
@@ -53,13 +54,16 @@ def enmf_curves(cfg: StudyConfig) -> tuple[pd.DataFrame, dict] | None:
     if log is None:
         return None
     rows = [{"c0": run["c0"], **row} for run in log["runs"] for row in run["curve"]]
-    return pd.DataFrame(rows), {k: log[k] for k in ("chosen_c0", "chosen_epoch", "val_recall_at_30")}
+    chosen = ("chosen_c0", "chosen_epoch", f"val_{recall_column(cfg.evaluation.k)}")
+    return pd.DataFrame(rows), {k: log[k] for k in chosen}
 
 
 def plot_training(cfg: StudyConfig):
-    """One figure: MNRL loss of the fine-tunes, their validation Recall@30, ENMF validation Recall@30 per c0."""
+    """One figure: MNRL loss of the fine-tunes, their validation Recall@k, ENMF validation Recall@k per c0."""
     import matplotlib.pyplot as plt
 
+    k = cfg.evaluation.k
+    column = recall_column(k)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for method, colour in (("search", "tab:blue"), ("multitask", "tab:purple")):
         curves = finetune_curves(cfg, method)
@@ -67,23 +71,23 @@ def plot_training(cfg: StudyConfig):
             continue
         loss, evals = curves
         axes[0].plot(loss.step, loss.loss, color=colour, label=method)
-        for col, style in (("search_recall_at_30", "-o"), ("rec_recall_at_30", "--s")):
+        for col, style in ((f"search_{column}", "-o"), (f"rec_{column}", "--s")):
             if col in evals:
                 axes[1].plot(evals.step, evals[col], style, color=colour,
                              label=f"{method}: {col.split('_')[0]} (validation)")
     axes[0].set(title="MNRL training loss", xlabel="step", ylabel="loss")
-    axes[1].set(title="Validation Recall@30 while fine-tuning\n(step 0 = base encoder)", xlabel="step",
-                ylabel="Recall@30")
+    axes[1].set(title=f"Validation Recall@{k} while fine-tuning\n(step 0 = base encoder)", xlabel="step",
+                ylabel=f"Recall@{k}")
     enmf = enmf_curves(cfg)
     if enmf is not None:
         curve, chosen = enmf
-        val = curve.dropna(subset=["val_recall_at_30"])
+        val = curve.dropna(subset=[f"val_{column}"])
         for c0, part in val.groupby("c0"):
-            axes[2].plot(part.epoch, part.val_recall_at_30, label=f"c0={c0:g}",
+            axes[2].plot(part.epoch, part[f"val_{column}"], label=f"c0={c0:g}",
                          lw=2.5 if c0 == chosen["chosen_c0"] else 1)
         axes[2].axvline(chosen["chosen_epoch"], color="grey", ls=":")
-        axes[2].set(title=f"ENMF validation Recall@30 (train items excluded)\nchosen c0={chosen['chosen_c0']:g}, "
-                          f"epoch {chosen['chosen_epoch']}", xlabel="epoch", ylabel="Recall@30")
+        axes[2].set(title=f"ENMF validation Recall@{k} (train items excluded)\nchosen c0={chosen['chosen_c0']:g}, "
+                          f"epoch {chosen['chosen_epoch']}", xlabel="epoch", ylabel=f"Recall@{k}")
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -172,16 +176,18 @@ def dense_checks(table: pd.DataFrame) -> dict[str, bool]:
 
 def dense_metrics(table: pd.DataFrame, methods: Sequence[str], timings: pd.DataFrame,
                   checks: Mapping[str, bool]) -> dict[str, float | int | None]:
-    """Notebook 02's recorded metrics: dense Recall@30 per method, task and protocol (4 decimals), build
-    seconds per method, and how many ``dense_checks`` hold."""
+    """Notebook 02's recorded metrics: dense Recall@k per method, task and protocol (4 decimals; named by the
+    table's ``recall_at_<k>`` column), build seconds per method, and how many ``dense_checks`` hold."""
+    column = recall_column_in(table)
+
     def r(method: str, task: str, protocol: str = PRIMARY_PROTOCOL, user_vector: str = "history_mean") -> float:
         return round(recall_of(table, method, task, protocol, user_vector), 4)
 
-    metrics = {f"search_recall_at_30/{m}": r(m, "search") for m in ("content", "search", "multitask")}
-    metrics |= {f"rec_recall_at_30/{m}": r(m, "rec") for m in methods}
-    metrics |= {f"rec_recall_at_30_exclude_history/{m}": r(m, "rec", "exclude_history") for m in methods}
-    metrics |= {"rec_recall_at_30/rec_enmf_user": r("rec", "rec", user_vector="enmf_user"),
-                "rec_recall_at_30_exclude_history/rec_enmf_user": r("rec", "rec", "exclude_history", "enmf_user")}
+    metrics = {f"search_{column}/{m}": r(m, "search") for m in ("content", "search", "multitask")}
+    metrics |= {f"rec_{column}/{m}": r(m, "rec") for m in methods}
+    metrics |= {f"rec_{column}_exclude_history/{m}": r(m, "rec", "exclude_history") for m in methods}
+    metrics |= {f"rec_{column}/rec_enmf_user": r("rec", "rec", user_vector="enmf_user"),
+                f"rec_{column}_exclude_history/rec_enmf_user": r("rec", "rec", "exclude_history", "enmf_user")}
     metrics |= {f"build_seconds/{row.method}": row.build_seconds for row in timings.itertuples()}
     metrics |= {"checks_passed": int(sum(checks.values())), "checks_total": len(checks)}
     return metrics

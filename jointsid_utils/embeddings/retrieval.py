@@ -10,10 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-K = 30
 
-
-def top_k(queries: np.ndarray, items: np.ndarray, *, k: int = K,
+def top_k(queries: np.ndarray, items: np.ndarray, *, k: int,
           exclude: Sequence[np.ndarray] | None = None, block: int = 2048) -> np.ndarray:
     """Indices (n_queries, k) of the highest inner products, best first; ``exclude[i]`` never ranked for row i."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -26,7 +24,7 @@ def top_k(queries: np.ndarray, items: np.ndarray, *, k: int = K,
     return out
 
 
-def top_k_of_scores(scores: np.ndarray, *, k: int = K, exclude: Sequence[np.ndarray] | None = None) -> np.ndarray:
+def top_k_of_scores(scores: np.ndarray, *, k: int, exclude: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Column indices of each row's ``k`` highest scores, best first (``scores`` is modified when excluding)."""
     k = min(k, scores.shape[1])
     if exclude is not None:

@@ -27,7 +27,7 @@ def train(data: EmbeddingData, cfg: StudyConfig) -> Path:
     hashes the full frames; the fine-tune itself reads only their train rows."""
     emb = cfg.embeddings
     key = {"method": METHOD, "embeddings": {k: as_dict(getattr(emb, k)) for k in FIT_KEYS},
-           "items": data.fingerprint("items"), "queries": data.fingerprint("queries")}
+           "items": data.fingerprint("items"), "queries": data.fingerprint("queries"), "k": cfg.evaluation.k}
     return fine_tune_on(selection_data(data), cfg, key)
 
 
@@ -36,7 +36,8 @@ def fine_tune_on(sel: EmbeddingData, cfg: StudyConfig, key: dict) -> Path:
     emb = cfg.embeddings
     fit, val = finetune_queries(sel.queries, n_val=emb.finetune_val_queries, seed=cfg.seed)
     pairs = query_item_pairs(fit, sel.items, max_pairs=emb.finetune_max_pairs, seed=cfg.seed)
-    evaluator = ValidationEvaluator(item_texts=sel.texts, val_queries=val, batch_size=emb.encode_batch_size)
+    evaluator = ValidationEvaluator(item_texts=sel.texts, k=cfg.evaluation.k, val_queries=val,
+                                    batch_size=emb.encode_batch_size)
     out, checkpoints, stage_key = model_output(sel, cfg, METHOD)
     return finetune(method=METHOD, cfg=cfg, train_sets={"search": pairs}, evaluator=evaluator, key=key,
                     out=out, checkpoints=checkpoints, stage_key=stage_key)

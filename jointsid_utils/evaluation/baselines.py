@@ -3,8 +3,8 @@ and dense retrieval with an embedding's own vectors (both tasks).
 
 Each returns a predictions frame in the shape of ``generator.predict`` (``case_id``, ``task``,
 ``target``, ``ranked``, ``protocol``), so ``metrics.recall_rows`` scores generative schemes and
-baselines the same way. Rec baselines come under both protocols: "all" and "exclude_history" (the
-user's train + validation items removed, docs/FEASIBILITY.md).
+baselines the same way; each list holds ``k`` items (``evaluation.k``). Rec baselines come under both
+protocols: "all" and "exclude_history" (the user's train + validation items removed, docs/FEASIBILITY.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pandas as pd
 
 from jointsid_utils.embeddings.retrieval import history_mean, top_k
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.metrics import K
 from jointsid_utils.runtime.reproducibility import rng
 
 
@@ -29,7 +28,7 @@ def _with_protocols(cases: pd.DataFrame, task: str, rank_fn) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def random_baseline(cases: pd.DataFrame, task: str, n_items: int, *, k: int = K, seed: int = 0) -> pd.DataFrame:
+def random_baseline(cases: pd.DataFrame, task: str, n_items: int, *, k: int, seed: int = 0) -> pd.DataFrame:
     """``k`` distinct random items per case (history items skipped under "exclude_history")."""
     def rank(i, row, exclude):
         gen = rng(seed, "random_baseline", task, str(row["case_id"]))
@@ -41,7 +40,7 @@ def random_baseline(cases: pd.DataFrame, task: str, n_items: int, *, k: int = K,
     return _with_protocols(cases, task, rank).assign(decoding="random")
 
 
-def most_popular(cases: pd.DataFrame, interactions: pd.DataFrame, *, k: int = K) -> pd.DataFrame:
+def most_popular(cases: pd.DataFrame, interactions: pd.DataFrame, *, k: int) -> pd.DataFrame:
     """The ``k`` items with the most train interactions; under "exclude_history", the top ``k`` the user has not seen."""
     if "history" not in cases:
         raise StudyInputError("most_popular needs rec test cases with a 'history' column (generator.build_examples).")
@@ -56,7 +55,7 @@ def most_popular(cases: pd.DataFrame, interactions: pd.DataFrame, *, k: int = K)
     return _with_protocols(cases, "rec", rank).assign(decoding="most_popular")
 
 
-def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int = K, text_column: str = "text",
+def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int, text_column: str = "text",
          k1: float = 1.5, b: float = 0.75) -> pd.DataFrame:
     """BM25 (``bm25s``; ``k1`` and ``b`` default to its own values) of each test query against the items' text."""
     if "query" not in cases:
@@ -66,7 +65,7 @@ def bm25(cases: pd.DataFrame, items: pd.DataFrame, *, k: int = K, text_column: s
     return _with_protocols(cases, "search", lambda i, row, ex: ranked[i]).assign(decoding="bm25")
 
 
-def bm25_rank(items: pd.DataFrame, queries: list[str], *, k: int = K, text_column: str = "text",
+def bm25_rank(items: pd.DataFrame, queries: list[str], *, k: int, text_column: str = "text",
               k1: float = 1.5, b: float = 0.75) -> np.ndarray:
     """Item ids (one row per query, best first) by BM25 over the items' text."""
     import bm25s
@@ -80,7 +79,7 @@ def bm25_rank(items: pd.DataFrame, queries: list[str], *, k: int = K, text_colum
 
 
 def dense(cases: pd.DataFrame, task: str, item_vectors: np.ndarray, *, query_vectors: np.ndarray | None = None,
-          history_k: int = 10, k: int = K) -> pd.DataFrame:
+          history_k: int = 10, k: int) -> pd.DataFrame:
     """Exact inner-product retrieval: search ranks items by the encoded query (``query_vectors``, one row
     per case); rec by the mean of the last ``history_k`` history items' vectors, as notebook 02's dense
     check does, but here on the generator's own test cases."""

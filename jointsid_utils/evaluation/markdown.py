@@ -6,7 +6,8 @@
                                                               # docs/RESULTS.md, the README's blocks, figures/
     python -m jointsid_utils.evaluation.markdown --check      # exit 1 when README or RESULTS.md differ
 
-The README holds rendered blocks between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``.
+The README holds rendered blocks between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``. Titles name
+the folder's cut-off (``folder_k``: Recall@30 at the paper's ``evaluation.k``).
 
 Tables A, B and "beyond the paper" (mean over seeds [95% interval over seeds and cases], the paper's number
 beside ours), the computed verdicts on findings F1-F8 (``verdicts.csv``, a list the README embeds), the
@@ -25,7 +26,8 @@ import pandas as pd
 
 from jointsid_utils.cache import REPO_ROOT, atomic_path, run_dir
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.evaluation.snapshot import SNAPSHOT, collect, read_meta
+from jointsid_utils.evaluation.snapshot import SNAPSHOT, collect, folder_k, read_meta
+from jointsid_utils.metrics import recall_column_in
 
 README = REPO_ROOT / "README.md"
 RESULTS_DOC = REPO_ROOT / "docs" / "RESULTS.md"
@@ -72,15 +74,15 @@ def _paper(v: float) -> str:
     return "–" if pd.isna(v) else f"{v:.3f}"
 
 
-def scheme_markdown(table: pd.DataFrame, by: str) -> str:
+def scheme_markdown(table: pd.DataFrame, by: str, *, k: int) -> str:
     """Table A (``by="embedding"``) or B (``by="quantizer"``) or the joint constructions: one row per scheme,
-    the best value of each task in bold."""
+    Recall@``k``, the best value of each task in bold."""
     best = {c: table[c].max() for c in ("search", "rec", "rec_excl")}
     rows = [[NAMES.get(r[by], r[by]) if by != "scheme" else f"{r.embedding} / {r.quantizer}", int(r.seeds),
              _cell(r, "search", best["search"]), _paper(r.paper_search), _cell(r, "rec", best["rec"]),
              _paper(r.paper_rec), _cell(r, "rec_excl", best["rec_excl"])] for _, r in table.iterrows()]
     first = {"embedding": "IDs", "quantizer": "quantizer", "scheme": "scheme"}[by]
-    return _markdown([first, "seeds", "search Recall@30", "paper", "rec Recall@30, all", "paper",
+    return _markdown([first, "seeds", f"search Recall@{k}", "paper", f"rec Recall@{k}, all", "paper",
                       "rec, excl. history"], rows)
 
 
@@ -129,7 +131,7 @@ def verdicts_markdown(verdicts: pd.DataFrame) -> str:
 
 
 def validation_markdown(folder: Path) -> str:
-    """Validation Recall@30 per scheme and task: mean over seeds [lowest, highest seed] (``validation.csv``)."""
+    """Validation Recall@k per scheme and task: mean over seeds [lowest, highest seed] (``validation.csv``)."""
     summary = _optional(folder, "validation.csv")
     if summary is None or summary.empty:
         return "*No job scored the validation cases.*"
@@ -147,15 +149,15 @@ def timings_markdown(folder: Path) -> str:
 
 
 def baselines_markdown(baselines: pd.DataFrame) -> str:
-    """Each baseline on the generator's test cases: Recall@30 per task and rec protocol (mean over its training
+    """Each baseline on the generator's test cases: Recall@k per task and rec protocol (mean over its training
     seeds, with their range where it has several), and the setting chosen on validation."""
-    b = baselines[baselines.segment == "all"]
+    b, recall = baselines[baselines.segment == "all"], recall_column_in(baselines)
     columns = [("search", "all", "search"), ("rec", "all", "rec, all"), ("rec", "exclude_history", "rec, excl.")]
     rows = []
     for method, g in b.groupby("method", sort=False):
         row = [f"`{method}`"]
         for task, protocol, _ in columns:
-            cell = g[(g.task == task) & (g.protocol == protocol)].recall_at_30
+            cell = g[(g.task == task) & (g.protocol == protocol)][recall]
             if cell.empty:
                 row.append("–")
             elif len(cell) > 1:
@@ -170,8 +172,8 @@ def baselines_markdown(baselines: pd.DataFrame) -> str:
 
 
 def cutoffs_markdown(folder: Path) -> str:
-    """Recall@30 beside Recall and NDCG at the extra cut-offs (``metrics_by_cutoff.csv``), per scheme and baseline,
-    for search and both rec protocols: mean over seeds and cases. Descriptive: verdicts read Recall@30 only."""
+    """Recall@k beside Recall and NDCG at the extra cut-offs (``metrics_by_cutoff.csv``), per scheme and baseline,
+    for search and both rec protocols: mean over seeds and cases. Descriptive: verdicts read Recall@k only."""
     table = _optional(folder, "metrics_by_cutoff.csv")
     if table is None or table.empty:
         return ("*Pending the next reference run: this snapshot was taken before runs wrote "
@@ -207,23 +209,25 @@ def variance_markdown(variance: pd.DataFrame) -> str:
     """Per scheme and task: the seed SD (of the seed means), the case SD, the item-cluster design effect and the
     two parts of the standard error, so a reader can see whether more seeds or more cases would help."""
     v = variance[variance.protocol == "all"] if "protocol" in variance else variance
-    rows = [[f"{r.embedding} / {r.quantizer}", r.task, f"{r.recall_at_30:.3f}", f"{r.seed_sd:.4f}",
+    recall = recall_column_in(variance)
+    rows = [[f"{r.embedding} / {r.quantizer}", r.task, f"{getattr(r, recall):.3f}", f"{r.seed_sd:.4f}",
              f"{r.case_sd:.3f}", f"{r.design_effect:.2f}", f"{r.se_seed:.4f}", f"{r.se_case:.4f}",
              f"{int(r.n_seeds)} x {int(r.n_cases)} ({int(r.n_items)} items)"] for r in v.itertuples()]
-    return _markdown(["scheme", "task", "Recall@30", "seed SD", "case SD", "design effect", "SE from seeds",
+    k = recall.removeprefix("recall_at_")
+    return _markdown(["scheme", "task", f"Recall@{k}", "seed SD", "case SD", "design effect", "SE from seeds",
                       "SE from cases", "seeds x cases"], rows)
 
 
 def subsets_markdown(table: pd.DataFrame, schemes: Sequence[str]) -> str:
-    """Search Recall@30 per query subset (all, known item, each kind) for the named schemes (``emb/quant``)."""
-    t = table.assign(scheme=table.embedding + "/" + table.quantizer)
+    """Search Recall@k per query subset (all, known item, each kind) for the named schemes (``emb/quant``)."""
+    t, recall = table.assign(scheme=table.embedding + "/" + table.quantizer), recall_column_in(table)
     t = t[t.scheme.isin(schemes)]
     subsets = list(dict.fromkeys(t.subset))
     rows = []
     for scheme in schemes:
         g = t[t.scheme == scheme].set_index("subset")
         if len(g):
-            rows.append([scheme, *(f"{g.recall_at_30[s]:.3f}" if s in g.index else "–" for s in subsets)])
+            rows.append([scheme, *(f"{g[recall][s]:.3f}" if s in g.index else "–" for s in subsets)])
     counts = t.drop_duplicates("subset").set_index("subset").n_cases
     return _markdown(["scheme", *(f"{s} ({int(counts[s])})" for s in subsets)], rows)
 
@@ -245,17 +249,18 @@ def beyond_markdown(folder: Path) -> str:
         return "*The joint constructions were not trained in this run.*"
     table_a = _read(folder, "table_a.csv")
     single = table_a[table_a.embedding.isin(["search", "rec"]) & (table_a.quantizer == "rq_kmeans")]
-    return scheme_markdown(pd.concat([single, beyond], ignore_index=True), "scheme")
+    return scheme_markdown(pd.concat([single, beyond], ignore_index=True), "scheme", k=folder_k(folder))
 
 
 def blocks(folder: Path) -> dict[str, str]:
     """The README's rendered blocks, by name."""
     verdicts = _optional(folder, "verdicts.csv")
     baselines = _optional(folder, "baselines.csv")
+    k = folder_k(folder)
     return {
         "source": source_line(folder),
-        "table-a": scheme_markdown(_read(folder, "table_a.csv"), "embedding"),
-        "table-b": scheme_markdown(_read(folder, "table_b.csv"), "quantizer"),
+        "table-a": scheme_markdown(_read(folder, "table_a.csv"), "embedding", k=k),
+        "table-b": scheme_markdown(_read(folder, "table_b.csv"), "quantizer", k=k),
         "beyond": beyond_markdown(folder),
         "verdicts": verdicts_markdown(verdicts if verdicts is not None else pd.DataFrame()),
         "baselines": baselines_markdown(baselines) if baselines is not None else "*No baselines.*",
@@ -265,18 +270,19 @@ def blocks(folder: Path) -> dict[str, str]:
 
 def results_markdown(folder: Path, title: str = "Results") -> str:
     """Every table of a results folder, as one Markdown document."""
+    k = folder_k(folder)
     parts = [f"# {title}", source_line(folder), "## Table A: how the IDs are built (RQ-KMeans)",
-             scheme_markdown(_read(folder, "table_a.csv"), "embedding"),
+             scheme_markdown(_read(folder, "table_a.csv"), "embedding", k=k),
              "## Table B: quantizers on the multi-task embedding",
-             scheme_markdown(_read(folder, "table_b.csv"), "quantizer")]
+             scheme_markdown(_read(folder, "table_b.csv"), "quantizer", k=k)]
     baselines = _optional(folder, "baselines.csv")
     if baselines is not None:
         parts += ["## Baselines on the same test cases", baselines_markdown(baselines)]
-    parts += ["## Recall and NDCG at other cut-offs, beside Recall@30 (mean over seeds; no verdict reads them)",
+    parts += [f"## Recall and NDCG at other cut-offs, beside Recall@{k} (mean over seeds; no verdict reads them)",
               cutoffs_markdown(folder)]
     beyond = _optional(folder, "table_beyond.csv")
     if beyond is not None and len(beyond) > 1:  # the incumbent alone: the constructions were not trained
-        parts += ["## Beyond the paper: joint constructions", scheme_markdown(beyond, "scheme"),
+        parts += ["## Beyond the paper: joint constructions", scheme_markdown(beyond, "scheme", k=k),
                   "### Their validation numbers", validation_markdown(folder)]
     verdicts = _optional(folder, "verdicts.csv")
     if verdicts is not None:

@@ -1,8 +1,9 @@
 """Tables, flags, the headline and the trade-off figure of notebook 06, computed from the result files.
 
-Inputs are the frames of ``evaluation.results``: ``recall_at_30.csv`` rows (one per seed) or, for intervals over
+Inputs are the frames of ``evaluation.results``: ``recall_at_<k>.csv`` rows (one per seed) or, for intervals over
 seeds and cases, ``statistics.seed_level_table``'s rows; ``baselines.csv`` (random, most-popular, BM25, dense
-retrieval); the paired tests of ``statistics.family_tests``. Nothing here trains or decodes.
+retrieval); the paired tests of ``statistics.family_tests``. Nothing here trains or decodes. Recall@k is read
+from each frame's one ``recall_at_<k>`` column (``metrics.recall_column_in``), at the k its run was scored at.
 Rec is reported under both protocols (docs/FEASIBILITY.md): "all" (the ranked list as decoded, the
 paper-style number) and "exclude_history" (the user's seen items removed). Never compare across them.
 """
@@ -16,6 +17,7 @@ import pandas as pd
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation.reference import reference_table
+from jointsid_utils.metrics import recall_column_in
 from jointsid_utils.ids.schemes import Scheme
 
 COLUMNS = {("search", "all", "all"): "search", ("rec", "all", "all"): "rec",
@@ -32,17 +34,17 @@ def _cells(frame: pd.DataFrame) -> pd.DataFrame:
     if "n_seeds" not in f:
         f["n_seeds"] = f.groupby(["embedding", "quantizer", "col"], sort=False).seed.transform("nunique")
     g = f.groupby(["embedding", "quantizer", "col"], sort=False)
-    return g.agg(r=("recall_at_30", "mean"), lo=("ci_low", "mean"), hi=("ci_high", "mean"),
+    return g.agg(r=(recall_column_in(frame), "mean"), lo=("ci_low", "mean"), hi=("ci_high", "mean"),
                  n=("n_cases", "first"), seeds=("n_seeds", "max")).reset_index()
 
 
 def scheme_table(results: pd.DataFrame, schemes: Sequence[Scheme], *, decoding: str = "beam") -> pd.DataFrame:
-    """One row per scheme: Recall@30 with 95% bounds for search, rec (both protocols) and rec head/torso
+    """One row per scheme: Recall@k with 95% bounds for search, rec (both protocols) and rec head/torso
     ("all"), beside the paper's numbers, and ``seeds``. From ``statistics.seed_level_table`` (use this) the
     value is the mean over seeds and cases and the interval the variance model's (seed and item-clustered
-    case terms); from per-seed ``recall_at_30.csv`` rows, the seeds' mean value and mean per-seed bounds."""
+    case terms); from per-seed ``recall_at_<k>.csv`` rows, the seeds' mean value and mean per-seed bounds."""
     if results.empty:
-        raise StudyInputError("No Recall@30 rows to tabulate; run notebook 05 first.")
+        raise StudyInputError("No Recall@k rows to tabulate; run notebook 05 first.")
     cells = _cells(results[results.decoding == decoding])
     rows = []
     for emb, quant in schemes:
@@ -62,7 +64,7 @@ def baseline_value(baselines: pd.DataFrame, method: str, task: str, protocol: st
                    segment: str = "all") -> float:
     hit = baselines[(baselines.method == method) & (baselines.task == task) & (baselines.protocol == protocol)
                     & (baselines.segment == segment)]
-    return float(hit.recall_at_30.mean()) if len(hit) else np.nan
+    return float(hit[recall_column_in(baselines)].mean()) if len(hit) else np.nan
 
 
 def add_flags(table: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
@@ -105,13 +107,13 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def validation_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Validation Recall@30 per scheme and task (``orchestration.validation_table`` rows, one per seed):
+    """Validation Recall@k per scheme and task (``orchestration.validation_table`` rows, one per seed):
     ``mean [lowest, highest seed]`` strings and the number of seeds, the numbers a construction is chosen on."""
     if table.empty:
         return pd.DataFrame()
-    rows = {}
+    rows, column = {}, recall_column_in(table)
     for (emb, quant, task), g in table.groupby(["embedding", "quantizer", "task"], sort=False):
-        r = g.recall_at_30
+        r = g[column]
         rows.setdefault(f"{emb} / {quant}", {})[f"{task} (validation)"] = (
             f"{r.mean():.3f} [{r.min():.3f}, {r.max():.3f}]")
         rows[f"{emb} / {quant}"]["seeds"] = len(g)
@@ -122,7 +124,7 @@ def baselines_table(baselines: pd.DataFrame) -> pd.DataFrame:
     """Baselines and the dense references, one row per method: search, rec (all), rec (excl. history)."""
     b = baselines[baselines.segment == "all"]
     col = np.where(b.task == "search", "search", np.where(b.protocol == "all", "rec (all)", "rec (excl. history)"))
-    out = b.assign(col=col).pivot_table(index="method", columns="col", values="recall_at_30", aggfunc="mean")
+    out = b.assign(col=col).pivot_table(index="method", columns="col", values=recall_column_in(b), aggfunc="mean")
     return out.reindex(columns=[c for c in ("search", "rec (all)", "rec (excl. history)") if c in out.columns])
 
 
@@ -190,7 +192,8 @@ def verdicts_table(verdict_table: pd.DataFrame, run: Sequence[str] = ()) -> pd.D
 def subset_wide(table: pd.DataFrame) -> pd.DataFrame:
     """``statistics.subset_table`` as one row per scheme, one column per subset: ``0.083 [0.071, 0.095]``,
     the subset's case count in the column name."""
-    cell = [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in zip(table.recall_at_30, table.ci_low, table.ci_high)]
+    cell = [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in zip(table[recall_column_in(table)], table.ci_low,
+                                                                  table.ci_high)]
     named = table.assign(scheme=[f"{e} / {q} ({s} seed{'s' if s > 1 else ''})"
                                  for e, q, s in zip(table.embedding, table.quantizer, table.n_seeds)],
                          column=[f"{s} (n={n})" for s, n in zip(table.subset, table.n_cases)], cell=cell)
@@ -262,11 +265,12 @@ def _reference_lines(ax, baselines: pd.DataFrame, protocol: str) -> None:
 
 
 def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
-    """Search vs rec Recall@30, one point per scheme with 95% intervals (from ``scheme_table``: over seeds and
-    cases when it was given seed-level rows), one panel per rec protocol; tuned BM25, dense search, SASRec,
-    most-popular and random as reference lines."""
+    """Search vs rec Recall@k (``baselines``' cut-off), one point per scheme with 95% intervals (from
+    ``scheme_table``: over seeds and cases when it was given seed-level rows), one panel per rec protocol; tuned
+    BM25, dense search, SASRec, most-popular and random as reference lines."""
     import matplotlib.pyplot as plt
 
+    k = recall_column_in(baselines).removeprefix("recall_at_")
     fig, axes = plt.subplots(1, 2, figsize=(14, 6.2), sharey=True)
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(table), 2)))
     # zoomed on the schemes: their intervals and a margin for the labels, not 0 to 1
@@ -289,10 +293,10 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
             labels.append((x, y, r.embedding if r.quantizer == "rq_kmeans" else f"mt/{r.quantizer}"))
         ax.set_ylim(*ylim)
         _reference_lines(ax, baselines, protocol)
-        ax.set_xlabel(f"rec Recall@30 ({protocol})")
+        ax.set_xlabel(f"rec Recall@{k} ({protocol})")
         ax.set_title(title, fontsize=10)
         pending.append((ax, labels))
-    axes[0].set_ylabel("search Recall@30")
+    axes[0].set_ylabel(f"search Recall@{k}")
     handles, names = axes[1].get_legend_handles_labels()
     schemes = [(h, n) for h, n in zip(handles, names) if "/" in n]
     lines = [(h, n) for h, n in zip(handles, names) if "/" not in n]
@@ -314,7 +318,7 @@ def plot_tradeoff(table: pd.DataFrame, baselines: pd.DataFrame):
 def evaluation_metrics(table: pd.DataFrame, baselines: pd.DataFrame, verdict_table: pd.DataFrame,
                        headline_numbers: dict, decoding: pd.DataFrame, extra: dict) -> dict:
     """Notebook 06's recorded metrics: the headline, baselines, computed verdicts, decoding rows and every
-    scheme's Recall@30 columns (mean over seeds), plus ``extra`` (seed count, power, significant pairs)."""
+    scheme's Recall@k columns (mean over seeds), plus ``extra`` (seed count, power, significant pairs)."""
     metrics = {**headline_numbers,
                "most_popular_rec_excl": baseline_value(baselines, "most_popular", "rec", "exclude_history"),
                "random_search": baseline_value(baselines, "random", "search"),

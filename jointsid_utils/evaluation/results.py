@@ -1,12 +1,12 @@
 """Notebook 06's inputs: the baselines scored on the generator's own test cases, and the result tables.
 
     base = run_baselines(cfg)          # random, most-popular, BM25, dense, tuned SASRec and BM25 -> results/baselines.csv
-    results, base = load_results(cfg)  # recall_at_30.csv and baselines.csv
-    hits = load_hits(cfg.folder, schemes + baseline_schemes(base))  # per (case, seed) hits, for evaluation.statistics
+    results, base = load_results(cfg)  # recall_at_<k>.csv (k = evaluation.k, 30) and baselines.csv
+    hits = load_hits(cfg.folder, schemes + baseline_schemes(base), k=cfg.evaluation.k)  # per (case, seed) hits
     decoding_table(results, ("multitask", "rq_kmeans"), seed=0, hits=hits)  # beam vs the paper's diverse beam
-    write_table(frame, cfg, "statistics_pairs.csv")  # a results table next to recall_at_30.csv
+    write_table(frame, cfg, "statistics_pairs.csv")  # a results table next to recall_at_<k>.csv
     inference = write_inference(cfg, hits, queries)  # variance.csv, pairs_<F>.csv, verdicts.csv, hits.parquet
-    write_cutoffs(cfg, schemes)        # metrics_by_cutoff.csv: Recall@30 beside Recall@10 and NDCG@10
+    write_cutoffs(cfg, schemes)        # metrics_by_cutoff.csv: Recall@k beside Recall@10 and NDCG@10
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from jointsid_utils.evaluation.tuned import tuned_baselines
 from jointsid_utils.generator.examples import generator_test_cases
 from jointsid_utils.generator.orchestration import load_inputs
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.metrics import (EXTRA_COLUMNS, RESULT_COLUMNS, K, cutoff_metrics, cutoff_rows, head_items,
-                                    metric_column, predictions_path, query_segments, recall_rows, save_predictions)
+from jointsid_utils.metrics import (EXTRA_COLUMNS, cutoff_metrics, cutoff_rows, head_items, metric_column,
+                                    predictions_path, query_segments, recall_column_in, recall_rows, result_columns,
+                                    results_file, save_predictions)
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme
@@ -46,10 +47,10 @@ def dense_baselines(cfg: StudyConfig, search: pd.DataFrame, rec: pd.DataFrame) -
         if not embedding_path(cfg, method).exists():
             continue
         items = load_embedding(cfg, method)
-        parts = [dense(rec, "rec", items, history_k=cfg.embeddings.history_k)]
+        parts = [dense(rec, "rec", items, history_k=cfg.embeddings.history_k, k=cfg.evaluation.k)]
         if method in QUERY_ENCODERS:  # notebook 02 saved the encoder with the matrix
             queries = query_vectors(cfg, method, search["query"].astype(str).tolist())
-            parts.insert(0, dense(search, "search", items, query_vectors=queries))
+            parts.insert(0, dense(search, "search", items, query_vectors=queries, k=cfg.evaluation.k))
         out[f"dense_{method}"] = pd.concat(parts, ignore_index=True)
     return out
 
@@ -80,10 +81,10 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
     if items is None or interactions is None or queries is None:
         items, interactions, queries = load_inputs(cfg)
     search, rec = generator_test_cases(cfg, items, interactions, queries)
-    head = head_items(interactions)
-    frames = {"random": pd.concat([random_baseline(search, "search", len(items), seed=cfg.seed),
-                                   random_baseline(rec, "rec", len(items), seed=cfg.seed)], ignore_index=True),
-              "most_popular": most_popular(rec, interactions), "bm25": bm25(search, items),
+    head, k = head_items(interactions), cfg.evaluation.k
+    frames = {"random": pd.concat([random_baseline(search, "search", len(items), k=k, seed=cfg.seed),
+                                   random_baseline(rec, "rec", len(items), k=k, seed=cfg.seed)], ignore_index=True),
+              "most_popular": most_popular(rec, interactions, k=k), "bm25": bm25(search, items, k=k),
               **dense_baselines(cfg, search, rec)}
     tuned = tuned_baselines(cfg, items, interactions, queries, search, rec)
     frames.update(tuned.frames)
@@ -92,20 +93,20 @@ def run_baselines(cfg: StudyConfig, items: pd.DataFrame | None = None, interacti
     for name, frame in frames.items():
         frame = frame if "seed" in frame else frame.assign(seed=cfg.seed)  # sasrec: one block per training seed
         save_predictions(frame, cfg.folder, "baseline", name)
-        parts.append(recall_rows(frame, embedding="baseline", quantizer=name, head=head,
+        parts.append(recall_rows(frame, embedding="baseline", quantizer=name, k=k, head=head,
                                  segments_of_query=query_segments(queries)).assign(method=name))
     settings = {"dense_search": "encoder fine-tuned on the train queries (notebook 02)", **tuned.settings}
     table = pd.concat(parts, ignore_index=True).assign(setting=lambda t: t["method"].map(settings).fillna(""))
-    table = table.reindex(columns=["method", "setting", *RESULT_COLUMNS, *EXTRA_COLUMNS])
+    table = table.reindex(columns=["method", "setting", *result_columns(k), *EXTRA_COLUMNS])
     write_table(table, cfg, "baselines.csv")
     return table
 
 
 def load_results(cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(``recall_at_30.csv``, ``baselines.csv``) of the profile; empty frames where missing."""
+    """(``recall_at_<k>.csv`` at ``evaluation.k``, ``baselines.csv``) of the profile; empty frames where missing."""
     res = run_dir(cfg.folder, "results")
     read = lambda name: pd.read_csv(res / name) if (res / name).exists() else pd.DataFrame()  # noqa: E731
-    return read("recall_at_30.csv"), read("baselines.csv")
+    return read(results_file(cfg.evaluation.k)), read("baselines.csv")
 
 
 def baseline_schemes(baselines: pd.DataFrame) -> list[tuple[str, str]]:
@@ -113,10 +114,10 @@ def baseline_schemes(baselines: pd.DataFrame) -> list[tuple[str, str]]:
     return [("baseline", m) for m in dict.fromkeys(baselines.get("method", pd.Series(dtype=str)))]
 
 
-def load_hits(profile: str, schemes: Sequence[Scheme]) -> pd.DataFrame:
-    """Per-(case, seed) hits (``statistics.hit_rows``) of every saved prediction of ``schemes``: every task,
-    protocol, decoding and seed. Schemes without prediction files are left out. Each file's hits are cached
-    beside it (``results/hits/``), keyed on the predictions' content hash."""
+def load_hits(profile: str, schemes: Sequence[Scheme], *, k: int) -> pd.DataFrame:
+    """Per-(case, seed) Recall@``k`` hits (``statistics.hit_rows``) of every saved prediction of ``schemes``: every
+    task, protocol, decoding and seed. Schemes without prediction files are left out. Each file's hits are cached
+    beside it (``results/hits/``), keyed on the predictions' content hash and ``k``."""
     parts = []
     for emb, quant in dict.fromkeys(schemes):
         for task in ("search", "rec"):
@@ -125,13 +126,13 @@ def load_hits(profile: str, schemes: Sequence[Scheme]) -> pd.DataFrame:
                 continue
             hits = run_dir(profile, "results", "hits") / path.name
             build = lambda tmp, p=path, e=emb, q=quant: save_parquet(  # noqa: E731
-                tmp, hit_rows(pd.read_parquet(p), embedding=e, quantizer=q))
-            parts.append(pd.read_parquet(cached(hits, {"k": K, "columns": HIT_COLUMNS}, build, inputs=(path,))))
+                tmp, hit_rows(pd.read_parquet(p), embedding=e, quantizer=q, k=k))
+            parts.append(pd.read_parquet(cached(hits, {"k": k, "columns": HIT_COLUMNS}, build, inputs=(path,))))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HIT_COLUMNS)
 
 
 def write_table(frame: pd.DataFrame, cfg: StudyConfig, name: str) -> Path:
-    """``frame`` to ``runs/<folder>/results/<name>`` (CSV, atomically), beside ``recall_at_30.csv``."""
+    """``frame`` to ``runs/<folder>/results/<name>`` (CSV, atomically), beside ``recall_at_<k>.csv``."""
     path = run_dir(cfg.folder, "results") / name
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
@@ -139,12 +140,12 @@ def write_table(frame: pd.DataFrame, cfg: StudyConfig, name: str) -> Path:
 
 
 def decoding_table(results: pd.DataFrame, scheme: Scheme, seed: int, hits: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Recall@30 of one scheme and seed per (task, protocol), one column per decoding (all cases); with
-    ``hits`` (``load_hits``) also ``<decoding> list length``, the mean number of distinct items returned,
-    which falls below 30 when diverse beam groups reach the same item."""
+    """Recall@k (``results``' ``recall_at_<k>`` column) of one scheme and seed per (task, protocol), one column
+    per decoding (all cases); with ``hits`` (``load_hits``) also ``<decoding> list length``, the mean number of
+    distinct items returned, which falls below k when diverse beam groups reach the same item."""
     rows = results[(results.embedding == scheme[0]) & (results.quantizer == scheme[1]) & (results.segment == "all")
                    & (results.seed == seed)]
-    table = rows.pivot_table(index=["task", "protocol"], columns="decoding", values="recall_at_30")
+    table = rows.pivot_table(index=["task", "protocol"], columns="decoding", values=recall_column_in(results))
     if hits is not None and len(hits):
         own = hits[(hits.embedding == scheme[0]) & (hits.quantizer == scheme[1]) & (hits.seed == seed)]
         lengths = own.pivot_table(index=["task", "protocol"], columns="decoding", values="list_length", aggfunc="mean")
@@ -185,7 +186,7 @@ def inference(hits: pd.DataFrame, *, known_item_cases: Sequence[str], joint: Seq
 
     ev = evaluation
     generated = hits[(hits.embedding != "baseline") & (hits.decoding == ev.decoding)]
-    variance = variance_table(generated)
+    variance = variance_table(generated, k=ev.k)
     pairs = finding_pairs(hits, evaluation=ev, known_item_cases=known_item_cases, joint=joint)
     table = verdicts(pairs, alpha=ev.alpha)
     files = {"variance.csv": variance, **{f"pairs_{f}.csv": pairs_file(t) for f, t in pairs.items()},
@@ -307,14 +308,15 @@ def search_subset_tables(cfg: StudyConfig, hits: pd.DataFrame, schemes: Sequence
     level = cfg.evaluation.level
     search_hits = hits[(hits.task == "search") & (hits.decoding != "diverse")]
     subsets, note = search_subsets(search_hits, queries)
-    by_kind = subset_table(search_hits, subsets, level=level)
+    by_kind = subset_table(search_hits, subsets, level=level, k=cfg.evaluation.k)
     write_table(by_kind, cfg, "search_by_query_kind.csv")
     set_hits = load_set_relevance(cfg, schemes, queries, items)
     set_hits = set_hits[set_hits.decoding != "diverse"]
     broad = pd.DataFrame()
     if len(set_hits):
         broad_subsets, _ = search_subsets(set_hits, queries)
-        broad = subset_table(set_hits, broad_subsets[broad_subsets.subset != "known item"], level=level)
+        broad = subset_table(set_hits, broad_subsets[broad_subsets.subset != "known item"], level=level,
+                             k=cfg.evaluation.k)
         write_table(broad, cfg, "search_set_relevance.csv")
     else:
         note += " Set-relevance recall skipped: the queries carry no matching constraints."

@@ -33,7 +33,7 @@ from jointsid_utils.embeddings.inputs import histories, targets
 from jointsid_utils.embeddings.retrieval import recall_at_k, top_k_of_scores
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.evaluation.baselines import _with_protocols
-from jointsid_utils.metrics import K
+from jointsid_utils.metrics import recall_column
 from jointsid_utils.runtime.reproducibility import rng
 
 LOSSES = ("ce", "bce")
@@ -170,7 +170,7 @@ def _loss(model: SASRec, inp: torch.Tensor, out: torch.Tensor, kind: str, n_item
 
 
 @torch.no_grad()
-def recommend(model: SASRec, history: Sequence[np.ndarray], *, k: int = K, exclude: bool = False,
+def recommend(model: SASRec, history: Sequence[np.ndarray], *, k: int, exclude: bool = False,
               batch: int = 512) -> np.ndarray:
     """Top-``k`` item ids (rows, best first) from the last position of each history; ``exclude`` drops the
     history's own items (the "exclude_history" protocol)."""
@@ -189,11 +189,11 @@ def grid_settings(bcfg: BaselineConfig) -> list[tuple[int, int, str]]:
     return [(d, b, loss) for loss in bcfg.sasrec_losses for d in bcfg.sasrec_dims for b in bcfg.sasrec_blocks]
 
 
-def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineConfig, *, seed: int,
+def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineConfig, *, seed: int, k: int,
                       on_row: Callable[[dict], None] | None = None) -> tuple[pd.DataFrame, SasrecSetting]:
-    """The validation grid (one row per setting: Recall@30 of each user's validation item given the train
-    history, protocol "all") and the chosen setting (the best; ties go to the earlier row). Test rows
-    are dropped before anything is read. ``on_row(row)`` sees each row as it is scored (a bench's partial
+    """The validation grid (one row per setting: Recall@k, column ``recall_column(k)``, of each user's validation
+    item given the train history, protocol "all") and the chosen setting (the best; ties go to the earlier row).
+    Test rows are dropped before anything is read. ``on_row(row)`` sees each row as it is scored (a bench's partial
     curve survives a stop)."""
     if not bcfg.sasrec_epochs:
         raise StudyInputError("baselines.sasrec_epochs is empty; give the epoch counts to try, e.g. [20, 40].")
@@ -203,30 +203,30 @@ def sasrec_validation(interactions: pd.DataFrame, n_items: int, bcfg: BaselineCo
     users = [int(u) for u in val.index if int(u) in train]
     hist = [train[u] for u in users]
     target = val.loc[users].to_numpy()
-    rows = []
+    rows, column = [], recall_column(k)
     for dim, blocks, loss in grid_settings(bcfg):
         top, started = SasrecSetting(dim, blocks, max(bcfg.sasrec_epochs), loss), time.perf_counter()
 
         def score(epoch: int, model: SASRec, dim=dim, blocks=blocks, loss=loss) -> None:
             if epoch in bcfg.sasrec_epochs:
                 rows.append({**asdict(SasrecSetting(dim, blocks, epoch, loss)), "n_cases": len(users),
-                             "recall_at_30": recall_at_k(recommend(model, hist), target)})
+                             column: recall_at_k(recommend(model, hist, k=k), target)})
                 if on_row is not None:
                     on_row(rows[-1])
 
         train_sasrec(list(train.values()), n_items, top, bcfg, seed=seed, on_epoch=score, desc=f"sasrec {top.text()}")
-        log.info("sasrec validation %s: Recall@30 %s after %s epochs (%.0f s)", top.text(),
-                 [round(r["recall_at_30"], 4) for r in rows[-len(bcfg.sasrec_epochs):]], sorted(bcfg.sasrec_epochs),
+        log.info("sasrec validation %s: Recall@%d %s after %s epochs (%.0f s)", top.text(), k,
+                 [round(r[column], 4) for r in rows[-len(bcfg.sasrec_epochs):]], sorted(bcfg.sasrec_epochs),
                  time.perf_counter() - started)
     table = pd.DataFrame(rows)
-    best = table.loc[table["recall_at_30"].idxmax()]
+    best = table.loc[table[column].idxmax()]
     chosen = SasrecSetting(int(best["dim"]), int(best["blocks"]), int(best["epochs"]), str(best["loss"]))
     return table.assign(chosen=[SasrecSetting(int(r.dim), int(r.blocks), int(r.epochs), str(r.loss)) == chosen
                                 for r in table.itertuples()]), chosen
 
 
 def sasrec_baseline(cases: pd.DataFrame, interactions: pd.DataFrame, n_items: int, setting: SasrecSetting,
-                    bcfg: BaselineConfig, *, k: int = K) -> pd.DataFrame:
+                    bcfg: BaselineConfig, *, k: int) -> pd.DataFrame:
     """Predictions on the rec test cases (``history`` = train + validation items) under both protocols, one
     block per training seed (``bcfg.sasrec_seeds``), each model trained on the train histories only
     (``FINAL_FIT_SPLITS``): the validation rows are input at test time, never a training target."""

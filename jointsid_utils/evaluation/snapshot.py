@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,34 @@ from typing import Any
 import pandas as pd
 
 from jointsid_utils.cache import REPO_ROOT, atomic_path, run_dir, write_json
-from jointsid_utils.config import stable_hash
+from jointsid_utils.config import EvaluationConfig, stable_hash
 from jointsid_utils.errors import StudyInputError
+from jointsid_utils.metrics import recall_column
 from jointsid_utils.runtime.reproducibility import current_commit
 
 SNAPSHOT = REPO_ROOT / "docs" / "results"
-# What a snapshot holds: the tables notebooks 02-06 write (a missing one is left out) and the hits behind the
-# tests, never predictions.
-TABLES = ("hits.parquet", "metrics_by_cutoff.csv", "recall_at_30.csv", "recall_at_30_over_seeds.csv", "table_a.csv", "table_b.csv", "table_beyond.csv",
-          "verdicts.csv", "variance.csv", *(f"pairs_F{i}.csv" for i in range(1, 9)), "pairs_joint.csv",
-          "pairs_beyond.csv", "dense_recall_at_30.csv", "baselines.csv", "baselines_validation.csv",
-          "search_by_query_kind.csv", "search_set_relevance.csv", "decoding.csv")
+
+
+def tables(k: int) -> tuple[str, ...]:
+    """What a snapshot holds of a run scored at Recall@``k``: the tables notebooks 02-06 write (a missing one is
+    left out) and the hits behind the tests, never predictions."""
+    recall = recall_column(k)
+    return ("hits.parquet", "metrics_by_cutoff.csv", f"{recall}.csv", f"{recall}_over_seeds.csv", "table_a.csv",
+            "table_b.csv", "table_beyond.csv", "verdicts.csv", "variance.csv",
+            *(f"pairs_F{i}.csv" for i in range(1, 9)), "pairs_joint.csv", "pairs_beyond.csv", f"dense_{recall}.csv",
+            "baselines.csv", "baselines_validation.csv", "search_by_query_kind.csv", "search_set_relevance.csv",
+            "decoding.csv")
+
+
+def folder_k(folder: Path) -> int:
+    """The Recall@k cut-off a results folder was scored at, from its ``recall_at_<k>.csv``; a folder without one
+    (tables only) is read at ``EvaluationConfig``'s k."""
+    found = sorted({int(m.group(1)) for p in Path(folder).glob("recall_at_*.csv")
+                    if (m := re.fullmatch(r"recall_at_(\d+)\.csv", p.name))})
+    if len(found) > 1:
+        raise StudyInputError(f"{folder} holds results at several cut-offs ({', '.join(map(str, found))}); keep one "
+                              "recall_at_<k>.csv per results folder.")
+    return found[0] if found else EvaluationConfig().k
 
 
 def collect(profile: str, dest: Path) -> Path:
@@ -43,9 +61,9 @@ def collect(profile: str, dest: Path) -> Path:
     results = run_dir(profile, "results")
     if not (results / "table_a.csv").exists():
         raise StudyInputError(f"{results} has no table_a.csv; run ./run_all.sh --profile {profile} first.")
-    dest = Path(dest)
+    dest, k = Path(dest), folder_k(results)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
+    for name in tables(k):
         source = results / name
         if source.exists() and source.resolve() != (dest / name).resolve():
             with atomic_path(dest / name) as tmp:
@@ -54,7 +72,7 @@ def collect(profile: str, dest: Path) -> Path:
         with atomic_path(dest / "timings.csv") as tmp:
             shutil.copyfile(run_dir(profile) / "timings.csv", tmp)
     with atomic_path(dest / "validation.csv") as tmp:
-        validation_summary(validation_table(profile)).reset_index().to_csv(tmp, index=False)
+        validation_summary(validation_table(profile, k=k)).reset_index().to_csv(tmp, index=False)
     write_json(dest / "meta.json", provenance(profile))
     return dest
 

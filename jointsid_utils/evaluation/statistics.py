@@ -1,6 +1,7 @@
-"""Recall@30 over training seeds *and* test cases: the variance model, intervals, paired tests, Holm, power.
+"""Recall@k (``evaluation.k``, the paper's 30) over training seeds *and* test cases: the variance model,
+intervals, paired tests, Holm, power.
 
-The unit of evidence is a (seed, case) hit: 1 when the case's target is in the top 30 of the list that the
+The unit of evidence is a (seed, case) hit: 1 when the case's target is in the top k of the list that the
 generator trained with that seed returned. Every seed scores the same test cases (``generator_test_cases``),
 so one scheme's hits are a seeds x cases table. Search cases fall on items (several test queries per item),
 rec cases on users (one case per user).
@@ -53,7 +54,7 @@ import pandas as pd
 
 from jointsid_utils.config import EvaluationConfig
 from jointsid_utils.errors import StudyInputError
-from jointsid_utils.metrics import K, per_case_recall, with_run_columns
+from jointsid_utils.metrics import per_case_recall, recall_column, with_run_columns
 from jointsid_utils.study import BASE_QUANTIZER, INCUMBENT, JOINT
 from jointsid_utils.variance import (_t_quantile, _t_two_sided_p, _t_upper_p, interval, unpaired_parts,
                                      variance_parts)
@@ -140,7 +141,7 @@ def case_clusters(hits: pd.DataFrame, cases: Sequence[str]) -> np.ndarray | None
 
 # ----------------------------------------------------------------------------- frames
 
-def hit_rows(predictions: pd.DataFrame, *, embedding: str, quantizer: str, k: int = K) -> pd.DataFrame:
+def hit_rows(predictions: pd.DataFrame, *, embedding: str, quantizer: str, k: int) -> pd.DataFrame:
     """One row per (task, protocol, decoding, seed, case) of a predictions frame: ``hit`` in {0, 1} (ranx) and
     ``list_length``, the distinct items among the first ``k`` (below ``k`` when diverse beam groups collide)."""
     f = with_run_columns(predictions)
@@ -149,7 +150,8 @@ def hit_rows(predictions: pd.DataFrame, *, embedding: str, quantizer: str, k: in
     parts = []
     for _, g in f.groupby(["task", "protocol", "decoding", "seed"], sort=True):
         lengths = [len(set(list(r)[:k])) for r in g["ranked"]]
-        parts.append(g.assign(hit=per_case_recall(g, k), list_length=lengths, embedding=embedding, quantizer=quantizer))
+        parts.append(g.assign(hit=per_case_recall(g, k=k), list_length=lengths, embedding=embedding,
+                              quantizer=quantizer))
     if not parts:
         return pd.DataFrame(columns=HIT_COLUMNS)
     return pd.concat(parts, ignore_index=True)[HIT_COLUMNS]
@@ -182,9 +184,9 @@ def _segments(g: pd.DataFrame, cases: list[str], head: np.ndarray | None) -> dic
     return segments
 
 
-def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, level: float) -> pd.DataFrame:
-    """Recall@30 as the mean over seeds and cases with its interval (``interval``: seed and item-clustered
-    case terms), one row per (scheme, task, protocol, decoding, segment): ``recall_at_30``, ``ci_low``,
+def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, level: float, k: int) -> pd.DataFrame:
+    """Recall@k as the mean over seeds and cases with its interval (``interval``: seed and item-clustered
+    case terms), one row per (scheme, task, protocol, decoding, segment): ``recall_at_<k>``, ``ci_low``,
     ``ci_high``, ``n_cases``, ``n_seeds``, ``interval`` ("seeds x cases", or "cases (1 seed)"). With ``head``
     (item ids), rec rows also come per segment (head, torso); ``report.scheme_table`` reads this frame."""
     rows = []
@@ -196,13 +198,13 @@ def seed_level_table(hits: pd.DataFrame, head: np.ndarray | None = None, *, leve
             sub = None if clusters is None else clusters[mask]
             r, lo, hi = interval(array[:, mask], sub, level=level) if mask.any() else (np.nan,) * 3
             rows.append({"embedding": emb, "quantizer": quant, "task": task, "protocol": protocol,
-                         "decoding": decoding, "segment": segment, "recall_at_30": r, "ci_low": lo, "ci_high": hi,
+                         "decoding": decoding, "segment": segment, recall_column(k): r, "ci_low": lo, "ci_high": hi,
                          "n_cases": int(mask.sum()), "n_seeds": len(seeds),
                          "interval": "seeds x cases" if len(seeds) > 1 else "cases (1 seed)"})
     return pd.DataFrame(rows)
 
 
-def variance_table(hits: pd.DataFrame) -> pd.DataFrame:
+def variance_table(hits: pd.DataFrame, *, k: int) -> pd.DataFrame:
     """``results/variance.csv``: per (scheme, task, protocol, decoding) the seed SD (of the seed means), the case SD
     (of the seed-averaged hits), the item-cluster design effect, the seed and case terms of the standard error,
     the df (``variance.degrees_of_freedom``) and the design's size, so the next run can choose between more seeds
@@ -213,7 +215,7 @@ def variance_table(hits: pd.DataFrame) -> pd.DataFrame:
         array, _, cases = hit_array(g)
         v = variance_parts(array, case_clusters(g, cases))
         rows.append({"embedding": emb, "quantizer": quant, "task": task, "protocol": protocol, "decoding": decoding,
-                     "recall_at_30": v.pop("mean"), **v})
+                     recall_column(k): v.pop("mean"), **v})
     return pd.DataFrame(rows)
 
 
@@ -358,10 +360,10 @@ def search_subsets(hits: pd.DataFrame, queries: pd.DataFrame) -> tuple[pd.DataFr
     return pd.DataFrame(rows, columns=["case_id", "subset"]), note
 
 
-def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, level: float) -> pd.DataFrame:
-    """Recall@30 (or any per-case value in ``hit``) with its interval per (scheme, subset) of one task, protocol
-    and decoding per scheme (baselines are one "seed"); ``subsets`` maps case_id to subset labels
-    (``search_subsets``)."""
+def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, level: float, k: int) -> pd.DataFrame:
+    """Recall@k (or any per-case value in ``hit``; column ``recall_at_<k>``) with its interval per (scheme, subset)
+    of one task, protocol and decoding per scheme (baselines are one "seed"); ``subsets`` maps case_id to subset
+    labels (``search_subsets``)."""
     rows = []
     for (emb, quant), g in hits.groupby(["embedding", "quantizer"], sort=False):
         array, seeds, cases = hit_array(g)
@@ -372,13 +374,13 @@ def subset_table(hits: pd.DataFrame, subsets: pd.DataFrame, *, level: float) -> 
             if not len(cols):
                 continue
             r, lo, hi = interval(array[:, cols], None if clusters is None else clusters[cols], level=level)
-            rows.append({"embedding": emb, "quantizer": quant, "subset": subset, "recall_at_30": r, "ci_low": lo,
+            rows.append({"embedding": emb, "quantizer": quant, "subset": subset, recall_column(k): r, "ci_low": lo,
                          "ci_high": hi, "n_cases": len(cols), "n_seeds": len(seeds)})
     return pd.DataFrame(rows)
 
 
 def set_relevance_hits(predictions: pd.DataFrame, matching: pd.Series, *, embedding: str, quantizer: str,
-                       k: int = K) -> pd.DataFrame:
+                       k: int) -> pd.DataFrame:
     """``hit_rows``-shaped rows of the broad search cases (more than one matching item) whose ``hit`` is the
     set-relevance recall |top-k & matching| / min(k, |matching|) (``metrics.set_relevance_recall``);
     ``matching`` is ``queries.matching.matching_item_sets``."""
@@ -389,7 +391,7 @@ def set_relevance_hits(predictions: pd.DataFrame, matching: pd.Series, *, embedd
     broad = np.array([s is not None and not (isinstance(s, float)) and len(s) > 1 for s in sets])
     f, sets = f[broad], sets[broad]
     lengths = [len(set(list(r)[:k])) for r in f["ranked"]]
-    out = f.assign(hit=set_relevance_recall(f["ranked"], sets, k), list_length=lengths, embedding=embedding,
+    out = f.assign(hit=set_relevance_recall(f["ranked"], sets, k=k), list_length=lengths, embedding=embedding,
                    quantizer=quantizer)
     return out.reindex(columns=HIT_COLUMNS).reset_index(drop=True)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from jointsid_utils.runtime import distributed
 from jointsid_utils.store import array_sha256
 from jointsid_utils.cache import run_dir, save_parquet, write_json
-from jointsid_utils.config import GeneratorConfig, StudyConfig, as_dict, stable_hash
+from jointsid_utils.config import EvaluationConfig, GeneratorConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.generator.base_model import base_model_sha256
 from jointsid_utils.generator.examples import Examples, scheme_examples
 from jointsid_utils.errors import StudyInputError
@@ -89,13 +89,13 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
                       warm_start: Path | None = None) -> pd.DataFrame | None:
     """Train (or reload) the scheme's generator and return the ranked lists of every test case.
 
-    ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0). The
-    model, tokenizer and ``train_info.json`` (examples, times, loss curve) are the ``generator`` stage of
-    the job key (``trained_model``; linked at ``training.model_dir``'s path), the decoded lists the
-    ``predictions`` stage keyed on that model and the decoding; published ones are reloaded instead of
-    recomputed (``retrain=True`` rebuilds both; ``preds.attrs["reused"]`` says whether both were). Under
-    ``torchrun`` every process trains its shard and only the main one decodes (the others get None).
-    ``validate=True`` also decodes the validation cases and puts their Recall@30 per
+    ``cfg`` is the study config, or a bare ``GeneratorConfig`` (profile "default", study seed 0, the
+    ``EvaluationConfig`` default's k). The model, tokenizer and ``train_info.json`` (examples, times, loss
+    curve) are the ``generator`` stage of the job key (``trained_model``; linked at ``training.model_dir``'s
+    path), the decoded lists the ``predictions`` stage keyed on that model and the decoding; published ones are
+    reloaded instead of recomputed (``retrain=True`` rebuilds both; ``preds.attrs["reused"]`` says whether both
+    were). Under ``torchrun`` every process trains its shard and only the main one decodes (the others get None).
+    ``validate=True`` also decodes the validation cases and puts their Recall@k (``evaluation.k``) per
     task in ``preds.attrs["validation"]``: what a construction's settings are compared on, never the test.
     With ``generator.warm_start`` the job fine-tunes seed ``seed``'s pretrained checkpoint (``warm_start``,
     or ``pretrain.pretrain``'s, built now when missing).
@@ -103,6 +103,7 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
     gcfg = cfg.generator if isinstance(cfg, StudyConfig) else cfg
     profile = profile or (cfg.folder if isinstance(cfg, StudyConfig) else "default")
     case_seed = cfg.seed if isinstance(cfg, StudyConfig) else 0
+    k = (cfg.evaluation if isinstance(cfg, StudyConfig) else EvaluationConfig()).k
     search_settings(gcfg)  # an unknown decoding fails before any training
     if threads is not None:
         configure_runtime(threads)
@@ -123,10 +124,11 @@ def train_and_predict(scheme_name: str, codes: np.ndarray | Sequence[np.ndarray]
                                 retrain=retrain, link=run_dir(profile, "models", "generator") / f"{scheme_name}__seed{seed}")
     if not distributed.is_main():
         return None  # the main process decodes; the others go on to the next job's training
-    decoded = Stage("predictions", functools.partial(_decode, model, scheme, examples, gcfg, seed, validate),
+    # The lists are cut at generator.top_k, whatever evaluation.k: only the validation scores read k.
+    decoded = Stage("predictions", functools.partial(_decode, model, scheme, examples, gcfg, seed, validate, k),
                     outputs=(PREDICTIONS, DECODE_INFO), inputs={"model": info["key"]}, seed=seed,
                     config={"decoding": gcfg.decoding, "decode_batch_size": gcfg.decode_batch_size,
-                            "validate": validate})
+                            "validate": validate, **({"k": k} if validate else {})})
     lists = run_dir(profile, "models", "generator", "decoded") / f"{scheme_name}__seed{seed}__{gcfg.decoding}"
     reused = info["reused"] and not retrain and published(decoded) is not None
     found = produce(decoded, {PREDICTIONS: lists.with_suffix(".parquet"), DECODE_INFO: lists.with_suffix(".json")},
@@ -185,8 +187,8 @@ def _train_model(scheme: IdScheme, examples: Callable[[], Examples], items: pd.D
 
 
 def _decode(model_entry: Path, scheme: IdScheme, job_examples: Callable[[], Examples], gcfg: GeneratorConfig,
-            seed: int, validate: bool, ws: Workspace) -> None:
-    """The ``predictions`` stage: the test lists of the saved model (and its validation scores when asked).
+            seed: int, validate: bool, k: int, ws: Workspace) -> None:
+    """The ``predictions`` stage: the test lists of the saved model (and its validation Recall@``k`` when asked).
 
     Decoding reads the saved model, so a first run and a rerun give the same lists: after
     load_best_model_at_end the trainer's in-memory model scored up to 0.04 apart from the saved best
@@ -198,19 +200,20 @@ def _decode(model_entry: Path, scheme: IdScheme, job_examples: Callable[[], Exam
     preds["seed"] = seed
     extra: dict = {"decode_seconds": round(time.time() - started, 1)}
     if validate:
-        extra["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg))
+        extra["validation"] = validation_recall(predict_validation(model, tokenizer, scheme, examples, gcfg), k=k)
     save_parquet(ws.out / PREDICTIONS, preds.reset_index(drop=True))
     write_json(ws.out / DECODE_INFO, extra)
 
 
-def validation_recall(preds: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Recall@30 per task of validation lists, with its case-bootstrap interval and number of cases."""
-    from jointsid_utils.metrics import bootstrap_ci, per_case_recall
+def validation_recall(preds: pd.DataFrame, *, k: int) -> dict[str, dict[str, float]]:
+    """Recall@k per task of validation lists (key ``recall_at_<k>``), with its case-bootstrap interval and
+    number of cases."""
+    from jointsid_utils.metrics import bootstrap_ci, per_case_recall, recall_column
 
     out = {}
     for task, frame in preds.groupby("task", sort=True):
-        hits = per_case_recall(frame.reset_index(drop=True))
+        hits = per_case_recall(frame.reset_index(drop=True), k=k)
         low, high = bootstrap_ci(hits)
-        out[str(task)] = {"recall_at_30": round(float(hits.mean()), 4), "ci_low": round(low, 4),
+        out[str(task)] = {recall_column(k): round(float(hits.mean()), 4), "ci_low": round(low, 4),
                           "ci_high": round(high, 4), "n_cases": int(len(hits))}
     return out

@@ -8,7 +8,7 @@
 Under a launcher every process runs each (scheme, seed) job together: ``Seq2SeqTrainer`` shards the
 batches (the global batch stays ``generator.batch_size``), and the main process alone saves the model,
 decodes and scores (``distributed``). It writes exactly what notebook 05 writes
-(``results/recall_at_30.csv``, ``results/predictions/``, ``results/generator_runs/``), so the notebooks
+(``results/recall_at_<k>.csv``, ``results/predictions/``, ``results/generator_runs/``), so the notebooks
 run afterwards find every job cached. Stages 01-04 must have run in the run's folder (their artifacts are
 read, not built): the profile's folder, or the one named by ``--name``; with ``-p`` overrides and no
 ``--name``, the folder of those overrides (``StudyConfig.folder``), as ``run_all.sh`` names it.

@@ -4,9 +4,9 @@
 
 Each (scheme, seed) job calls ``job.train_and_predict``, whose model and decoded lists are stages
 (``jointsid_utils.stages``): reloaded when published, built otherwise. The parent process scores every job
-with ``metrics.score_and_save`` (``results/recall_at_30.csv`` and ``results/predictions/``) and writes its
+with ``metrics.score_and_save`` (``results/recall_at_<k>.csv`` and ``results/predictions/``) and writes its
 summary to ``results/generator_runs/<scheme>__seed<k>.json`` (``__diverse`` appended for the paper's
-decoding): times, sizes, Recall@30 and validation scores, read by ``validation_table``. The summary decides
+decoding): times, sizes, Recall@k and validation scores, read by ``validation_table``. The summary decides
 nothing: whether a job trains is the stages' to say, so a rerun reloads and rescores ("cached" when
 neither stage was built).
 
@@ -29,6 +29,7 @@ import pandas as pd
 from jointsid_utils.runtime import distributed
 from jointsid_utils.cache import run_dir, write_json
 from jointsid_utils.config import StudyConfig
+from jointsid_utils.cutoff import recall_column, recall_column_in
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.job import data_hash, job_key
 from jointsid_utils.generator.tokenization import make_id_scheme
@@ -177,7 +178,8 @@ def train_all_schemes(cfg: StudyConfig, schemes: Sequence[Scheme] | None = None,
 
     def finish(job: dict[str, Any], preds: pd.DataFrame | None, info: dict[str, Any]) -> None:
         if preds is not None:  # None: a torchrun process other than the main one, nothing to score
-            scored = score_and_save(preds, cfg.folder, job["scheme"][0], job["scheme"][1], interactions, queries)
+            scored = score_and_save(preds, cfg.folder, job["scheme"][0], job["scheme"][1], interactions, queries,
+                                    k=cfg.evaluation.k)
             summary = _summary(job, preds, info, scored, workers)
             write_json(job["summary"], summary)
             rows.append({**summary, "status": "cached" if info.get("reused") else "trained"})
@@ -284,24 +286,26 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int, finish: Callable[..., No
 
 def _summary(job: dict[str, Any], preds: pd.DataFrame, info: dict[str, Any], scored: pd.DataFrame,
              workers: int) -> dict[str, Any]:
-    """A finished job's summary: its model's stage key, times, sizes and Recall@30 per task/protocol (all cases)."""
-    decoding = str(preds["decoding"].iloc[0])
+    """A finished job's summary: its model's stage key, times, sizes and Recall@k per task/protocol (all cases)."""
+    decoding, recall = str(preds["decoding"].iloc[0]), recall_column_in(scored)
     return {"key": info.get("key"), "embedding": job["scheme"][0], "quantizer": job["scheme"][1], "seed": job["seed"],
             "decoding": decoding, "workers": workers, **{k: info.get(k) for k in SUMMARY_FIELDS},
-            "recall": {f"{r.task}/{r.protocol}": r.recall_at_30 for r in scored.itertuples()
+            "recall": {f"{r.task}/{r.protocol}": getattr(r, recall) for r in scored.itertuples()
                        if r.segment == "all" and r.decoding == decoding},
             **({"validation": info["validation"]} if "validation" in info else {})}
 
 
-def validation_table(profile: str) -> pd.DataFrame:
-    """Validation Recall@30 of every job that scored it (one row per scheme, seed and task), from the summaries."""
+def validation_table(profile: str, *, k: int) -> pd.DataFrame:
+    """Validation Recall@k of every job that scored it (one row per scheme, seed and task), from the summaries;
+    a job scored at another k than ``k`` (``evaluation.k``) is left out."""
     rows = []
     for path in sorted(runs_dir(profile).glob("*.json")):
         summary = json.loads(path.read_text())
         if summary.get("decoding", "beam") != "beam":  # the paper's decoding of a model counted once, as beam
             continue
         for task, score in summary.get("validation", {}).items():
-            rows.append({"embedding": summary["embedding"], "quantizer": summary["quantizer"],
-                         "seed": summary["seed"], "task": task, **score})
-    columns = ["embedding", "quantizer", "seed", "task", "recall_at_30", "ci_low", "ci_high", "n_cases"]
+            if recall_column(k) in score:
+                rows.append({"embedding": summary["embedding"], "quantizer": summary["quantizer"],
+                             "seed": summary["seed"], "task": task, **score})
+    columns = ["embedding", "quantizer", "seed", "task", recall_column(k), "ci_low", "ci_high", "n_cases"]
     return pd.DataFrame(rows, columns=columns)

@@ -16,7 +16,7 @@ from jointsid_utils.config import StudyConfig
 from jointsid_utils.generator.orchestration import scheme_name
 from jointsid_utils.generator.tokenization import make_id_scheme
 from jointsid_utils.generator.training import model_dir
-from jointsid_utils.metrics import K, predictions_path
+from jointsid_utils.metrics import predictions_path
 
 if TYPE_CHECKING:
     from jointsid_utils.ids.schemes import Scheme
@@ -86,7 +86,7 @@ def loss_summary(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def recall_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """``train_all_schemes``' summary rows with their Recall@30 per task/protocol as columns."""
+    """``train_all_schemes``' summary rows with their Recall@k per task/protocol as columns."""
     recalls = pd.DataFrame([{"embedding": r.embedding, "quantizer": r.quantizer, "seed": r.seed, **r.recall}
                             for r in runs.itertuples()])
     return runs[["embedding", "quantizer", "seed", "status"]].merge(recalls, on=["embedding", "quantizer", "seed"])
@@ -132,15 +132,16 @@ def example_predictions(cfg: StudyConfig, scheme: Scheme, codes: np.ndarray, ite
     """A few test cases with the top generated IDs decoded to titles; the target is marked with ``<==``.
 
     Search cases show the query; rec cases the user's last three history titles. Cases default to the
-    first ``n_cases`` where the target is in the top ``K``, then the first misses, so both are seen.
+    first ``n_cases`` where the target is in the top ``evaluation.k``, then the first misses, so both are seen.
     """
+    k = cfg.evaluation.k
     path = predictions_path(cfg.folder, scheme[0], scheme[1], task)
     preds = pd.read_parquet(path)
     preds = preds[(preds.seed == seed) & (preds.protocol == "all") & (preds.decoding == "beam")]
     sid = make_id_scheme(scheme_name(scheme), codes)
     title = items.set_index("item_id")["title"].astype(str)
     if case_ids is None:
-        hit = np.array([t in list(r) for t, r in zip(preds.target, preds.ranked)])
+        hit = np.array([t in list(r)[:k] for t, r in zip(preds.target, preds.ranked)])
         n_hit = min(n_cases - n_cases // 2, int(hit.sum()))
         chosen = pd.concat([preds[hit].head(n_hit), preds[~hit].head(n_cases - n_hit)])
     else:
@@ -155,8 +156,8 @@ def example_predictions(cfg: StudyConfig, scheme: Scheme, codes: np.ndarray, ite
         ranked = list(r.ranked)
         rank = ranked.index(r.target) + 1 if r.target in ranked else None
         rows.append({"case": r.case_id, "context": context, "rank": "target", "ID": _id_text(sid, task, r.target),
-                     "title": title[r.target], "mark": f"target at rank {rank}" if rank else f"target not in top {K}"})
-        for k, item in enumerate(ranked[:top], 1):
-            rows.append({"case": r.case_id, "context": "", "rank": k, "ID": _id_text(sid, task, item),
+                     "title": title[r.target], "mark": f"target at rank {rank}" if rank else f"target not in top {k}"})
+        for position, item in enumerate(ranked[:top], 1):
+            rows.append({"case": r.case_id, "context": "", "rank": position, "ID": _id_text(sid, task, item),
                          "title": title[item], "mark": "<== target" if item == r.target else ""})
     return pd.DataFrame(rows)

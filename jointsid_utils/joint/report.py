@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from jointsid_utils.cutoff import recall_column_in
 from jointsid_utils.joint.constructions import id_length
 from jointsid_utils.joint.shared_task import unit_rows
 from jointsid_utils.ids.schemes import Scheme, diagnostics_table, id_sets, level_codes
@@ -102,15 +103,17 @@ def _point_label(embedding: str, quantizer: str) -> str:
 
 def plot_agreement_vs_recall(agreement: pd.DataFrame, validation: pd.DataFrame, title: str = ""):
     """Two panels (search, rec): x = the share of a task's neighbours under the item's first code, y = the
-    scheme's validation Recall@30 for that task (mean over seeds, bars from the lowest to the highest seed).
+    scheme's validation Recall@k (``validation``'s ``recall_at_<k>`` column) for that task (mean over seeds, bars
+    from the lowest to the highest seed).
     One colour and marker per scheme, named in one legend below the panels (labels beside points collide)."""
     import matplotlib.pyplot as plt
 
+    recall = recall_column_in(validation)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     colors, markers = plt.get_cmap("tab10").colors, "osD^vP*Xhp"
     style = {scheme: (colors[i % 10], markers[i % len(markers)]) for i, scheme in enumerate(agreement.index)}
     for ax, task in zip(axes, ("search", "rec")):
-        v = validation[validation.task == task].groupby(["embedding", "quantizer"]).recall_at_30.agg(["mean", "min", "max"])
+        v = validation[validation.task == task].groupby(["embedding", "quantizer"])[recall].agg(["mean", "min", "max"])
         both = agreement.join(v, how="inner")
         for scheme, row in both.iterrows():
             color, marker = style[scheme]
@@ -119,7 +122,7 @@ def plot_agreement_vs_recall(agreement: pd.DataFrame, validation: pd.DataFrame, 
                         label=_point_label(*scheme))
         ax.set_xlabel(f"share of {NEIGHBOURS} nearest items ({'search-tuned' if task == 'search' else 'ENMF'} "
                       "vectors)\nunder the item's first code")
-        ax.set_ylabel(f"validation Recall@30, {task}")
+        ax.set_ylabel(f"validation Recall@{recall.removeprefix('recall_at_')}, {task}")
         ax.set_title(task, fontsize=10)
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()

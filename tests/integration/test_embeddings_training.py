@@ -28,7 +28,8 @@ def test_enmf_learns_a_planted_structure_better_than_random():
         picks = rng.permutation(group)[:7]
         train[u], _ = picks[:6], val.append(picks[6])
     fit = train_one(train, n_users, n_items, c0=0.1, dim=8, epochs=60, batch_size=16, lr=0.05, optimizer="adagrad",
-                    dropout=0.0, seed=0, val_users=np.arange(n_users), val_items=np.array(val), progress=False)
+                    dropout=0.0, seed=0, k=30, val_users=np.arange(n_users), val_items=np.array(val),
+                    progress=False)
     model = ENMF(n_users, n_items, 8)
     model.load_state_dict(fit.state)
     with torch.no_grad():

@@ -27,7 +27,7 @@ from jointsid_utils.ids.schemes import load_ids, prepare_ids
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ml_csv"
 SCHEME = ("content", "rq_kmeans")
 BASE = {"data.source": "movielens-csv", "data.path": str(FIXTURE), "data.enrich": False, "ids.codebook_size": 4,
-        "generator.epochs": 1.0, "generator.beam_size": 5, "generator.top_k": 5}
+        "generator.epochs": 1.0, "generator.beam_size": 5, "generator.top_k": 5, "evaluation.k": 5}
 STAGES = ("items", "interactions", "queries", "embeddings", "ids", "generator")
 
 
@@ -60,6 +60,9 @@ def test_a_change_rebuilds_its_stage_and_downstream_only(runs_dir):
     first = mtimes(runs_dir, {})
     run_stages({})
     assert rebuilt(first, mtimes(runs_dir, {})) == []  # nothing changed: everything loaded
+    run_stages({"evaluation.k": 3})  # the Recall@k cut-off: these stages neither rank at k nor choose on it
+    assert rebuilt(first, mtimes(runs_dir, {"evaluation.k": 3})) == []
+    assert (run_dir(load_config("smoke", {**BASE, "evaluation.k": 3}).folder, "results") / "recall_at_3.csv").exists()
 
     run_stages({"ids.codebook_size": 3})  # a later stage: IDs and the generator trained on them
     after_ids = mtimes(runs_dir, {"ids.codebook_size": 3})

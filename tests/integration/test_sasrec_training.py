@@ -55,14 +55,14 @@ def test_training_is_deterministic_with_a_seed():
 
 def test_grid_chooses_on_validation_only():
     inter = successor_interactions()
-    table, chosen = sasrec_validation(inter, N_ITEMS, TINY, seed=0)
+    table, chosen = sasrec_validation(inter, N_ITEMS, TINY, seed=0, k=30)
     assert len(table) == 2 * 2 * 2 and table["chosen"].sum() == 1
     assert table.loc[table["chosen"], "recall_at_30"].iloc[0] == table["recall_at_30"].max()
     poisoned = inter.copy()
     test = poisoned["split"] == "test"
     poisoned.loc[test, "item_id"] = (poisoned.loc[test, "item_id"] + 17) % N_ITEMS
     poisoned.loc[test, "timestamp"] = -1  # test rows moved first in time: read anywhere, they would show
-    table2, chosen2 = sasrec_validation(poisoned, N_ITEMS, TINY, seed=0)
+    table2, chosen2 = sasrec_validation(poisoned, N_ITEMS, TINY, seed=0, k=30)
     assert chosen2 == chosen
     pd.testing.assert_frame_equal(table, table2)
 

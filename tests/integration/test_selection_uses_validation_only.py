@@ -148,8 +148,8 @@ def test_the_poison_moves_a_choice_that_reads_test_rows(smoke):
         val = targets(interactions, "validation")
         fit = train_one(histories(interactions, ("train", "test")), int(interactions["user_id"].max()) + 1,
                         len(items), c0=0.05, dim=16, epochs=5, batch_size=512, lr=0.05, optimizer="adagrad",
-                        dropout=0.0, seed=0, val_users=val.index.to_numpy(), val_items=val.to_numpy(),
-                        progress=False)
+                        dropout=0.0, seed=0, k=load_config("smoke").evaluation.k, val_users=val.index.to_numpy(),
+                        val_items=val.to_numpy(), progress=False)
         curves.append(fit.curve)
     assert curves[0] != curves[1]
 

@@ -59,7 +59,7 @@ def test_train_all_schemes_scores_caches_and_retrains_on_change(runs_dir):
     # validation scores for a scheme asked for them: the saved model is decoded again, not retrained
     validated = study.train_all_schemes(cfg, SCHEMES, [0], validate=SCHEMES[1:], **kw)
     assert validated.status.tolist() == ["cached", "trained"] and model.stat().st_mtime_ns == before
-    table = study.validation_table("smoke")
+    table = study.validation_table("smoke", k=cfg.evaluation.k)
     assert set(table.task) == {"search", "rec"} and set(table.embedding) == {"separate"}
     assert table.recall_at_30.between(0, 1).all() and (table.n_cases > 0).all()
     assert (table.ci_low <= table.recall_at_30).all() and (table.recall_at_30 <= table.ci_high).all()
@@ -97,7 +97,7 @@ def test_baselines_on_the_generators_cases(runs_dir):
     dense_rec = table[(table.method == "dense_rec") & (table.segment == "all")]
     assert set(dense_rec.protocol) == {"all", "exclude_history"} and set(dense_rec.task) == {"rec"}
     assert dense_rec.n_cases.iloc[0] == len(rec_cases)
-    hits = results_io.load_hits("smoke", results_io.baseline_schemes(table))
+    hits = results_io.load_hits("smoke", results_io.baseline_schemes(table), k=cfg.evaluation.k)
     assert {"bm25", "bm25_tuned", "dense_rec", "most_popular", "random", "sasrec"} == set(hits.quantizer)
     assert (runs_dir / "smoke/results/hits/baseline__dense_rec__rec.parquet").exists()
 

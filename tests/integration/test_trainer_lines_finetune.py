@@ -31,7 +31,8 @@ def test_finetune_stdout_has_progress_lines_and_no_raw_dict(runs_dir, capsys, tm
     package.setLevel(logging.INFO)
     try:
         finetune(method="search", cfg=cfg, train_sets={"search": pairs},
-                 evaluator=ValidationEvaluator(item_texts=texts, val_queries=val), key={"test": "quiet"},
+                 evaluator=ValidationEvaluator(item_texts=texts, k=cfg.evaluation.k, val_queries=val),
+                 key={"test": "quiet"},
                  out=tmp_path / "model", checkpoints=tmp_path / "checkpoints")
     finally:
         package.removeHandler(handler)

@@ -50,6 +50,20 @@ def test_wrong_type_fails_with_one_sentence(key, value):
         load_config("default", {key: value})
 
 
+def test_recall_cutoff_above_the_generators_list_length_fails_at_validation(capsys):
+    with pytest.raises(StudyInputError, match=r"^evaluation\.k=40 is above generator\.top_k=30: the generator's "
+                                              r"lists hold 30 items, too few to score Recall@40; lower evaluation\.k "
+                                              r"or raise generator\.top_k \(and generator\.beam_size\) to at least "
+                                              r"40\.$"):
+        load_config("default", {"evaluation.k": 40})
+    assert main(["smoke", "evaluation.k", "40"]) == 2 and "above generator.top_k" in capsys.readouterr().err
+    # checked once every override is in, whatever their order: raising both together is valid
+    cfg = load_config("smoke", {"evaluation.k": 40, "generator.top_k": 40, "generator.beam_size": 40})
+    assert cfg.evaluation.k == 40 and load_config("smoke", {"evaluation.k": 10}).evaluation.k == 10
+    with pytest.raises(StudyInputError, match=r"^evaluation\.k=0 is not a list length"):
+        load_config("smoke", {"evaluation.k": 0})
+
+
 def test_section_hash_changes_only_with_its_section():
     a, b = load_config("default"), load_config("default", {"generator.lr": 0.1})
     assert a.section_hash("data", "queries") == b.section_hash("data", "queries")

@@ -162,7 +162,7 @@ def test_dense_check_is_loaded_when_nothing_changed_and_recomputed_when_an_input
 
 
 def test_dense_checks_and_metrics_read_the_table():
-    from jointsid_utils.embeddings.dense_check import COLUMNS, recall_of
+    from jointsid_utils.embeddings.dense_check import columns, recall_of
     from jointsid_utils.embeddings.report import dense_checks, dense_metrics
 
     scores = {("content", "search"): 0.4, ("search", "search"): 0.56, ("multitask", "search"): 0.55,
@@ -170,7 +170,7 @@ def test_dense_checks_and_metrics_read_the_table():
     rows = [(m, t, r, 10, protocol, "query" if t == "search" else "history_mean_10")
             for (m, t), r in scores.items() for protocol in ("all", "exclude_history")]
     rows += [("rec", "rec", 0.07, 10, "all", "enmf_user"), ("rec", "rec", 0.2, 10, "exclude_history", "enmf_user")]
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=columns(30))
     assert recall_of(table, "rec", "rec", user_vector="enmf_user") == 0.07
     assert np.isnan(recall_of(table, "rec", "search"))  # rec has no query encoder
     checks = dense_checks(table)
@@ -249,6 +249,26 @@ def test_a_builder_with_the_wrong_shape_fails_clearly(tiny, runs_dir, monkeypatc
     monkeypatch.setitem(registry.READS, "bad", ())
     with pytest.raises(StudyInputError, match="one row per item"):
         registry.prepare_embeddings(load_config("smoke"), items, interactions, queries, methods=["bad"])
+
+
+def test_evaluation_k_is_in_the_keys_of_what_it_changes_only(tiny):
+    """-p evaluation.k 10 rebuilds the embeddings chosen on validation Recall@k (and, through their matrices, the
+    fusions), the dense check and the tuned baselines; the content embedding keeps its key."""
+    from jointsid_utils.embeddings import dense_check
+    from jointsid_utils.evaluation import tuned
+
+    items, interactions, queries = tiny
+    at30, at10 = load_config("smoke"), load_config("smoke", {"evaluation.k": 10})
+    data = EmbeddingData(items, interactions, queries)
+    for method in ("search", "rec", "multitask"):  # checkpoint or epoch chosen on validation Recall@k
+        assert registry.cache_key(method, at30, data) != registry.cache_key(method, at10, data), method
+    for method in ("content", "fused_concat", "fused_svd"):
+        assert registry.cache_key(method, at30, data) == registry.cache_key(method, at10, data), method
+    vectors = {"genre": np.eye(4, dtype=np.float32)[np.arange(24) % 4]}
+    keys = [dense_check.cache_key(c, vectors, interactions, queries, {}, {}, None) for c in (at30, at10)]
+    assert keys[0] != keys[1] and {keys[0]["k"], keys[1]["k"]} == {30, 10}
+    assert tuned._grid_key(at30, interactions, 24) != tuned._grid_key(at10, interactions, 24)
+    assert dense_check.contract_file(10) == "dense_recall_at_10.csv" and dense_check.columns(10)[2] == "recall_at_10"
 
 
 def test_items_must_be_in_row_order(tiny):

@@ -36,6 +36,7 @@ def test_bm25_tuning_chooses_on_validation_only():
     items, queries = bm25_frames()
     table, chosen = tune_bm25(items, queries, (0.6, 1.5), (0.3, 0.9), seed=0, k=1)
     assert len(table) == 4 and table["chosen"].sum() == 1 and set(table["n_cases"]) == {4}
+    assert "recall_at_1" in table  # the validation column names the cut-off it was scored at
     poisoned = queries.copy()
     poisoned.loc[poisoned["split"] == "test", "query"] = "nothing matches this"
     poisoned.loc[poisoned["split"] == "test", "item_id"] = 3
@@ -43,15 +44,16 @@ def test_bm25_tuning_chooses_on_validation_only():
     assert chosen2 == chosen
     pd.testing.assert_frame_equal(table, table2)
     cases = queries[queries["split"] == "test"].rename(columns={"item_id": "target"}).assign(case_id=["q0", "q1"])
-    preds = bm25_tuned(cases, items, chosen)
+    preds = bm25_tuned(cases, items, chosen, k=2)
     assert set(preds["decoding"]) == {"bm25_tuned"} and set(preds["protocol"]) == {"all"}
+    assert preds["ranked"].map(len).tolist() == [2, 2]
 
 
 def test_bm25_tuning_without_validation_queries_fails_with_one_sentence():
     items, queries = bm25_frames()
     old_style = queries.assign(split=queries["split"].replace({"validation": "train"}))
     with pytest.raises(StudyInputError, match="validation"):
-        tune_bm25(items, old_style, (1.5,), (0.75,), seed=0)
+        tune_bm25(items, old_style, (1.5,), (0.75,), seed=0, k=30)
 
 
 def test_default_grid_puts_the_bench_best_inside_it_and_drops_bce():

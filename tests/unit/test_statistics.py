@@ -35,7 +35,7 @@ def predictions(targets, hit_rates, *, task="search", seed=0, gen=None, decoding
 def scheme_hits(embedding, rates_per_seed, targets, quantizer="rq_kmeans", task="search"):
     parts = [stats.hit_rows(predictions(targets, rates, task=task, seed=s,
                                         gen=np.random.default_rng([zlib.crc32(embedding.encode()), s])),
-                            embedding=embedding, quantizer=quantizer)
+                            embedding=embedding, quantizer=quantizer, k=EV.k)
              for s, rates in enumerate(rates_per_seed)]
     return pd.concat(parts, ignore_index=True)
 
@@ -205,7 +205,7 @@ def test_seed_level_table_feeds_scheme_table():
     hits = pd.concat([scheme_hits("multitask", [np.full(200, r) for r in (0.2, 0.4)], targets),
                       scheme_hits("multitask", [np.full(200, r) for r in (0.2, 0.4)], targets, task="rec")],
                      ignore_index=True)
-    level = stats.seed_level_table(hits, head=np.unique(targets)[:20], level=EV.level)
+    level = stats.seed_level_table(hits, head=np.unique(targets)[:20], level=EV.level, k=EV.k)
     row = level[(level.task == "search") & (level.segment == "all")].iloc[0]
     assert row.n_seeds == 2 and row.interval == "seeds x cases" and row.n_cases == 200
     assert row.recall_at_30 == pytest.approx(hits[hits.task == "search"].hit.mean())
@@ -213,6 +213,22 @@ def test_seed_level_table_feeds_scheme_table():
     table = ev.scheme_table(level, [("multitask", "rq_kmeans")])
     assert table.loc[0, "seeds"] == 2 and table.loc[0, "search_lo"] == row.ci_low
     assert ev.formatted(table).loc["multitask / rq_kmeans", "seeds"] == 2
+
+
+def test_hits_and_tables_at_another_k():
+    """k=5: a target at rank 6 to 30 is a hit at 30 and a miss at 5; the tables name their column by k and the
+    report reads whichever column its frame has."""
+    targets = np.arange(40)
+    frame = predictions(targets, np.ones(40))
+    frame["ranked"] = [list(r[1:10]) + [int(t)] if i % 2 else list(r)  # odd cases: the target at rank 10
+                       for i, (t, r) in enumerate(zip(targets, frame.ranked))]
+    at5 = stats.hit_rows(frame, embedding="multitask", quantizer="rq_kmeans", k=5)
+    at30 = stats.hit_rows(frame, embedding="multitask", quantizer="rq_kmeans", k=30)
+    assert at30.hit.mean() == 1.0 and at5.hit.mean() == 0.5 and (at5.list_length == 5).all()
+    level = stats.seed_level_table(at5, level=EV.level, k=5)
+    assert "recall_at_5" in level and "recall_at_30" not in level
+    assert ev.scheme_table(level, [("multitask", "rq_kmeans")]).loc[0, "search"] == 0.5
+    assert stats.variance_table(at5, k=5).recall_at_5.tolist() == [0.5]
 
 
 def test_search_by_kind_and_known_item():
@@ -223,10 +239,10 @@ def test_search_by_kind_and_known_item():
     rates = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=float)  # titles always found, vague never
     hits = pd.concat([scheme_hits("multitask", [rates, rates], targets),
                       stats.hit_rows(predictions(targets, 1 - rates, decoding="bm25"), embedding="baseline",
-                                     quantizer="bm25")], ignore_index=True)
+                                     quantizer="bm25", k=EV.k)], ignore_index=True)
     subsets, note = stats.search_subsets(hits, queries)
     assert note == ""
-    table = stats.subset_table(hits, subsets, level=EV.level).set_index(["quantizer", "subset"])
+    table = stats.subset_table(hits, subsets, level=EV.level, k=EV.k).set_index(["quantizer", "subset"])
     assert table.loc[("rq_kmeans", "kind: title"), "recall_at_30"] == 1.0
     assert table.loc[("rq_kmeans", "kind: vague"), "recall_at_30"] == 0.0
     assert table.loc[("rq_kmeans", "known item"), "recall_at_30"] == pytest.approx(2 / 3)
@@ -245,7 +261,7 @@ def test_list_length_in_decoding_table():
     beam = predictions(targets, np.full(50, 0.5))
     diverse = predictions(targets, np.full(50, 0.5), decoding="diverse", length=30)
     diverse["ranked"] = [r[:12] + r[:12] for r in diverse.ranked]  # colliding groups: 12 distinct items
-    hits = pd.concat([stats.hit_rows(f, embedding="multitask", quantizer="rq_kmeans") for f in (beam, diverse)])
+    hits = pd.concat([stats.hit_rows(f, embedding="multitask", quantizer="rq_kmeans", k=EV.k) for f in (beam, diverse)])
     results = pd.DataFrame([{"embedding": "multitask", "quantizer": "rq_kmeans", "segment": "all", "seed": 0,
                              "task": "search", "protocol": "all", "decoding": d, "recall_at_30": 0.1}
                             for d in ("beam", "diverse")])
