@@ -177,6 +177,75 @@ def summarise(records: list[dict], own_epochs: int) -> list[dict]:
     return rows
 
 
+def paired_between(records: list[dict], a: tuple[str, int], b: tuple[str, int], scheme: str, task: str) -> dict | None:
+    """``a - b`` (each ``(arm, epochs)``) for one scheme and task, paired over the seeds both have; None if none."""
+    from jointsid_utils.config import EvaluationConfig
+    from jointsid_utils.evaluation.statistics import paired_test
+
+    runs = {(r["arm"], r["epochs"], r["seed"]): r for r in records if r["scheme"] == scheme}
+    seeds = sorted({k for (arm, e, k) in runs if (arm, e) == a} & {k for (arm, e, k) in runs if (arm, e) == b})
+    if not seeds:
+        return None
+    first, second = [runs[(*a, k)] for k in seeds], [runs[(*b, k)] for k in seeds]
+    if any(x[f"{task}_cases"] != y[f"{task}_cases"] for x, y in zip(first, second)):
+        raise SystemExit(f"{a} and {b} were scored on different {task} cases for {scheme}.")
+    clusters = first[0][f"{task}_targets"] if task == "search" else None
+    t = paired_test(np.stack([hits_of(x, task) for x in first]), np.stack([hits_of(y, task) for y in second]),
+                    clusters, level=EvaluationConfig().level)
+    reference = float(np.mean([y[f"val_{task}"] for y in second]))
+    return {"seeds": seeds, "reference": round(reference, 4),
+            **{k: round(float(t[k]), 4) for k in ("diff", "ci_low", "ci_high")}}
+
+
+def decide(records: list[dict]) -> dict:
+    """The declared rule (docs/DECISIONS.md, "Recipe levers and the convergence bench"): today's fine-tune
+    length is the shortest tested length non-inferior to the longest on every scheme and task; the warm start
+    is adopted at a length non-inferior to that on every scheme and task, and cheaper per job with its share of
+    the pretraining. Non-inferior: the paired 95% interval's lower end above -margin x the reference's recall."""
+    from jointsid_utils.config import EvaluationConfig
+
+    margin = EvaluationConfig().noninferiority_margin
+    schemes = sorted({r["scheme"] for r in records})
+
+    def lengths(arm: str) -> list[int]:
+        return sorted({r["epochs"] for r in records if r["arm"] == arm
+                       and all(any(q["arm"] == arm and q["epochs"] == r["epochs"] and q["scheme"] == s for q in records)
+                               for s in schemes)})
+
+    def holds(a: tuple[str, int], b: tuple[str, int]) -> tuple[bool, dict]:
+        tests = {f"{s} {t}": paired_between(records, a, b, s, t) for s in schemes for t in TASKS}
+        ok = all(v is not None and v["ci_low"] > -margin * v["reference"] for v in tests.values())
+        return ok, tests
+
+    def seconds(arm: str, epochs: int) -> float:
+        return float(np.mean([r["job_seconds_with_pretrain"] for r in records
+                              if r["arm"] == arm and r["epochs"] == epochs]))
+
+    today = lengths("today")
+    out: dict = {"margin": margin, "schemes": schemes, "today_lengths": today}
+    if not today:
+        return out
+    longest = today[-1]
+    chosen, checks = longest, {}
+    for length in today[:-1]:
+        ok, tests = holds(("today", length), ("today", longest))
+        checks[f"today@{length} vs today@{longest}"] = {"non_inferior": ok, "tests": tests}
+        if ok:
+            chosen = length
+            break
+    out.update({"today_length": chosen, "plateau_reached": chosen != longest or len(today) == 1, "length_checks": checks,
+                "today_seconds_per_job": round(seconds("today", chosen), 1)})
+    warm = {}
+    for length in lengths("warm"):
+        ok, tests = holds(("warm", length), ("today", chosen))
+        cost = seconds("warm", length)
+        warm[f"warm@{length} vs today@{chosen}"] = {"non_inferior": ok, "seconds_per_job": round(cost, 1),
+                                                    "cheaper": cost < seconds("today", chosen), "tests": tests}
+    adopted = [k for k, v in warm.items() if v["non_inferior"] and v["cheaper"]]
+    out.update({"warm_checks": warm, "warm_adopted": adopted[0].split(" ")[0] if adopted else None})
+    return out
+
+
 def plot_curves(summary: list[dict], path: Path) -> None:
     """Validation Recall@30 against fine-tune epochs, one panel per task, a line per scheme and curve arm."""
     import matplotlib
@@ -205,6 +274,20 @@ def plot_curves(summary: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def report(args: argparse.Namespace) -> None:
+    """The recorded jobs of ``--out`` summarised again, the declared rule applied, the figure drawn."""
+    from jointsid_utils.config import load_config
+
+    out = Path(args.out)
+    payload = json.loads(out.read_text())
+    records = [r for r in payload["jobs"] if r.get("profile", args.profile) == args.profile]
+    payload["summary"] = summarise(records, int(load_config(args.profile).generator.epochs))
+    payload["decision"] = decide(records)
+    write(out, payload)
+    plot_curves(payload["summary"], Path(args.figure))
+    print(json.dumps({k: v for k, v in payload["decision"].items() if not k.endswith("checks")}, indent=1))
+
+
 def write(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -222,7 +305,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="bench/results/bench_generator_convergence.json")
     ap.add_argument("--figure", default="bench/results/bench_generator_convergence.png")
+    ap.add_argument("--report", action="store_true", help="no jobs: summarise --out, apply the declared rule, "
+                                                          "draw --figure")
     args = ap.parse_args()
+    if args.report:
+        report(args)
+        return
     from jointsid_utils.runtime.environment import configure_runtime
 
     configure_runtime()  # idle OpenMP threads sleep, the hub stays offline; workers inherit both

@@ -123,6 +123,9 @@ class EmbeddingConfig:
     enmf_dropout: float = 0.3  # on the user vectors: ENMF's only regulariser (no L2)
     history_k: int = 10  # items in a user's history for the dense rec check and the rec prompt
     svd_seed_offset: int = 0  # added to the seed of fused_svd's TruncatedSVD, to vary it alone
+    # Item vectors you bring, each one more Table A construction: "NAME=PATH" to a .npy (rows in the study's item
+    # order) or a parquet with item_id (docs/DATA.md, "Bring your own item vectors"); -p embeddings.extra NAME=PATH.
+    extra: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -485,6 +488,8 @@ def _override(cfg: StudyConfig, key: str, value: Any) -> StudyConfig:
 
 def _coerce(obj: Any, leaf: str, key: str, value: Any) -> Any:
     hint = typing.get_type_hints(type(obj))[leaf]
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[:1] == (str,) and isinstance(value, str):
+        value = (value,)  # one entry of a list of strings, as -p embeddings.extra NAME=PATH gives it
     return check_value(hint, value, f"Parameter {key!r}",
                        advice=f"pass e.g. -p {key} {_example(getattr(obj, leaf))}")
 

@@ -2,6 +2,7 @@
 verdicts read.
 
     TABLE_A                      # how the IDs are built, each with RQ-KMeans (the paper's Table 2)
+    table_a(extra)               # ... and the item vectors a user brings (embeddings.extra), after them
     table_b("multitask")         # the quantizers on one embedding (the paper's Table 3)
     JOINT_CONSTRUCTIONS          # the constructions beyond the paper (notebook 07), name -> quantizer
     INCUMBENT, SINGLE_TASK       # what they must beat, and the single-task references of F1 and F8
@@ -11,6 +12,8 @@ A new scheme is one name here; its builder goes where its kind lives (``ids/`` f
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 Scheme = tuple[str, str]  # (embedding, quantizer), e.g. ("multitask", "rq_kmeans")
 
@@ -34,17 +37,20 @@ SINGLE_TASK: dict[str, Scheme] = {"search": ("search", BASE_QUANTIZER), "rec": (
 JOINT_SCHEMES: tuple[Scheme, ...] = tuple(JOINT_CONSTRUCTIONS.items())
 
 
-def table_a() -> list[Scheme]:
-    return [(e, BASE_QUANTIZER) for e in TABLE_A]
+def table_a(extra: Sequence[str] = ()) -> list[Scheme]:
+    """Table A's rows: the paper's constructions, then each user-supplied embedding (``embeddings.extra``)."""
+    return [(e, BASE_QUANTIZER) for e in (*TABLE_A, *extra)]
 
 
 def table_b(embedding: str = "multitask") -> list[Scheme]:
     return [(embedding, q) for q in TABLE_B_QUANTIZERS]
 
 
-def study_schemes(include_content_quantizers: bool = False, include_joint_ids: bool = False) -> list[Scheme]:
-    """Table A and Table B on multitask (12 schemes); content's Table B and the joint constructions on request."""
-    out = table_a() + table_b("multitask")
+def study_schemes(include_content_quantizers: bool = False, include_joint_ids: bool = False,
+                  extra: Sequence[str] = ()) -> list[Scheme]:
+    """Table A (with ``extra`` embeddings' rows) and Table B on multitask (12 schemes without extras); content's
+    Table B and the joint constructions on request."""
+    out = table_a(extra) + table_b("multitask")
     if include_content_quantizers:
         out += table_b("content")
     if include_joint_ids:

@@ -57,6 +57,13 @@ def second_smoke_run():
 
 
 @pytest.fixture(scope="session")
+def extra_smoke_run():
+    """Notebooks 01-03, 05 and 06 into runs/extra over smoke_run's store, with a supplied item-vector matrix
+    (``-p embeddings.extra genres=...``) as one more Table A row (test_smoke_extra.py)."""
+    return _smoke["runs"]["extra_smoke_run"].folder_and_env()
+
+
+@pytest.fixture(scope="session")
 def concurrent_smoke_run():
     """Notebooks 01-03 into runs/concurrent over smoke_run's store, started with it (test_smoke_store.py)."""
     return _smoke["runs"]["concurrent_smoke_run"].folder_and_env()

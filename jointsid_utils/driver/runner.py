@@ -33,6 +33,7 @@ from jointsid_utils.cache import REPO_ROOT, run_dir, write_bytes
 from jointsid_utils.config import load_config
 from jointsid_utils.data.dataset import check_source
 from jointsid_utils.data.size import check_study_size
+from jointsid_utils.embeddings.registry import check_extra_embeddings
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.runtime.environment import configure_runtime
 from jointsid_utils.runtime.reproducibility import current_commit
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         # The whole configuration fails here, before any kernel starts: overrides, data settings, data files.
         cfg = load_config(args.profile, overrides)
         check_source(cfg)
+        check_extra_embeddings(cfg)  # supplied item vectors: readable, 2-D, finite, unique ids
         check_study_size(cfg)  # a catalogue too small for a stage: one sentence, not notebook 01's traceback
         notebooks = numbered_notebooks(args.only, args.notebook_dir)
         if not notebooks:

@@ -22,7 +22,7 @@ from jointsid_utils.config import StudyConfig, as_dict
 from jointsid_utils.embeddings.inputs import MODEL, EmbeddingData
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.stages import MANIFEST, Stage, Workspace, produce
-from jointsid_utils.store import array_sha256, link
+from jointsid_utils.store import array_sha256, file_sha256, link
 
 Builder = Callable[[EmbeddingData, StudyConfig], np.ndarray]
 
@@ -99,8 +99,45 @@ def check_matrix(method: str, matrix: np.ndarray, n_items: int) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
+def extra_embeddings(cfg: StudyConfig) -> dict[str, Path]:
+    """The item vectors a user brings (``embeddings.extra``): name -> file, their names checked against the
+    study's own (``extra.parse_extra``)."""
+    from jointsid_utils.embeddings.extra import parse_extra
+    from jointsid_utils.study import JOINT_CONSTRUCTIONS, TABLE_A, TABLE_B_QUANTIZERS
+
+    return parse_extra(cfg.embeddings.extra, reserved={*EMBEDDING_METHODS, *TABLE_A, *JOINT_CONSTRUCTIONS,
+                                                       *TABLE_B_QUANTIZERS})
+
+
+def extra_names(cfg: StudyConfig) -> tuple[str, ...]:
+    """The supplied embeddings' names only, their files not read (a finished run, explored later)."""
+    return tuple(str(e).partition("=")[0].strip() for e in cfg.embeddings.extra)
+
+
+def check_extra_embeddings(cfg: StudyConfig) -> None:
+    """Every supplied file read and checked on its own, before any notebook starts (its alignment with the
+    catalogue is checked when notebook 02 builds it)."""
+    from jointsid_utils.embeddings.extra import read_vectors
+
+    for name, path in extra_embeddings(cfg).items():
+        read_vectors(name, path)
+
+
+def all_methods(cfg: StudyConfig) -> list[str]:
+    """The built-in methods, then the supplied ones."""
+    return [*EMBEDDING_METHODS, *extra_embeddings(cfg)]
+
+
+def _shared_settings(cfg: StudyConfig) -> dict:
+    """The embeddings section as a built-in method's key reads it: without ``extra``, so supplying a matrix
+    rebuilds nothing of the study's own."""
+    return {k: v for k, v in as_dict(cfg.embeddings).items() if k != "extra"}
+
+
 def cache_key(method: str, cfg: StudyConfig, data: EmbeddingData) -> dict:
-    key = {"method": method, "embeddings": as_dict(cfg.embeddings),
+    if method not in EMBEDDING_METHODS:
+        return {"method": "extra", "name": method, "data": {"items": data.fingerprint("items")}}
+    key = {"method": method, "embeddings": _shared_settings(cfg),
            "data": {part: data.fingerprint(part) for part in READS[method]}}
     if method in CHOSEN_ON_RECALL:
         key["k"] = cfg.evaluation.k
@@ -119,10 +156,12 @@ def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.D
     hashes of the data it reads and the code its builder reaches; its matrix is linked at
     ``runs/<folder>/embeddings/<method>.npy`` and a trained model at ``runs/<folder>/models/<method>/``.
     """
-    methods = list(methods) if methods is not None else list(EMBEDDING_METHODS)
-    unknown = [m for m in methods if m not in EMBEDDING_METHODS]
+    known = all_methods(cfg)
+    methods = list(methods) if methods is not None else known
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise StudyInputError(f"Unknown embedding method(s) {unknown}; choose from {', '.join(EMBEDDING_METHODS)}.")
+        raise StudyInputError(f"Unknown embedding method(s) {unknown}; choose from {', '.join(known)} (or supply "
+                              "one with -p embeddings.extra NAME=PATH).")
     out: dict[str, np.ndarray] = {}
 
     def resolve(method: str) -> np.ndarray:
@@ -138,11 +177,18 @@ def prepare_embeddings(cfg: StudyConfig, items: pd.DataFrame, interactions: pd.D
 
 def load_or_build(method: str, cfg: StudyConfig, data: EmbeddingData) -> np.ndarray:
     matrix_name = f"{method}.npy"
-    stage = Stage("embeddings", functools.partial(_build_method, method, cfg, data, matrix_name),
+    if method in EMBEDDING_METHODS:
+        build, code = EMBEDDING_METHODS[method], builder_function(EMBEDDING_METHODS[method])
+        inputs = {m: array_sha256(data.resolve(m)) for m in FUSES.get(method, ()) if data.resolve}
+    else:  # a supplied matrix: keyed by the file's content, not its path
+        from jointsid_utils.embeddings.extra import aligned_vectors
+
+        path = extra_embeddings(cfg)[method]
+        build, code = functools.partial(_supplied, method, path), aligned_vectors
+        inputs = {"file": file_sha256(path)}
+    stage = Stage("embeddings", functools.partial(_build_method, method, build, cfg, data, matrix_name),
                   outputs=(matrix_name, MODEL) if method in MODEL_METHODS else (matrix_name,),
-                  config=cache_key(method, cfg, data), seed=cfg.seed,
-                  inputs={m: array_sha256(data.resolve(m)) for m in FUSES.get(method, ()) if data.resolve},
-                  code=(builder_function(EMBEDDING_METHODS[method]),))
+                  config=cache_key(method, cfg, data), seed=cfg.seed, inputs=inputs, code=(code,))
     links = {matrix_name: embedding_path(cfg, method)}
     if method in MODEL_METHODS:
         links[MODEL] = run_dir(cfg.folder, "models") / method
@@ -151,10 +197,17 @@ def load_or_build(method: str, cfg: StudyConfig, data: EmbeddingData) -> np.ndar
     return np.load(embedding_path(cfg, method))
 
 
-def _build_method(method: str, cfg: StudyConfig, data: EmbeddingData, matrix_name: str, ws: Workspace) -> None:
+def _supplied(name: str, path: Path, data: EmbeddingData, cfg: StudyConfig) -> np.ndarray:
+    from jointsid_utils.embeddings.extra import aligned_vectors
+
+    return aligned_vectors(name, path, data.items)
+
+
+def _build_method(method: str, build: Builder, cfg: StudyConfig, data: EmbeddingData, matrix_name: str,
+                  ws: Workspace) -> None:
     started = time.time()
     building = dataclasses.replace(data, workspace=ws)
-    matrix = check_matrix(method, EMBEDDING_METHODS[method](building, cfg), data.n_items)
+    matrix = check_matrix(method, build(building, cfg), data.n_items)
     save_numpy(ws.out / matrix_name, matrix)
     print(f"embeddings: {method} {matrix.shape} built in {time.time() - started:.1f} s", flush=True)
 

@@ -23,7 +23,7 @@ from jointsid_utils.cache import atomic_path, cached, run_dir, save_parquet
 from jointsid_utils.config import EvaluationConfig, StudyConfig, as_dict, stable_hash
 from jointsid_utils.embeddings.dense_check import encoder_fingerprint
 from jointsid_utils.embeddings.encoders import encode, load_encoder
-from jointsid_utils.embeddings.registry import EMBEDDING_METHODS, QUERY_ENCODERS, embedding_path, load_embedding
+from jointsid_utils.embeddings.registry import QUERY_ENCODERS, all_methods, embedding_path, load_embedding
 from jointsid_utils.embeddings.registry import query_encoder_path
 from jointsid_utils.evaluation.baselines import bm25, dense, most_popular, random_baseline
 from jointsid_utils.evaluation.statistics import HIT_COLUMNS, hit_rows
@@ -43,7 +43,7 @@ def dense_baselines(cfg: StudyConfig, search: pd.DataFrame, rec: pd.DataFrame) -
     """``dense_<method>`` predictions on the generator's test cases for every item matrix notebook 02 built:
     search where the method has a query encoder (its own, fine-tuned one), rec from the history mean."""
     out = {}
-    for method in EMBEDDING_METHODS:
+    for method in all_methods(cfg):
         if not embedding_path(cfg, method).exists():
             continue
         items = load_embedding(cfg, method)

@@ -81,11 +81,13 @@ def config_of_run(folder: Path | str) -> StudyConfig:
 
 
 def study_scheme_names(cfg: StudyConfig) -> list[str]:
-    """Every scheme the study can train (Table A, Table B and the joint constructions), by name."""
+    """Every scheme the study can train (Table A with the supplied embeddings, Table B and the joint
+    constructions), by name."""
+    from jointsid_utils.embeddings.registry import extra_names
     from jointsid_utils.generator.orchestration import scheme_name
     from jointsid_utils.study import study_schemes
 
-    return [scheme_name(s) for s in study_schemes(True, True)]
+    return [scheme_name(s) for s in study_schemes(True, True, extra=extra_names(cfg))]
 
 
 def parse_scheme(name: str, cfg: StudyConfig) -> Scheme:

@@ -34,7 +34,7 @@ from jointsid_utils.errors import StudyInputError
 from jointsid_utils.generator.job import data_hash, job_key
 from jointsid_utils.generator.tokenization import make_id_scheme
 from jointsid_utils.runtime.environment import configure_runtime
-from jointsid_utils.study import INCUMBENT, JOINT_SCHEMES, TWO_ID_SCHEMES, Scheme, study_schemes
+from jointsid_utils.study import INCUMBENT, JOINT_SCHEMES, TWO_ID_SCHEMES, Scheme, study_schemes, table_a
 from jointsid_utils.runtime.workers import machine_cores, plan_workers
 
 SUMMARY_FIELDS = ("train_seconds", "decode_seconds", "job_seconds", "examples", "parameters", "vocab_size",
@@ -71,8 +71,17 @@ def job_threads(workers: int) -> int | None:
 
 
 def scope_schemes(cfg: StudyConfig) -> list[Scheme]:
-    """``study_schemes`` as the config's ``scope`` section asks."""
-    return study_schemes(cfg.scope.content_quantizers, cfg.scope.joint_ids)
+    """``study_schemes`` as the config's ``scope`` section asks, with the supplied embeddings' Table A rows."""
+    from jointsid_utils.embeddings.registry import extra_embeddings
+
+    return study_schemes(cfg.scope.content_quantizers, cfg.scope.joint_ids, extra=tuple(extra_embeddings(cfg)))
+
+
+def table_a_rows(cfg: StudyConfig) -> list[Scheme]:
+    """Table A as this run has it: the paper's eight rows, then one per supplied embedding."""
+    from jointsid_utils.embeddings.registry import extra_names
+
+    return table_a(extra_names(cfg))
 
 
 def prepare_scheme_ids(cfg: StudyConfig, schemes: Sequence[Scheme], seeds: Sequence[int] | None = None, *,

@@ -28,7 +28,7 @@ from jointsid_utils.config import StudyConfig
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.ids.build import build_ids
 from jointsid_utils.quantizers import QUANTIZERS, make_quantizer, scheme_diagnostics
-from jointsid_utils.study import TABLE_A, TWO_ID_SCHEMES, Scheme, study_schemes
+from jointsid_utils.study import TABLE_A, TWO_ID_SCHEMES, Scheme, study_schemes, table_a
 
 # Every ID set of Tables A and B that notebook 03 may build (``jointsid_utils.study`` declares them).
 SCHEMES: tuple[Scheme, ...] = tuple(study_schemes(include_content_quantizers=True))
@@ -36,10 +36,13 @@ SCHEMES: tuple[Scheme, ...] = tuple(study_schemes(include_content_quantizers=Tru
 
 def schemes_in_scope(cfg: StudyConfig) -> tuple[Scheme, ...]:
     """The ID sets notebook 03 builds: every scheme, less content's Table B quantizers (all but rq_kmeans)
-    unless ``scope.content_quantizers`` asks for them."""
-    if cfg.scope.content_quantizers:
-        return SCHEMES
-    return tuple(s for s in SCHEMES if s[0] != "content" or s[1] == "rq_kmeans")
+    unless ``scope.content_quantizers`` asks for them; then a Table A row per supplied embedding
+    (``embeddings.extra``)."""
+    from jointsid_utils.embeddings.registry import extra_embeddings
+
+    own = SCHEMES if cfg.scope.content_quantizers else tuple(s for s in SCHEMES
+                                                             if s[0] != "content" or s[1] == "rq_kmeans")
+    return own + tuple(s for s in table_a(tuple(extra_embeddings(cfg))) if s not in own)
 
 
 # IdConfig field -> quantizer config field, per method. A method without an entry that subclasses one of

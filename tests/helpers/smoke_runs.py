@@ -18,12 +18,38 @@ ROOT = Path(__file__).resolve().parents[2]
 # fixture name -> (runs directory, run_all.sh arguments after --profile smoke, run folder). smoke_run and
 # concurrent_smoke_run share one runs directory, hence one store, and start at the same moment, so each
 # artifact of notebooks 01-03 is needed by two processes at once; second_smoke_run has a store of its own,
-# so test_determinism.py compares two independent builds.
+# so test_determinism.py compares two independent builds. extra_smoke_run adds a matrix of item vectors the
+# session writes (``GENRE_VECTORS``, under the runs' base folder) as one more Table A row, over smoke_run's
+# store, so it builds only what that row needs.
+GENRE_VECTORS = "genre_vectors.parquet"
 SMOKE_RUNS = {
     "smoke_run": ("runs", (), "smoke"),
     "concurrent_smoke_run": ("runs", ("--only", "01,02,03", "--name", "concurrent"), "concurrent"),
     "second_smoke_run": ("runs_again", (), "smoke"),
+    "extra_smoke_run": ("runs", ("--only", "01,02,03,05,06", "--name", "extra",
+                                 "-p", "embeddings.extra", "genres={base}/" + GENRE_VECTORS), "extra"),
 }
+
+
+def write_genre_vectors(path: Path, seed: int = 0) -> Path:
+    """An item-vector file as a user would bring one: every MovieLens-100K movie (the smoke catalogue is a slice
+    of them) by its movieId, its genres one-hot and its release decade, with a little seeded noise so that
+    movies of one genre set differ; parquet with ``item_id`` and one column per dimension."""
+    import numpy as np
+    import pandas as pd
+
+    from jointsid_utils.data.movielens import ml100k_catalogue
+
+    items = ml100k_catalogue().items
+    genres = sorted({g for gs in items["genres"] for g in gs})
+    onehot = np.array([[g in set(gs) for g in genres] for gs in items["genres"]], dtype=np.float32)
+    decade = ((items["year"].fillna(1990).to_numpy(dtype=np.float32) - 1900) / 100)[:, None]
+    noise = np.random.default_rng(seed).normal(scale=0.05, size=(len(items), len(genres) + 1)).astype(np.float32)
+    vectors = np.hstack([onehot, decade]) + noise
+    frame = pd.DataFrame(vectors, columns=[f"d{i}" for i in range(vectors.shape[1])])
+    frame.insert(0, "item_id", items["item_id"].to_numpy(dtype=np.int64))
+    frame.to_parquet(path, index=False)
+    return path
 
 
 @dataclass(frozen=True)
@@ -46,8 +72,11 @@ def start_smoke_runs(names: set[str], base: Path) -> dict[str, SmokeRun]:
     if unknown:
         raise ValueError(f"Unknown smoke run(s) {sorted(unknown)}; choose from {sorted(SMOKE_RUNS)}.")
     started = {}
+    if "extra_smoke_run" in names:
+        write_genre_vectors(base / GENRE_VECTORS)
     for name in sorted(names):
         runs_name, args, folder = SMOKE_RUNS[name]
+        args = tuple(a.format(base=base) for a in args)
         env = os.environ | {"JOINTSID_RUNS_DIR": str(base / runs_name)}
         log = base / f"{name}.log"
         with open(log, "w") as out:
