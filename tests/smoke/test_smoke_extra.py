@@ -7,13 +7,17 @@ import os
 
 import numpy as np
 import pandas as pd
+from smoke_runs import GENRE_VECTORS
 
 
 def test_supplied_vectors_become_a_table_a_row_and_rebuild_nothing_of_the_study(smoke_run, extra_smoke_run):
     smoke, extra = smoke_run[0], extra_smoke_run[0]
     items = pd.read_parquet(extra / "data" / "items.parquet")
+    supplied = pd.read_parquet(extra.parent.parent / GENRE_VECTORS)
     vectors = np.load(extra / "embeddings" / "genres.npy")
-    assert vectors.shape == (len(items), 20) and np.isfinite(vectors).all()
+    assert vectors.shape == (len(items), supplied.shape[1] - 1) and np.isfinite(vectors).all()
+    by_id = supplied.set_index("item_id")  # row i is catalogue item i's vector, found by its own id
+    np.testing.assert_allclose(vectors, by_id.loc[items["source_id"].astype(int)].to_numpy(), rtol=1e-6)
 
     codes = np.load(extra / "ids" / "genres__rq_kmeans.npy")
     assert codes.shape[0] == len(items)
