@@ -3,7 +3,9 @@ apart from the catalogue; and the items that share a full ID before the dedup le
 
 "Sets apart" is a share ratio: a genre's (or word's, or decade's) share of the code's items over its share of
 the catalogue's (the lift); a feature counts only when at least ``MIN_ITEMS`` of the code's items have it,
-so one odd item does not name a code. Words are ranked by share x log(lift), a document-level TF-IDF.
+so one odd item does not name a code. Words are ranked by share x log(lift), a document-level TF-IDF; a
+word in more than ``MAX_WORD_SHARE`` of the catalogue's items (the text template's "genres", "year", "imdb")
+cannot set a code apart and is left out, as a TF-IDF's ``max_df`` would.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from jointsid_utils.errors import StudyInputError
 
 MIN_ITEMS = 2
+MAX_WORD_SHARE = 0.5
 WORD = re.compile(r"[a-z][a-z']{2,}")
 STOPWORDS = frozenset("""the and for with from that this his her their its into about after when who what
 are was were has have had but not all one two out they them she him you your our new film movie story life
@@ -71,6 +74,8 @@ def code_table(items: pd.DataFrame, codes: np.ndarray, level: int = 1, *, top: i
     decades = [{f"{int(y) // 10 * 10}s"} if pd.notna(y) else set() for y in items["year"]]
     words = item_words(items)
     baselines = [Counter(f for fs in feats for f in fs) for feats in (genres, decades, words)]
+    common = {w for w, c in baselines[2].items() if c > MAX_WORD_SHARE * len(items)}
+    words = [ws - common for ws in words]
     collided = collided_mask(codes)
     rows = []
     for code in sorted(set(group), key=lambda c: [int(x) for x in c.split("-")]):

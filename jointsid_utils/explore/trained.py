@@ -73,6 +73,8 @@ def config_of_run(folder: Path | str) -> StudyConfig:
     overrides = {}
     for key in valid_keys():
         section, _, leaf = key.partition(".")
+        if leaf not in saved.get(section, {}) if leaf else key not in saved:
+            continue  # a setting added after the run was made: the run had its default
         value, default = (saved.get(section, {}).get(leaf), base[section][leaf]) if leaf else (saved.get(key), base[key])
         if value != default and key != "run_name":
             overrides[key] = value
