@@ -71,7 +71,8 @@ def _closure(roots: set[str]) -> dict[str, str]:
 
 
 def _defining_modules(fn: Any, seen: set[int]) -> list[str]:
-    """The modules defining ``fn`` and the Python functions it closes over or binds (partials, methods)."""
+    """The modules defining ``fn`` and the Python functions it closes over or binds (partials, methods); for
+    a class, the modules defining it and its bases."""
     if id(fn) in seen:
         return []
     seen.add(id(fn))
@@ -80,8 +81,10 @@ def _defining_modules(fn: Any, seen: set[int]) -> list[str]:
         return [m for part in parts if callable(part) for m in _defining_modules(part, seen)]
     if inspect.ismethod(fn):
         return _defining_modules(fn.__func__, seen)
+    if inspect.isclass(fn):  # a class named by a registry (a quantizer): its module and its project bases'
+        return [c.__module__ for c in fn.__mro__ if _is_project_module(c.__module__)]
     if not inspect.isfunction(fn):
-        return []  # classes, instances and built-ins: their code is a library's, or reached through imports
+        return []  # instances and built-ins: their code is a library's, or reached through imports
     names = [fn.__module__]
     for cell in fn.__closure__ or ():
         try:

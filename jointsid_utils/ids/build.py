@@ -54,16 +54,18 @@ def build_ids(embedding_name: str, quantizer_name: str, X: Any, out_dir: Path | 
     key = {"embedding": embedding_name, "quantizer": quantizer_name, "config": resolved,
            "input_sha256": array_sha256(*arrays)}
     return cached_codes(npy, js, key, lambda: _fit_scheme(embedding_name, quantizer_name, arrays, cfg, resolved),
-                        seed=resolved["seed"])
+                        seed=resolved["seed"], code=(QUANTIZERS[quantizer_name],))
 
 
 def cached_codes(npy: Path, js: Path, key: dict[str, Any], fit: Callable[[], tuple[np.ndarray, dict[str, Any]]], *,
-                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+                 seed: int, code: tuple[Any, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
     """Codes in ``npy`` and their diagnostics in ``js``: the two outputs of one ``ids`` stage keyed on ``key``
     (and the code ``fit`` reaches), published together. The JSON names the stage key (``cache_key``), and the
     stage manifest is linked as ``<npy>.manifest.json``, so a reader can tell the pair belongs together.
-    ``fit()`` returns (codes, JSON-ready diagnostics)."""
-    stage = Stage("ids", functools.partial(_write_codes, fit), outputs=(CODES, DIAGNOSTICS), config=key, seed=seed)
+    ``fit()`` returns (codes, JSON-ready diagnostics); ``code`` names what ``fit`` reaches by name (the quantizer's
+    class, from the lazy registry), so its code counts."""
+    stage = Stage("ids", functools.partial(_write_codes, fit), outputs=(CODES, DIAGNOSTICS), config=key, seed=seed,
+                  code=code)
     out = produce(stage, {CODES: npy, DIAGNOSTICS: js})
     link(out / MANIFEST, manifest_path(npy))
     return np.load(npy, allow_pickle=False), json.loads(js.read_text())

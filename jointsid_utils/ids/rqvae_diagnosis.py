@@ -116,7 +116,7 @@ def run_path(cache_dir: Path, embedding: str, name: str, seed: int) -> Path:
 def run_one(X: np.ndarray, embedding: str, name: str, kwargs: Mapping[str, Any], seed: int,
             cache_dir: Path | str, input_sha: str | None = None) -> dict[str, Any]:
     """Fit one configuration on X with one seed (or load its record): one stage per run."""
-    from jointsid_utils.quantizers import RQVAE
+    from jointsid_utils.quantizers.rq_vae import RQVAE
     from jointsid_utils.ids.build import array_sha256
 
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -135,7 +135,8 @@ def _write_record(X: np.ndarray, resolved: dict[str, Any], labels: dict[str, Any
 
 
 def _fit_record(X: np.ndarray, resolved: dict[str, Any]) -> dict[str, Any]:
-    from jointsid_utils.quantizers import RQVAE, scheme_diagnostics
+    from jointsid_utils.quantizers import scheme_diagnostics
+    from jointsid_utils.quantizers.rq_vae import RQVAE
 
     q = RQVAE(**resolved)
     init = scale_probe(q, X, initial=True)

@@ -27,7 +27,14 @@ import numpy as np
 
 from jointsid_utils.errors import StudyInputError
 from jointsid_utils.quantizers.base import Quantizer, check_matrix
-from jointsid_utils.quantizers.rq_kmeans import RQKMeans
+
+
+def _rq_kmeans() -> type[Quantizer]:
+    """RQ-KMeans through the registry: a static import would put it in the code fingerprint of every IDs stage
+    (``build_ids`` imports this module for ``separate``), and prefix_share's own stage names it anyway."""
+    from jointsid_utils.quantizers import QUANTIZERS
+
+    return QUANTIZERS["rq_kmeans"]
 
 
 def _check_pair(search_vecs: Any, rec_vecs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +59,7 @@ def prefix_share_fit(search_vecs: Any, rec_vecs: Any, *, levels: int = 2, codebo
     s, r = _check_pair(search_vecs, rec_vecs)
     started = time.perf_counter()
     s, r = _l2(s), _l2(r)
+    RQKMeans = _rq_kmeans()
     shared = RQKMeans(levels=1, codebook_size=codebook_size, seed=seed, **rq_kmeans_config).fit(np.hstack([s, r]))
     col0 = shared.encode(np.hstack([s, r]))
     centroids = shared.centroids[0]
