@@ -37,7 +37,9 @@ def trained_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JOINTSID_RUNS_DIR", str(runs))
-        cfg = dataclasses.replace(load_config("smoke"), generator=TINY)
+        smoke = load_config("smoke")  # scored at the tiny generator's list length, as a saved run must be
+        cfg = dataclasses.replace(smoke, generator=TINY,
+                                  evaluation=dataclasses.replace(smoke.evaluation, k=TINY.top_k))
         items, inter, queries, codes = toy_data()
         items = catalogue_items(items)
         data = runs / cfg.folder / "data"
