@@ -386,12 +386,12 @@ PROFILES: dict[str, StudyConfig] = {
         baselines=BaselineConfig(sasrec_losses=("ce",), sasrec_dims=(16,), sasrec_blocks=(1,), sasrec_epochs=(2, 4),
                                  sasrec_seeds=(0, 1), sasrec_max_len=20, bm25_k1=(0.9, 1.5), bm25_b=(0.5, 0.75)),
     ),
-    # default: choices made on validation for the 2-hour CPU budget (FAST_CPU, width 96, 10 rec windows, one
-    # copy of the item texts, automatic workers, the joint constructions trained and tested) and five seeds,
+    # default: choices made on validation (FAST_CPU, width 96, 10 rec windows, one copy of the item texts,
+    # 16 fine-tune epochs by the declared length rule, automatic workers, the joint constructions) and five seeds,
     # each refitting the quantizers as well as the generator; the evidence per setting is in docs/DECISIONS.md.
     "default": StudyConfig(name="default", embeddings=EmbeddingConfig(finetune_precision="auto"),
                            joint_ids=JointIdConfig(unique_codebook_size=96),
-                           generator=GeneratorConfig(d_model=96, d_ff=384, rec_windows_per_user=10,
+                           generator=GeneratorConfig(d_model=96, d_ff=384, rec_windows_per_user=10, epochs=16.0,
                                                      seeds=(0, 1, 2, 3, 4), item_text_examples=1, **FAST_CPU),
                            scope=ScopeConfig(joint_ids=True), baselines=BaselineConfig(**SASREC_DEFAULT_GRID)),
     "paper": StudyConfig(
