@@ -267,9 +267,11 @@ def plot_curves(summary: list[dict], path: Path) -> None:
                 ax.plot(x, mean, style, color=colours[scheme], label=f"{scheme} ({arm})", ms=4)
                 ax.fill_between(x, low, high, color=colours[scheme], alpha=0.12)
         ax.set(title=f"{task}: validation Recall@30", xlabel="fine-tune epochs (a whole cosine run each)")
+        ax.set_xticks(sorted({r["epochs"] for r in summary}))
     axes[0].set_ylabel("Recall@30 (mean over seeds, 95% interval)")
-    axes[1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
