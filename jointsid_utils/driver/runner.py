@@ -195,32 +195,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_notebooks(args: argparse.Namespace, cfg, overrides: dict, notebooks: list[Path]) -> int:
-    """Each notebook in order into ``runs/<folder>/notebooks/``, then the run's timings and ``run.json``."""
+    """Each notebook in order into ``runs/<folder>/notebooks/``. Its timing row and ``run.json`` are written as
+    soon as it ends, so a run killed mid-way (SIGKILL skips ``finally``) keeps the record of what it finished
+    and a resumed run keeps the first start."""
     folder = cfg.folder
     out_dir = run_dir(folder, "notebooks")
     print(f"    run folder runs/{folder}/", flush=True)
     every = numbered_notebooks(None, args.notebook_dir)
     run_started, wall, commit = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter(), current_commit(REPO_ROOT)
-    rows, log, status = [], [], "failed"
+    names = [nb.stem for nb in notebooks]
+
+    def record(status: str) -> None:
+        write_run_record(folder, args.profile, overrides, run_started, time.perf_counter() - wall, status, names,
+                         commit)
+
+    executed, logged, status = 0, 0, "failed"
+    record("running")
     try:
         for i, nb in enumerate(notebooks, 1):
             print(f"[{i}/{len(notebooks)}] {nb.name}", flush=True)
             before = [p for p in every if p.name < nb.name]
             upstream = (stamps.read_stamp(out_dir / before[-1].name) or {}).get("key") if before else None
             state, seconds, peak = run_or_reuse(nb, out_dir, args.profile, overrides, upstream, args.force)
-            log.append({"run_started": run_started, "notebook": nb.stem, "status": state, "seconds": seconds,
-                        "peak_rss_mb": peak, "overrides": json.dumps(overrides, sort_keys=True)})
+            append_log(run_dir(folder) / "timings_log.csv",
+                       [{"run_started": run_started, "notebook": nb.stem, "status": state, "seconds": seconds,
+                         "peak_rss_mb": peak, "overrides": json.dumps(overrides, sort_keys=True)}])
+            logged += 1
             if state == "executed":
-                rows.append({"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)})
+                update_timings(run_dir(folder) / "timings.csv",
+                               [{"notebook": nb.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1)}])
+                executed += 1
+            record("running")
         status = "finished"
     finally:
-        if rows:
-            update_timings(run_dir(folder) / "timings.csv", rows)
-        if log:
-            append_log(run_dir(folder) / "timings_log.csv", log)
-        write_run_record(folder, args.profile, overrides, run_started, time.perf_counter() - wall, status,
-                         [nb.stem for nb in notebooks], commit)
-    print(f"{len(log)} notebooks: {len(rows)} executed, {len(log) - len(rows)} unchanged; this run "
+        record(status)
+    print(f"{logged} notebooks: {executed} executed, {logged - executed} unchanged; this run "
           f"{time.perf_counter() - wall:.0f} s (runs/{folder}/timings.csv, timings_log.csv)")
     return 0
 

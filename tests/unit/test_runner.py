@@ -45,3 +45,49 @@ def test_a_notebooks_key_moves_with_each_thing_it_depends_on(tmp_path):
     assert stamps.library_versions()["torch"] and stamps.machine()["cpus"] >= 1
 
 
+
+
+def test_each_notebooks_timing_and_the_run_record_are_written_as_it_ends(tmp_path, monkeypatch):
+    """A run killed by SIGKILL never reaches ``finally``: what it finished must already be on disk, and a
+    resumed run must keep the first start."""
+    import argparse
+    import json
+    from types import SimpleNamespace
+
+    from jointsid_utils.driver import runner
+
+    monkeypatch.setenv("JOINTSID_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(runner, "current_commit", lambda repo=None: "abc1234")
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    for name in ["01_a.ipynb", "02_b.ipynb"]:
+        (nb_dir / name).write_text("{}")
+    folder = tmp_path / "runs" / "mine"
+    seen = {}
+
+    def fake_run(nb, out_dir, profile, overrides, upstream, force):
+        if nb.stem == "02_b":  # what a kill at this moment would leave behind
+            seen["timings"] = pd.read_csv(folder / "timings.csv").notebook.tolist()
+            seen["log"] = pd.read_csv(folder / "timings_log.csv").notebook.tolist()
+            seen["record"] = json.loads((folder / "run.json").read_text())
+            raise RuntimeError("killed")
+        return "executed", 12.5, 100.0
+
+    monkeypatch.setattr(runner, "run_or_reuse", fake_run)
+    args = argparse.Namespace(notebook_dir=nb_dir, profile="smoke", force=False)
+    cfg = SimpleNamespace(folder="mine")
+    with pytest.raises(RuntimeError, match="killed"):
+        runner.run_notebooks(args, cfg, {}, runner.numbered_notebooks(None, nb_dir))
+    assert seen["timings"] == ["01_a"] and seen["log"] == ["01_a"]
+    assert seen["record"]["status"] == "running"
+    first = seen["record"]["first_started"]
+    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
+
+    monkeypatch.setattr(runner, "run_or_reuse", lambda *a: ("unchanged", 0.1, 0.0))
+    monkeypatch.setattr(runner.time, "strftime", lambda fmt: "2999-01-01 00:00:00")  # the resume starts later
+    runner.run_notebooks(args, cfg, {}, runner.numbered_notebooks(None, nb_dir))
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and record["first_started"] == first
+    assert record["started"] == "2999-01-01 00:00:00"
+    assert pd.read_csv(folder / "timings.csv").notebook.tolist() == ["01_a"]
+    assert pd.read_csv(folder / "timings_log.csv").status.tolist() == ["executed", "unchanged", "unchanged"]
