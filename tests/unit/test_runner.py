@@ -45,8 +45,6 @@ def test_a_notebooks_key_moves_with_each_thing_it_depends_on(tmp_path):
     assert stamps.library_versions()["torch"] and stamps.machine()["cpus"] >= 1
 
 
-
-
 def test_each_notebooks_timing_and_the_run_record_are_written_as_it_ends(tmp_path, monkeypatch):
     """A run killed by SIGKILL never reaches ``finally``: what it finished must already be on disk, and a
     resumed run must keep the first start."""
